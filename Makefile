@@ -1,0 +1,29 @@
+# Two commands: `make serve` (set up, then run the server on the demo models) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup serve test bench clean
+
+setup: $(STAMP)
+	$(BIN)/switchyard demo-models
+
+# reinstall only when the dependency list changes
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[export,dev]"
+	touch $@
+
+serve: setup
+	$(BIN)/switchyard serve --host 127.0.0.1 --http-port 8000 --grpc-port 8001 --metrics-port 8002
+
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python -m loadtests.bench_engine
+
+clean:
+	rm -rf $(VENV) build .switchyard model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen

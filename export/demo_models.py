@@ -1,0 +1,123 @@
+"""`switchyard demo-models`: small local checkpoints of the three families, then export.
+
+    build_demo_models(Path("build"), Path("model_repository"))
+
+Nothing can be downloaded here, so the tokenizer is a byte-level BPE trained on text
+that ships with this machine (Python's standard library and Debian's documentation),
+and the weights are seeded random initialisations sized so distilgpt2 is fastest.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+
+from router_backend.catalog import load_catalog
+
+LOGGER = logging.getLogger(__name__)
+VOCAB_SIZE = 4096
+EOS = "<|endoftext|>"
+CORPUS_LIMIT_BYTES = 6_000_000
+# name -> (family, layers, embedding width, heads)
+DEMO_SHAPES = {
+    "gpt2": ("gpt2", 4, 256, 4),
+    "distilgpt2": ("gpt2", 2, 128, 4),
+    "codegen": ("codegen", 4, 256, 4),
+}
+
+
+def local_text_files() -> Iterator[Path]:
+    """Python sources and prose that ship with the machine, in a stable order."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    yield from sorted(stdlib.glob("*.py"))
+    for root in (Path("/usr/share/common-licenses"), Path("/usr/share/doc")):
+        if root.exists():
+            yield from sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in ("", ".txt", ".md"))
+
+
+def corpus(limit: int = CORPUS_LIMIT_BYTES) -> list[str]:
+    """Up to `limit` bytes of local UTF-8 text; files that are not UTF-8 are skipped."""
+    texts, total = [], 0
+    for path in local_text_files():
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        texts.append(text)
+        total += len(text)
+        if total >= limit:
+            break
+    return texts
+
+
+def train_tokenizer(texts: list[str], out: Path):
+    """Byte-level BPE over the corpus, wrapped as a transformers fast tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=VOCAB_SIZE, min_frequency=2, special_tokens=[EOS], show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, bos_token=EOS, unk_token=EOS)
+    tokenizer.save_pretrained(out)
+    return tokenizer
+
+
+def build_checkpoint(name: str, tokenizer, out: Path, context: int, seed: int = 0) -> None:
+    import torch
+    from transformers import CodeGenConfig, CodeGenForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    family, layers, width, heads = DEMO_SHAPES[name]
+    torch.manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    common = dict(vocab_size=len(tokenizer), n_positions=context, n_embd=width, n_layer=layers,
+                  n_head=heads, bos_token_id=eos, eos_token_id=eos)
+    if family == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(**common))
+    else:
+        model = CodeGenForCausalLM(CodeGenConfig(n_ctx=context, rotary_dim=width // heads // 2, **common))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def build_demo_models(build: Path, repository: Path, force: bool = False) -> None:
+    """Make the demo checkpoints (if missing) and export each into the repository."""
+    from export.pipeline import export_model
+
+    console = Console(stderr=True)
+    catalog = load_catalog()
+    tokenizer_dir = build / "tokenizer"
+    if force or not (tokenizer_dir / "tokenizer.json").exists():
+        console.print("training the demo byte-level BPE tokenizer on local text")
+        tokenizer = train_tokenizer(corpus(), tokenizer_dir)
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    for name in DEMO_SHAPES:
+        entry = catalog[name]
+        checkpoint = Path(entry.checkpoint)  # relative to the project root
+        if force or not (checkpoint / "config.json").exists():
+            console.print(f"building demo checkpoint {name} at {checkpoint}")
+            build_checkpoint(name, tokenizer, checkpoint, entry.context_length)
+        export_model(checkpoint, name, repository, force=force, console=console)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="switchyard demo-models", description=__doc__.splitlines()[0])
+    parser.add_argument("--build-dir", type=Path, default=Path("build"))
+    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
+    parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    args = parser.parse_args(argv)
+    build_demo_models(args.build_dir, args.model_repository, args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

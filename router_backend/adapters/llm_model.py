@@ -1,0 +1,78 @@
+"""Triton adapter of one language model: copied by export as model_repository/NAME/1/model.py.
+
+    model_repository/gpt2/1/model.py  (this file)  ->  router_backend.engine (the engine)
+
+Decoupled: with stream true one response per new piece of text, else exactly one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from router_backend.adapters.triton_io import (FINAL, model_parameters, request_fields, require_decoupled,
+                                               response, send_error)
+from router_backend.contract import GenerateParams, parse_generate
+from router_backend.engine.decoder import OnnxDecoder
+from router_backend.engine.scheduler import EngineLimits, GenerationEngine, GenerationResult
+from router_backend.engine.tokenizer import TextTokenizer, build_generation_request
+from router_backend.errors import GenerationFailed
+
+INPUTS = [name for name in GenerateParams.model_fields]
+
+
+class _ResponseSink:
+    """Engine output -> Triton responses for one request."""
+
+    def __init__(self, sender, request, streamed: bool) -> None:
+        self._sender = sender
+        self._request = request
+        self._streamed = streamed  # streamed text went out piece by piece already
+
+    def on_text(self, piece: str) -> None:
+        self._sender.send(response(text_output=piece))
+
+    def on_finish(self, result: GenerationResult) -> None:
+        text = "" if self._streamed else result.text
+        self._sender.send(response(text_output=text, tokens=result.tokens, finish_reason=result.finish_reason),
+                          flags=FINAL)
+
+    def on_error(self, error: Exception) -> None:
+        send_error(self._sender, GenerationFailed(f"generation failed: {error}"))
+
+    def cancelled(self) -> bool:
+        return self._request.is_cancelled()
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        self.name = args["model_name"]
+        require_decoupled(config, self.name)
+        params = model_parameters(config)
+        folder = Path(args["model_repository"]) / args["model_version"]
+        self.context_length = int(params["context_length"])
+        self.tokenizer = TextTokenizer.from_file(str(folder / params.get("tokenizer_file", "tokenizer.json")))
+        decoder = OnnxDecoder.from_file(str(folder / params.get("onnx_file", "model.onnx")),
+                                        threads=int(params.get("intra_op_threads", "0")),
+                                        providers=params.get("execution_providers", "auto"))
+        limits = EngineLimits(max_batch_size=int(params.get("max_batch_size", "16")),
+                              max_tokens_in_flight=int(params.get("max_tokens_in_flight", "16384")),
+                              batching=params.get("batching", "true").lower() == "true")
+        self.engine = GenerationEngine(decoder, self.tokenizer, int(params["eos_token_id"]), limits)
+        self.engine.start()
+
+    def execute(self, requests: list) -> None:
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                params = parse_generate(request_fields(request, INPUTS))
+                generation = build_generation_request(params, self.tokenizer, self.context_length, self.name)
+            except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
+                send_error(sender, exc)
+                continue
+            self.engine.submit(generation, _ResponseSink(sender, request, generation.stream))
+        return None
+
+    def finalize(self) -> None:
+        self.engine.stop()

@@ -1,0 +1,142 @@
+"""The decoder protocol the engine drives, and its onnxruntime implementation.
+
+    decoder = OnnxDecoder.from_file("model_repository/gpt2/1/model.onnx", threads=2)
+    logits, cache = decoder.prefill([464, 3290])
+    logits, caches = decoder.decode_batch([(last_token, cache)])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+LOGGER = logging.getLogger(__name__)
+
+# One array per layer and kind (key, value), each shaped [1, heads, length, head_dim].
+KVCache = list[np.ndarray]
+
+
+class Decoder(Protocol):
+    """A causal LM that runs one forward step with past key/values."""
+
+    def prefill(self, prompt_ids: Sequence[int]) -> tuple[np.ndarray, KVCache]:
+        """Run the prompt; return the last position's logits [vocab] and the cache."""
+
+    def decode_batch(
+        self, steps: Sequence[tuple[int, KVCache]]
+    ) -> tuple[np.ndarray, list[KVCache]]:
+        """Run one new token for each sequence; return logits [batch, vocab] and new caches."""
+
+
+def cache_length(cache: KVCache) -> int:
+    return int(cache[0].shape[2])
+
+
+@dataclass(frozen=True)
+class GraphSignature:
+    """Names and shapes read from the exported graph."""
+
+    past_names: tuple[str, ...]
+    present_names: tuple[str, ...]
+    heads: int
+    head_dim: int
+
+
+def choose_providers(requested: str, available: Sequence[str], cache_dir: str) -> list:
+    """Execution providers for a request like 'auto', 'cpu', 'cuda' or 'tensorrt'."""
+    wanted = {
+        "auto": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        "cpu": ["CPUExecutionProvider"],
+    }.get(requested.lower())
+    if wanted is None:
+        raise ValueError(f"execution_providers must be auto, tensorrt, cuda or cpu (got {requested!r})")
+    providers: list = []
+    for name in wanted:
+        if name not in available:
+            continue
+        if name == "TensorrtExecutionProvider":
+            providers.append((name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir}))
+        else:
+            providers.append(name)
+    return providers
+
+
+class OnnxDecoder:
+    """Runs the exported decoder graph; pads and joins caches for batched decode steps."""
+
+    def __init__(self, session) -> None:  # onnxruntime.InferenceSession
+        self._session = session
+        inputs = {i.name: i for i in session.get_inputs()}
+        past = tuple(n for n in inputs if n.startswith("past_key_values."))
+        present = tuple(o.name for o in session.get_outputs() if o.name.startswith("present."))
+        shape = inputs[past[0]].shape
+        self.signature = GraphSignature(past, present, int(shape[1]), int(shape[3]))
+        self.providers = session.get_providers()
+
+    @classmethod
+    def from_file(cls, path: str, threads: int = 0, providers: str = "auto") -> "OnnxDecoder":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        # several models share few cores: idle threads must not spin
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        chosen = choose_providers(providers, ort.get_available_providers(), os.path.dirname(path))
+        LOGGER.info("loading %s with %s", path, chosen)
+        return cls(ort.InferenceSession(path, options, providers=chosen))
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, past: KVCache):
+        feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+        feeds.update(zip(self.signature.past_names, past))
+        logits, *present = self._session.run(None, feeds)
+        return logits, present
+
+    def prefill(self, prompt_ids: Sequence[int]) -> tuple[np.ndarray, KVCache]:
+        n = len(prompt_ids)
+        ids = np.asarray([prompt_ids], dtype=np.int64)
+        empty = np.zeros((1, self.signature.heads, 0, self.signature.head_dim), np.float32)
+        logits, present = self._run(
+            ids, np.ones((1, n), np.int64), np.arange(n, dtype=np.int64)[None, :],
+            [empty] * len(self.signature.past_names),
+        )
+        return logits[0, -1], present
+
+    def decode_batch(
+        self, steps: Sequence[tuple[int, KVCache]]
+    ) -> tuple[np.ndarray, list[KVCache]]:
+        lengths = [cache_length(cache) for _, cache in steps]
+        longest = max(lengths)
+        batch = len(steps)
+        ids = np.asarray([[token] for token, _ in steps], dtype=np.int64)
+        positions = np.asarray([[n] for n in lengths], dtype=np.int64)
+        mask = np.zeros((batch, longest + 1), np.int64)
+        for row, n in enumerate(lengths):
+            mask[row, longest - n:] = 1  # left padding: real entries sit at the right
+        past = [
+            _left_pad_join([cache[k] for _, cache in steps], longest)
+            for k in range(len(self.signature.past_names))
+        ]
+        logits, present = self._run(ids, mask, positions, past)
+        caches = [
+            [layer[row:row + 1, :, longest - n:, :] for layer in present]
+            for row, n in enumerate(lengths)
+        ]
+        return logits[:, -1, :], caches
+
+
+def _left_pad_join(parts: list[np.ndarray], length: int) -> np.ndarray:
+    """Stack [1, H, n_i, D] arrays into [B, H, length, D], each right-aligned."""
+    if all(p.shape[2] == length for p in parts):
+        return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    heads, dim = parts[0].shape[1], parts[0].shape[3]
+    out = np.zeros((len(parts), heads, length, dim), dtype=parts[0].dtype)
+    for row, part in enumerate(parts):
+        out[row, :, length - part.shape[2]:, :] = part[0]
+    return out

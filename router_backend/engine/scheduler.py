@@ -1,0 +1,263 @@
+"""In-flight batching: active sequences of one model decode together, one step at a time.
+
+    engine = GenerationEngine(decoder, tokenizer, EngineLimits(max_batch_size=8))
+    engine.start(); engine.submit(request, sink); ...; engine.stop()
+
+A new request is prefilled and joins the batch at the next step; a finished or
+cancelled one leaves at once, so nobody waits for the longest sequence.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from router_backend.engine.decoder import Decoder, KVCache
+from router_backend.engine.detokenize import IncrementalDetokenizer
+from router_backend.engine.sampling import Sampler, SamplingParams
+
+LOGGER = logging.getLogger(__name__)
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+class TokenSink(Protocol):
+    """Where a sequence's output goes (the adapter wraps Triton's response sender)."""
+
+    def on_text(self, piece: str) -> None:
+        """A streamed piece of new text (called only for streaming requests)."""
+
+    def on_finish(self, result: "GenerationResult") -> None:
+        """The final result; called exactly once unless on_error is."""
+
+    def on_error(self, error: Exception) -> None:
+        """Generation failed; called at most once, instead of on_finish."""
+
+    def cancelled(self) -> bool:
+        """True once the caller has gone away."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt_ids: tuple[int, ...]
+    max_new_tokens: int
+    sampling: SamplingParams = SamplingParams()
+    stream: bool = False
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    tokens: int
+    finish_reason: str  # "length", "eos" or "cancelled"
+    time_to_first_token_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Bounds on one instance's memory; beyond them requests wait in the queue."""
+
+    max_batch_size: int = 16
+    max_tokens_in_flight: int = 16384
+    batching: bool = True  # False: one sequence at a time (the benchmark baseline)
+
+
+@dataclass
+class _Sequence:
+    request: GenerationRequest
+    sink: TokenSink
+    sampler: Sampler
+    detok: IncrementalDetokenizer
+    submitted: float
+    budget: int  # tokens reserved against max_tokens_in_flight
+    cache: KVCache | None = None
+    last_token: int = -1
+    generated: list[int] = field(default_factory=list)
+    first_token_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    active: int
+    queued: int
+    tokens_in_flight: int
+    steps: int
+    mean_batch: float
+
+
+class GenerationEngine:
+    """Owns one decoder and runs the batched decoding loop on a background thread."""
+
+    def __init__(self, decoder: Decoder, tokenizer: Tokenizer, eos_id: int | None,
+                 limits: EngineLimits = EngineLimits()) -> None:
+        self._decoder = decoder
+        self._tokenizer = tokenizer
+        self._eos_id = eos_id
+        self.limits = limits
+        self._queue: collections.deque[_Sequence] = collections.deque()
+        self._active: list[_Sequence] = []
+        self._reserved = 0
+        self._steps = 0
+        self._batched_rows = 0
+        self._wake = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    # -- public -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="generation-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._running = False
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def submit(self, request: GenerationRequest, sink: TokenSink) -> None:
+        seq = _Sequence(
+            request=request, sink=sink, sampler=Sampler(request.sampling),
+            detok=IncrementalDetokenizer(self._tokenizer.decode), submitted=time.perf_counter(),
+            budget=len(request.prompt_ids) + request.max_new_tokens,
+        )
+        with self._wake:
+            self._queue.append(seq)
+            self._wake.notify()
+
+    def stats(self) -> EngineStats:
+        with self._wake:
+            return EngineStats(
+                active=len(self._active), queued=len(self._queue), tokens_in_flight=self._reserved,
+                steps=self._steps, mean_batch=self._batched_rows / self._steps if self._steps else 0.0,
+            )
+
+    def run_until_idle(self) -> None:
+        """Drive the loop on the calling thread until no work is left (tests, benchmarks)."""
+        while self._admit_and_step():
+            pass
+
+    # -- loop -------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while self._running and not self._queue and not self._active:
+                    self._wake.wait()
+                if not self._running:
+                    break
+            try:
+                self._admit_and_step()
+            except Exception:  # noqa: BLE001 - one bad step must not kill the engine thread
+                LOGGER.exception("decoding step failed")
+
+    def _admit_and_step(self) -> bool:
+        for seq in self._admit():
+            self._prefill(seq)
+        self._drop_cancelled()
+        if self._active:
+            self._step()
+        with self._wake:
+            return bool(self._queue or self._active)
+
+    def _admit(self) -> list[_Sequence]:
+        capacity = self.limits.max_batch_size if self.limits.batching else 1
+        admitted = []
+        with self._wake:
+            while self._queue and len(self._active) + len(admitted) < capacity:
+                seq = self._queue[0]
+                busy = self._active or admitted
+                if busy and self._reserved + seq.budget > self.limits.max_tokens_in_flight:
+                    break  # wait for memory; an empty engine always takes the next request
+                self._queue.popleft()
+                self._reserved += seq.budget
+                admitted.append(seq)
+        return admitted
+
+    def _prefill(self, seq: _Sequence) -> None:
+        try:
+            logits, seq.cache = self._decoder.prefill(seq.request.prompt_ids)
+        except Exception as exc:  # noqa: BLE001 - reported to this request only
+            self._fail(seq, exc)
+            return
+        self._active.append(seq)
+        self._accept(seq, seq.sampler.choose(logits))
+
+    def _step(self) -> None:
+        batch = list(self._active)
+        try:
+            logits, caches = self._decoder.decode_batch([(s.last_token, s.cache) for s in batch])
+        except Exception as exc:  # noqa: BLE001 - fail this batch, keep the engine
+            for seq in batch:
+                self._fail(seq, exc)
+            return
+        self._steps += 1
+        self._batched_rows += len(batch)
+        for seq, row, cache in zip(batch, logits, caches):
+            seq.cache = cache
+            self._accept(seq, seq.sampler.choose(row))
+
+    def _accept(self, seq: _Sequence, token: int) -> None:
+        now = time.perf_counter()
+        if not seq.generated:
+            seq.first_token_at = now
+        if token == self._eos_id and not seq.request.ignore_eos:
+            self._finish(seq, "eos")
+            return
+        seq.generated.append(token)
+        seq.last_token = token
+        piece = seq.detok.push(token)
+        if seq.request.stream and piece:
+            seq.sink.on_text(piece)
+        if len(seq.generated) >= seq.request.max_new_tokens:
+            self._finish(seq, "length")
+
+    def _drop_cancelled(self) -> None:
+        for seq in [s for s in self._active if s.sink.cancelled()]:
+            self._finish(seq, "cancelled")
+
+    def _release(self, seq: _Sequence) -> None:
+        if seq in self._active:
+            self._active.remove(seq)
+        seq.cache = None
+        with self._wake:
+            self._reserved -= seq.budget
+
+    def _finish(self, seq: _Sequence, reason: str) -> None:
+        self._release(seq)
+        tail = seq.detok.flush()
+        if seq.request.stream and tail:
+            seq.sink.on_text(tail)
+        now = time.perf_counter()
+        first = seq.first_token_at or now
+        seq.sink.on_finish(GenerationResult(
+            text=seq.detok.text, tokens=len(seq.generated), finish_reason=reason,
+            time_to_first_token_s=first - seq.submitted, duration_s=now - seq.submitted,
+        ))
+
+    def _fail(self, seq: _Sequence, exc: Exception) -> None:
+        LOGGER.error("generation failed: %s", exc)
+        self._release(seq)
+        seq.sink.on_error(exc)
+
+
+def greedy_reference(decoder: Decoder, prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:
+    """Unbatched greedy decoding, one sequence alone: the reference batching must equal."""
+    logits, cache = decoder.prefill(prompt_ids)
+    out = [int(np.argmax(logits))]
+    while len(out) < max_new_tokens:
+        step_logits, caches = decoder.decode_batch([(out[-1], cache)])
+        cache = caches[0]
+        out.append(int(np.argmax(step_logits[0])))
+    return out

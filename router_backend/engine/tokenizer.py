@@ -1,0 +1,49 @@
+"""The serving tokenizer (tokenizers' Rust implementation, no transformers) and request building.
+
+    tok = TextTokenizer.from_file("model_repository/gpt2/1/tokenizer.json")
+    request = build_generation_request(params, tok, context_length=512)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from router_backend.contract import GenerateParams
+from router_backend.engine.sampling import SamplingParams
+from router_backend.engine.scheduler import GenerationRequest
+from router_backend.errors import InvalidRequest
+
+
+class TextTokenizer:
+    def __init__(self, tokenizer) -> None:  # tokenizers.Tokenizer
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def from_file(cls, path: str) -> "TextTokenizer":
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_file(path))
+
+    def encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, context_length: int,
+                             model: str = "model") -> GenerationRequest:
+    """Tokenize and check the prompt fits the context with max_tokens new tokens."""
+    ids = tokenizer.encode(params.text_input)
+    if not ids:
+        raise InvalidRequest("text_input", "must encode to at least one token")
+    if len(ids) >= context_length:
+        raise InvalidRequest("text_input", f"prompt is {len(ids)} tokens; {model} accepts at most "
+                             f"{context_length - 1} (context length {context_length})")
+    if len(ids) + params.max_tokens > context_length:
+        raise InvalidRequest("max_tokens", f"must be at most {context_length - len(ids)} for this "
+                             f"{len(ids)}-token prompt ({model} context length {context_length})",
+                             got=params.max_tokens)
+    sampling = SamplingParams(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, seed=params.seed)
+    return GenerationRequest(prompt_ids=tuple(ids), max_new_tokens=params.max_tokens, sampling=sampling,
+                             stream=params.stream, ignore_eos=params.ignore_eos)

@@ -1,0 +1,34 @@
+"""One exception tree for the package; adapters map it to Triton errors in one place.
+
+    raise InvalidRequest("max_tokens", "must be an integer from 1 to 4096", got=0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SwitchyardError(Exception):
+    """Base of every error the package raises on purpose."""
+
+
+class InvalidRequest(SwitchyardError):
+    """A request field is missing, of the wrong type or out of range."""
+
+    def __init__(self, field: str, accepted: str, got: Any = None) -> None:
+        self.field = field
+        self.accepted = accepted
+        suffix = "" if got is None else f" (got {got!r})"
+        super().__init__(f"invalid '{field}': {accepted}{suffix}")
+
+
+class ModelUnavailable(SwitchyardError):
+    """The named model is not loaded or not ready."""
+
+
+class GenerationFailed(SwitchyardError):
+    """A model failed while generating (a run-time error, not bad input)."""
+
+
+class CatalogError(SwitchyardError):
+    """The model catalog is malformed."""
