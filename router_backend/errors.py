@@ -22,6 +22,15 @@ class InvalidRequest(SwitchyardError):
         super().__init__(f"invalid '{field}': {accepted}{suffix}")
 
 
+class ModelRejected(InvalidRequest):
+    """The chosen model refused the request as invalid; its own message names the field."""
+
+    def __init__(self, message: str) -> None:
+        SwitchyardError.__init__(self, message)
+        self.field = ""
+        self.accepted = message
+
+
 class ModelUnavailable(SwitchyardError):
     """The named model is not loaded or not ready."""
 

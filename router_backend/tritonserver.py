@@ -118,7 +118,12 @@ class TritonServer:
 
     def start(self) -> "TritonServer":
         out = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(self.command(), env=server_env(), stdout=out, stderr=subprocess.STDOUT if out else None)
+        env = server_env()
+        # the router reads live load from the metrics port; analytics keep state here
+        env["SWITCHYARD_METRICS_URL"] = f"http://{self.host}:{self.ports.metrics}/metrics"
+        env["SWITCHYARD_STATE_DIR"] = str(self.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(self.command(), env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
         return self
 
     def wait_ready(self, timeout: float = 300.0) -> None:

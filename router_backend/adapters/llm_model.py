@@ -8,7 +8,11 @@ Decoupled: with stream true one response per new piece of text, else exactly one
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
+
+import triton_python_backend_utils as pb_utils
 
 from router_backend.adapters.triton_io import (FINAL, model_parameters, request_fields, require_decoupled,
                                                response, send_error)
@@ -44,8 +48,39 @@ class _ResponseSink:
         return self._request.is_cancelled()
 
 
+class _EngineGauges:
+    """Publishes the engine's queue and batch on Triton's metrics port (the router balances on them)."""
+
+    def __init__(self, model: str, engine: GenerationEngine, load_seconds: float) -> None:
+        # a Metric is only valid while its MetricFamily lives: keep both
+        self._families = []
+
+        def gauge(name: str, doc: str):
+            family = pb_utils.MetricFamily(name=name, description=doc, kind=pb_utils.MetricFamily.GAUGE)
+            self._families.append(family)
+            return family.Metric(labels={"model": model})
+
+        self._queued = gauge("switchyard_engine_queued", "Requests waiting for a slot in the model's engine")
+        self._active = gauge("switchyard_engine_active", "Sequences decoding in the model's engine batch")
+        self._load = gauge("switchyard_model_load_seconds", "Seconds the model took to load")
+        self._load.set(load_seconds)
+        self._engine = engine
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, name="engine-gauges", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            stats = self._engine.stats()
+            self._queued.set(stats.queued)
+            self._active.set(stats.active)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
+        began = time.perf_counter()
         config = json.loads(args["model_config"])
         self.name = args["model_name"]
         require_decoupled(config, self.name)
@@ -61,6 +96,7 @@ class TritonPythonModel:
                               batching=params.get("batching", "true").lower() == "true")
         self.engine = GenerationEngine(decoder, self.tokenizer, int(params["eos_token_id"]), limits)
         self.engine.start()
+        self.gauges = _EngineGauges(self.name, self.engine, time.perf_counter() - began)
 
     def execute(self, requests: list) -> None:
         for request in requests:
@@ -75,4 +111,5 @@ class TritonPythonModel:
         return None
 
     def finalize(self) -> None:
+        self.gauges.stop()
         self.engine.stop()

@@ -1,0 +1,74 @@
+"""Triton adapter of the router: requests -> RoutingService (router_backend.routing) -> responses.
+
+    curl -X POST localhost:8000/v2/models/router/generate -d '{"text_input": "def f():", "auto_select": true}'
+"""
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import triton_python_backend_utils as pb_utils
+
+from router_backend.adapters.bls import generate_via_bls
+from router_backend.adapters.triton_io import FINAL, model_parameters, request_fields, require_decoupled, response, send_error
+from router_backend.analysis import LexicalAnalyzer
+from router_backend.catalog import DEFAULT_CATALOG, load_catalog
+from router_backend.contract import RouterParams
+from router_backend.routing import RoutedResult, RoutingService
+from router_backend.selection.live import StatusPoller
+from router_backend.selection.selector import Selector
+from router_backend.selection.status import StatusBoard
+
+INPUTS = list(RouterParams.model_fields)
+
+
+class _Sink:
+    def __init__(self, sender):
+        self._sender = sender
+
+    def on_text(self, piece):
+        self._sender.send(response(text_output=piece))
+
+    def on_finish(self, result: RoutedResult):
+        d = result.decision
+        text = "" if result.streamed else result.text
+        self._sender.send(response(
+            text_output=text, tokens=result.tokens, finish_reason=result.finish_reason, selected_model=d.model,
+            selection_mode=d.mode, selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task,
+            analyzer=d.analyzer, selection_ms=float(d.selection_ms), request_id=result.request_id,
+        ), flags=FINAL)
+
+    def on_error(self, error):
+        send_error(self._sender, error)
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        require_decoupled(config, args["model_name"])
+        params = model_parameters(config)
+        catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)  # CatalogError refuses the load
+        self.board = StatusBoard(catalog)
+        self.poller = StatusPoller(self.board, is_ready=pb_utils.is_model_ready,
+                                   metrics_url=os.environ.get("SWITCHYARD_METRICS_URL", "http://127.0.0.1:8002/metrics"))
+        self.poller.start()
+        self.service = RoutingService(Selector(catalog, self.board, LexicalAnalyzer()), call_model=generate_via_bls)
+        self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
+                                       thread_name_prefix="router")
+
+    def execute(self, requests):
+        for request in requests:
+            self.pool.submit(self._handle, request)
+        return None
+
+    def _handle(self, request):
+        sender = request.get_response_sender()
+        try:
+            fields = request_fields(request, INPUTS)
+            self.service.handle(fields, _Sink(sender), request_id=request.request_id(), is_cancelled=request.is_cancelled)
+        except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
+            send_error(sender, exc)
+
+    def finalize(self):
+        self.poller.stop()
+        self.pool.shutdown(wait=True, cancel_futures=True)

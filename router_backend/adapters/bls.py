@@ -1,0 +1,87 @@
+"""Every BLS call goes through here: build the request, check each response's error, raise.
+
+    for piece, final in generate_via_bls("gpt2", {"text_input": "hi", "max_tokens": 8, "stream": True}):
+        ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from router_backend.routing import ModelCallError
+
+# Generation fields forwarded to a language model, with their tensor types.
+LLM_FIELD_TYPES = {
+    "text_input": np.object_, "max_tokens": np.int32, "temperature": np.float32, "top_k": np.int32,
+    "top_p": np.float32, "seed": np.uint64, "stream": np.bool_, "ignore_eos": np.bool_,
+}
+LLM_OUTPUTS = ["text_output", "tokens", "finish_reason"]
+
+
+class BlsError(ModelCallError):
+    """A BLS call answered with an error; INVALID_ARG means the request, not the model, is at fault."""
+
+    def __init__(self, model: str, message: str, code: int | None = None) -> None:
+        super().__init__(message, invalid_argument=code == pb_utils.TritonError.INVALID_ARG)
+        self.model = model
+        self.code = code
+
+
+@dataclass(frozen=True)
+class FinalOutputs:
+    text: str
+    tokens: int
+    finish_reason: str
+
+
+def _tensor(name: str, value: Any) -> "pb_utils.Tensor":
+    dtype = LLM_FIELD_TYPES[name]
+    if dtype is np.object_:
+        return pb_utils.Tensor(name, np.array([str(value).encode("utf-8")], dtype=np.object_))
+    return pb_utils.Tensor(name, np.array([value], dtype=dtype))
+
+
+def _checked(model: str, response) -> Any:
+    if response.has_error():
+        error = response.error()
+        code = error.code() if hasattr(error, "code") else None
+        raise BlsError(model, error.message(), code)
+    return response
+
+
+def _output(response, name: str) -> Any:
+    tensor = pb_utils.get_output_tensor_by_name(response, name)
+    if tensor is None:
+        return None
+    value = tensor.as_numpy().reshape(-1)[0]
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value.item()
+
+
+def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda: False
+                     ) -> Iterator[tuple[str, FinalOutputs | None]]:
+    """Call a decoupled language model; yield (text piece, None) then ("", FinalOutputs)."""
+    inputs = [_tensor(name, value) for name, value in fields.items() if value is not None]
+    request = pb_utils.InferenceRequest(model_name=model, inputs=inputs, requested_output_names=LLM_OUTPUTS)
+    try:
+        responses = request.exec(decoupled=True)
+    except pb_utils.TritonModelException as exc:  # e.g. the model was unloaded a moment ago
+        raise BlsError(model, str(exc)) from None
+    for response in responses:
+        if is_cancelled():
+            cancel = getattr(responses, "cancel", None)
+            if cancel is not None:
+                cancel()
+            return
+        _checked(model, response)
+        if not response.output_tensors():
+            continue  # a bare final flag
+        reason = _output(response, "finish_reason")
+        text = _output(response, "text_output") or ""
+        if reason is None:
+            yield text, None
+        else:
+            yield "", FinalOutputs(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason)

@@ -1,0 +1,178 @@
+"""One router request end to end: validate, select, call the model, retry once, report.
+
+    service = RoutingService(selector, call_model=generate_via_bls)
+    service.handle(fields, sink, request_id="42")
+
+No Triton import: the adapter passes the BLS call in as `call_model` and receives
+output through a RouterSink, so the whole flow is unit-tested with fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol
+
+from router_backend.contract import GenerateParams, RouterParams, parse_router
+from router_backend.errors import GenerationFailed, ModelRejected, ModelUnavailable, SwitchyardError
+from router_backend.selection.selector import Decision, Selector
+
+LOGGER = logging.getLogger(__name__)
+GENERATION_FIELDS = tuple(GenerateParams.model_fields)
+
+
+class ModelCallError(Exception):
+    """A model call failed; `invalid_argument` marks the caller's fault (no retry)."""
+
+    def __init__(self, message: str, invalid_argument: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.invalid_argument = invalid_argument
+        self.streamed = False  # output already reached the caller: too late to retry
+
+
+class Final(Protocol):
+    text: str
+    tokens: int
+    finish_reason: str
+
+
+# (model, generation fields, is_cancelled) -> (piece, None)* then ("", Final)
+CallModel = Callable[[str, dict[str, Any], Callable[[], bool]], Iterator[tuple[str, Final | None]]]
+
+
+@dataclass(frozen=True)
+class RoutedResult:
+    request_id: str
+    text: str
+    tokens: int
+    finish_reason: str
+    decision: Decision
+    ttft_s: float | None
+    duration_s: float
+    streamed: bool = False  # the text already went out piece by piece
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one request, success or not: the input of metrics and analytics."""
+
+    request_id: str
+    params: RouterParams | None
+    decision: Decision | None
+    result: RoutedResult | None
+    error: SwitchyardError | None
+    fallback_reason: str | None
+    duration_s: float
+
+
+class RouterSink(Protocol):
+    def on_text(self, piece: str) -> None: ...
+    def on_finish(self, result: RoutedResult) -> None: ...
+    def on_error(self, error: SwitchyardError) -> None: ...
+
+
+def generation_fields(params: RouterParams) -> dict[str, Any]:
+    """The fields a language model accepts, without the router's own."""
+    return {name: getattr(params, name) for name in GENERATION_FIELDS}
+
+
+class RoutingService:
+    """Validates, selects, calls through `call_model`, retries a run-time failure once."""
+
+    def __init__(self, selector: Selector, call_model: CallModel,
+                 observers: tuple[Callable[[Outcome], None], ...] = ()) -> None:
+        self.selector = selector
+        self.board = selector.board
+        self.call_model = call_model
+        self.observers = list(observers)
+
+    def handle(self, fields: dict[str, Any], sink: RouterSink, request_id: str = "",
+               is_cancelled: Callable[[], bool] = lambda: False) -> Outcome:
+        start = time.perf_counter()
+        request_id = request_id or uuid.uuid4().hex
+        params: RouterParams | None = None
+        decision: Decision | None = None
+        fallback_reason: str | None = None
+        try:
+            params = parse_router(fields)
+            decision = self.selector.select(params)
+            if decision.fallback_used:
+                fallback_reason = "preferred_unavailable"
+            result, decision, retried = self._generate(params, decision, sink, request_id, is_cancelled, start)
+            if retried:
+                fallback_reason = "model_failed"
+            sink.on_finish(result)
+            outcome = Outcome(request_id, params, decision, result, None, fallback_reason,
+                              time.perf_counter() - start)
+        except SwitchyardError as exc:
+            sink.on_error(exc)
+            outcome = Outcome(request_id, params, decision, None, exc, fallback_reason, time.perf_counter() - start)
+        for observe in self.observers:
+            try:
+                observe(outcome)
+            except Exception:  # noqa: BLE001 - analytics must never fail a request
+                LOGGER.exception("observer failed")
+        return outcome
+
+    def _generate(self, params: RouterParams, decision: Decision, sink: RouterSink, request_id: str,
+                  is_cancelled: Callable[[], bool], start: float) -> tuple[RoutedResult, Decision, bool]:
+        fields = generation_fields(params)
+        retried = False
+        while True:
+            try:
+                final, ttft = self._call(decision.model, fields, params.stream, sink, is_cancelled)
+                break
+            except ModelCallError as exc:
+                if exc.invalid_argument:
+                    raise ModelRejected(exc.message) from None
+                retry = None if (retried or exc.streamed) else self.selector.retry_after_failure(
+                    params, decision, exc.message)
+                if retry is None:
+                    raise GenerationFailed(f"model '{decision.model}' failed: {exc.message}") from None
+                LOGGER.warning("%s failed (%s); retrying on %s", decision.model, exc.message, retry.model)
+                decision, retried = retry, True
+        result = RoutedResult(request_id=request_id, text=final.text, tokens=final.tokens,
+                              finish_reason=final.finish_reason, decision=decision, ttft_s=ttft,
+                              duration_s=time.perf_counter() - start, streamed=params.stream)
+        return result, decision, retried
+
+    def _call(self, model: str, fields: dict[str, Any], stream: bool, sink: RouterSink,
+              is_cancelled: Callable[[], bool]) -> tuple[Final, float | None]:
+        self.board.started(model)
+        began = time.perf_counter()
+        first: float | None = None
+        final: Final | None = None
+        pieces: list[str] = []
+        try:
+            for piece, done in self.call_model(model, fields, is_cancelled):
+                if piece:
+                    first = first or time.perf_counter()
+                    pieces.append(piece)
+                    if stream:
+                        sink.on_text(piece)
+                if done is not None:
+                    final = done
+        except ModelCallError as exc:
+            exc.streamed = bool(pieces) and stream
+            self.board.finished(model, 0, time.perf_counter() - began, failed=True)
+            raise
+        if final is None:
+            self.board.finished(model, 0, time.perf_counter() - began, failed=True)
+            raise ModelUnavailable(f"model '{model}' ended the stream without a final response")
+        duration = time.perf_counter() - began
+        ttft = (first - began) if first is not None else None
+        self.board.finished(model, final.tokens, duration, ttft)
+        if stream:
+            final = _Final("".join(pieces), final.tokens, final.finish_reason)
+        return final, ttft
+
+
+@dataclass(frozen=True)
+class _Final:
+    text: str
+    tokens: int
+    finish_reason: str
+

@@ -1,0 +1,100 @@
+"""Live status of every served model, measured at run time (never copied from the catalog).
+
+    board = StatusBoard(load_catalog())
+    board.set_ready("gpt2", True); board.started("gpt2"); board.finished("gpt2", tokens=16, duration_s=0.2)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from router_backend.catalog import Catalog
+
+EWMA_ALPHA = 0.2  # weight of the newest measurement
+
+
+def _ewma(old: float | None, new: float) -> float:
+    return new if old is None else (1 - EWMA_ALPHA) * old + EWMA_ALPHA * new
+
+
+@dataclass
+class ModelStatus:
+    """What the router knows about one model right now."""
+
+    name: str
+    ready: bool = False
+    in_flight: int = 0  # the router's own requests to it
+    pending: int = 0  # waiting inside Triton or the model's engine queue
+    active: int = 0  # sequences decoding in the engine (all callers)
+    tokens_per_s: float | None = None
+    ttft_s: float | None = None
+    requests_served: int = 0
+    errors: int = 0
+    last_used: float | None = None
+    load_time_s: float | None = None
+    ready_since: float | None = None
+
+    @property
+    def load(self) -> int:
+        """Requests competing for this model: the router's, plus others seen by Triton."""
+        return max(self.in_flight, self.active) + self.pending
+
+
+@dataclass
+class StatusBoard:
+    """Thread-safe per-model status; the adapter feeds it, the selector reads snapshots."""
+
+    catalog: Catalog
+    _models: dict[str, ModelStatus] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        for entry in self.catalog:
+            self._models[entry.name] = ModelStatus(entry.name)
+
+    def snapshot(self) -> dict[str, ModelStatus]:
+        with self._lock:
+            return {n: ModelStatus(**vars(s)) for n, s in self._models.items()}
+
+    def ready_models(self) -> list[str]:
+        with self._lock:
+            return [n for n, s in self._models.items() if s.ready]
+
+    def set_ready(self, name: str, ready: bool, now: float | None = None) -> None:
+        with self._lock:
+            status = self._models[name]
+            if ready and not status.ready:
+                status.ready_since = now or time.time()
+            status.ready = ready
+
+    def set_engine_load(self, name: str, pending: int, active: int) -> None:
+        with self._lock:
+            status = self._models[name]
+            status.pending, status.active = pending, active
+
+    def set_load_time(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._models[name].load_time_s = seconds
+
+    def started(self, name: str) -> None:
+        with self._lock:
+            status = self._models[name]
+            status.in_flight += 1
+            status.last_used = time.time()
+
+    def finished(self, name: str, tokens: int, duration_s: float, ttft_s: float | None = None,
+                 failed: bool = False) -> None:
+        with self._lock:
+            status = self._models[name]
+            status.in_flight = max(0, status.in_flight - 1)
+            if failed:
+                status.errors += 1
+                return
+            status.requests_served += 1
+            if ttft_s is not None:
+                status.ttft_s = _ewma(status.ttft_s, ttft_s)
+            decode_s = duration_s - (ttft_s or 0.0)
+            if tokens > 1 and decode_s > 0:
+                status.tokens_per_s = _ewma(status.tokens_per_s, (tokens - 1) / decode_s)
