@@ -19,8 +19,10 @@ def _serve(args: argparse.Namespace) -> int:
     server = TritonServer(args.model_repository, host=args.host,
                           ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port))
     server.start()
-    # forward SIGTERM as SIGINT so tritonserver unloads models and exits cleanly
-    signal.signal(signal.SIGTERM, lambda *_: server.process and server.process.send_signal(signal.SIGINT))
+    # forward SIGTERM (and SIGHUP: the server has its own session, the terminal's signals
+    # reach only us) as SIGINT so tritonserver unloads models and exits cleanly
+    for forwarded in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(forwarded, lambda *_: server.process and server.process.send_signal(signal.SIGINT))
     try:
         server.wait_ready(timeout=args.ready_timeout)
     except ServerError as exc:
@@ -57,6 +59,13 @@ def _demo_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_classifier(args: argparse.Namespace) -> int:
+    from export.classifier import build_classifier
+
+    build_classifier(args.model_repository, force=args.force)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchyard", description="Multi-model LLM serving on Triton")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     demo.add_argument("--force", action="store_true")
     demo.set_defaults(func=_demo_models)
+
+    classifier = sub.add_parser("build-classifier", help="train and export the prompt_classifier model (also run by "
+                                "demo-models)")
+    classifier.add_argument("--model-repository", type=Path, default=Path("model_repository"))
+    classifier.add_argument("--force", action="store_true")
+    classifier.set_defaults(func=_build_classifier)
 
     try:
         from client.cli import add_client_commands

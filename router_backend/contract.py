@@ -46,6 +46,18 @@ class RouterParams(GenerateParams):
     user: str | None = None
 
 
+class RecommendParams(BaseModel):
+    """A recommendation request: the prompt and what the answer must meet."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    text_input: str = Field(min_length=1, validation_alias=AliasChoices("text_input", "prompt"))
+    max_tokens: int = Field(20, ge=1, le=MAX_TOKENS_CAP, validation_alias=AliasChoices("max_tokens", "max_length"))
+    max_response_time: float | None = Field(None, gt=0.0)
+    min_quality: float | None = Field(None, ge=0.0, le=1.0)
+    prefer_speed: bool = False
+
+
 def accepted_fields(model: type[BaseModel]) -> list[str]:
     names = []
     for name, info in model.model_fields.items():
@@ -78,6 +90,9 @@ _CANONICAL = {"prompt": "text_input", "max_length": "max_tokens"}
 
 
 def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
+    for alias, canonical in _CANONICAL.items():
+        if alias in fields and canonical in fields:
+            raise InvalidRequest(alias, f"is an alias of '{canonical}'; give one of them, not both")
     try:
         return model.model_validate(dict(fields))
     except ValidationError as exc:
@@ -100,3 +115,8 @@ def parse_generate(fields: Mapping[str, Any]) -> GenerateParams:
 def parse_router(fields: Mapping[str, Any]) -> RouterParams:
     """Validate a router request; raise InvalidRequest naming the field."""
     return _parse(RouterParams, fields)
+
+
+def parse_recommend(fields: Mapping[str, Any]) -> RecommendParams:
+    """Validate a recommendation request; raise InvalidRequest naming the field."""
+    return _parse(RecommendParams, fields)

@@ -120,10 +120,14 @@ class TritonServer:
         out = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115 - owned by the process
         env = server_env()
         # the router reads live load from the metrics port; analytics keep state here
+        env["SWITCHYARD_HTTP_URL"] = f"http://{self.host}:{self.ports.http}"
         env["SWITCHYARD_METRICS_URL"] = f"http://{self.host}:{self.ports.metrics}/metrics"
         env["SWITCHYARD_STATE_DIR"] = str(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.command(), env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+        # own process group, so stop() can also reap the Python backend stubs that a
+        # crashed server leaves behind (they outlive it and ignore SIGTERM)
+        self.process = subprocess.Popen(self.command(), env=env, stdout=out,
+                                        stderr=subprocess.STDOUT if out else None, start_new_session=True)
         return self
 
     def wait_ready(self, timeout: float = 300.0) -> None:
@@ -148,14 +152,23 @@ class TritonServer:
         return "\n".join(Path(self.log_file).read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGINT)
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._kill_leftovers()
+        return self.process.returncode
+
+    def _kill_leftovers(self) -> None:
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # nothing is left of the server's process group
 
     def __enter__(self) -> "TritonServer":
         self.start()

@@ -26,7 +26,10 @@ class BlsError(ModelCallError):
     """A BLS call answered with an error; INVALID_ARG means the request, not the model, is at fault."""
 
     def __init__(self, model: str, message: str, code: int | None = None) -> None:
-        super().__init__(message, invalid_argument=code == pb_utils.TritonError.INVALID_ARG)
+        # Triton 2.51 does not carry a Python model's error code through BLS: our models'
+        # own "invalid '<field>': ..." messages mark the caller's fault
+        invalid = code == pb_utils.TritonError.INVALID_ARG or message.startswith("invalid '")
+        super().__init__(message, invalid_argument=invalid)
         self.model = model
         self.code = code
 

@@ -28,15 +28,17 @@ INPUTS = [name for name in GenerateParams.model_fields]
 class _ResponseSink:
     """Engine output -> Triton responses for one request."""
 
-    def __init__(self, sender, request, streamed: bool) -> None:
+    def __init__(self, sender, request, streamed: bool, observe) -> None:
         self._sender = sender
         self._request = request
         self._streamed = streamed  # streamed text went out piece by piece already
+        self._observe = observe
 
     def on_text(self, piece: str) -> None:
         self._sender.send(response(text_output=piece))
 
     def on_finish(self, result: GenerationResult) -> None:
+        self._observe(result)
         text = "" if self._streamed else result.text
         self._sender.send(response(text_output=text, tokens=result.tokens, finish_reason=result.finish_reason),
                           flags=FINAL)
@@ -62,8 +64,11 @@ class _EngineGauges:
 
         self._queued = gauge("switchyard_engine_queued", "Requests waiting for a slot in the model's engine")
         self._active = gauge("switchyard_engine_active", "Sequences decoding in the model's engine batch")
+        self._ttft = gauge("switchyard_engine_time_to_first_token_seconds",
+                           "Time to first token inside the engine (EWMA over all callers)")
         self._load = gauge("switchyard_model_load_seconds", "Seconds the model took to load")
         self._load.set(load_seconds)
+        self._ttft_s = 0.0
         self._engine = engine
         self._stop = threading.Event()
         threading.Thread(target=self._run, name="engine-gauges", daemon=True).start()
@@ -73,6 +78,12 @@ class _EngineGauges:
             stats = self._engine.stats()
             self._queued.set(stats.queued)
             self._active.set(stats.active)
+            self._ttft.set(self._ttft_s)
+
+    def observe(self, result: GenerationResult) -> None:
+        """Fold one finished request into the engine's time-to-first-token average."""
+        new = result.time_to_first_token_s
+        self._ttft_s = new if not self._ttft_s else 0.8 * self._ttft_s + 0.2 * new
 
     def stop(self) -> None:
         self._stop.set()
@@ -107,7 +118,7 @@ class TritonPythonModel:
             except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
                 send_error(sender, exc)
                 continue
-            self.engine.submit(generation, _ResponseSink(sender, request, generation.stream))
+            self.engine.submit(generation, _ResponseSink(sender, request, generation.stream, self.gauges.observe))
         return None
 
     def finalize(self) -> None:

@@ -65,8 +65,21 @@ def to_triton_error(exc: BaseException) -> "pb_utils.TritonError":
     return pb_utils.TritonError(str(exc), code)
 
 
+def error_response(exc: BaseException) -> "pb_utils.InferenceResponse":
+    """A response carrying the mapped error; non-decoupled models return it from execute."""
+    return pb_utils.InferenceResponse(error=to_triton_error(exc))
+
+
 def send_error(sender, exc: BaseException) -> None:
-    sender.send(pb_utils.InferenceResponse(error=to_triton_error(exc)), flags=FINAL)
+    sender.send(error_response(exc), flags=FINAL)
+
+
+def check_known_fields(fields: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    """Reject a field the model does not take (a misspelling must not pass silently)."""
+    accepted = list(accepted)
+    for name in fields:
+        if name not in accepted:
+            raise InvalidRequest(name, f"unknown field; accepted fields: {', '.join(accepted)}")
 
 
 def tensor(name: str, value: Any, dtype=None) -> "pb_utils.Tensor":

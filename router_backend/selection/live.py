@@ -1,18 +1,21 @@
 """Feed the status board from Triton: readiness and engine load, polled in the background.
 
-    poller = StatusPoller(board, is_ready=pb_utils.is_model_ready, metrics_url="http://127.0.0.1:8002/metrics")
+    poller = StatusPoller(board, endpoints_from_env())
     poller.start()
 
-No Triton import: readiness comes in as a callable, load from the Prometheus text
-that Triton's metrics endpoint serves (its own pending counts and the engines' gauges).
+No Triton import: readiness comes from Triton's repository index over HTTP (so loads
+and unloads through the repository API are seen within one interval), load from the
+Prometheus text that its metrics endpoint serves (pending counts, engine gauges).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import urllib.request
-from typing import Callable
+from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,11 +26,21 @@ PENDING = "nv_inference_pending_request_count"
 ENGINE_QUEUED = "switchyard_engine_queued"
 ENGINE_ACTIVE = "switchyard_engine_active"
 LOAD_SECONDS = "switchyard_model_load_seconds"
+ENGINE_TTFT = "switchyard_engine_time_to_first_token_seconds"
+# published by the router from its own measurements, read back by catalog and recommend
+LIVE_GAUGES = {
+    "tokens_per_s": "switchyard_model_tokens_per_second",
+    "ttft_s": "switchyard_model_time_to_first_token_seconds",
+    "requests_served": "switchyard_model_requests_served",
+    "errors": "switchyard_model_errors",
+    "in_flight": "switchyard_model_in_flight",
+    "last_used": "switchyard_model_last_used_timestamp_seconds",
+}
 
 
 def parse_load(text: str) -> dict[str, dict[str, float]]:
     """{model: {metric: value}} for the metrics the router balances on."""
-    wanted = {PENDING, ENGINE_QUEUED, ENGINE_ACTIVE, LOAD_SECONDS}
+    wanted = {PENDING, ENGINE_QUEUED, ENGINE_ACTIVE, LOAD_SECONDS, ENGINE_TTFT, *LIVE_GAUGES.values()}
     out: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -37,14 +50,33 @@ def parse_load(text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where this server's HTTP and metrics endpoints listen (set by `switchyard serve`)."""
+
+    http_url: str = "http://127.0.0.1:8000"
+    metrics_url: str = "http://127.0.0.1:8002/metrics"
+
+
+def endpoints_from_env() -> Endpoints:
+    default = Endpoints()
+    return Endpoints(http_url=os.environ.get("SWITCHYARD_HTTP_URL", default.http_url),
+                     metrics_url=os.environ.get("SWITCHYARD_METRICS_URL", default.metrics_url))
+
+
+def parse_ready(index: list[dict]) -> set[str]:
+    """Names of READY models in a /v2/repository/index answer."""
+    return {m["name"] for m in index if m.get("state") == "READY"}
+
+
 class StatusPoller:
     """Polls readiness and load every `interval` seconds on a daemon thread."""
 
-    def __init__(self, board: StatusBoard, is_ready: Callable[[str], bool], metrics_url: str | None,
-                 interval: float = 0.25) -> None:
+    def __init__(self, board: StatusBoard, endpoints: Endpoints, interval: float = 0.25,
+                 import_live: bool = False) -> None:
         self.board = board
-        self.is_ready = is_ready
-        self.metrics_url = metrics_url
+        self.import_live = import_live  # take the router's measurements (catalog, recommend)
+        self.endpoints = endpoints
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
@@ -57,15 +89,17 @@ class StatusPoller:
         self._stop.set()
 
     def poll_once(self) -> None:
-        for name in self.board.catalog.names:
-            try:
-                self.board.set_ready(name, bool(self.is_ready(name)))
-            except Exception:  # noqa: BLE001 - an unknown model is simply not ready
-                self.board.set_ready(name, False)
-        if not self.metrics_url:
-            return
         try:
-            with urllib.request.urlopen(self.metrics_url, timeout=1.0) as resp:
+            request = urllib.request.Request(f"{self.endpoints.http_url}/v2/repository/index", data=b"{}",
+                                             method="POST")
+            with urllib.request.urlopen(request, timeout=1.0) as resp:
+                ready = parse_ready(json.loads(resp.read()))
+            for name in self.board.catalog.names:
+                self.board.set_ready(name, name in ready)
+        except (OSError, ValueError) as exc:
+            LOGGER.debug("repository index unavailable: %s", exc)  # keep the last known state
+        try:
+            with urllib.request.urlopen(self.endpoints.metrics_url, timeout=1.0) as resp:
                 load = parse_load(resp.read().decode("utf-8", errors="replace"))
         except OSError as exc:
             LOGGER.debug("metrics unavailable: %s", exc)
@@ -76,6 +110,11 @@ class StatusPoller:
             self.board.set_engine_load(name, pending=int(queued), active=int(figures.get(ENGINE_ACTIVE, 0.0)))
             if LOAD_SECONDS in figures:
                 self.board.set_load_time(name, figures[LOAD_SECONDS])
+            if figures.get(ENGINE_TTFT):
+                self.board.set_engine_ttft(name, figures[ENGINE_TTFT])
+            if self.import_live:
+                live = {field: figures[metric] for field, metric in LIVE_GAUGES.items() if metric in figures}
+                self.board.set_measured(name, **live)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

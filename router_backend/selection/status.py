@@ -35,6 +35,7 @@ class ModelStatus:
     last_used: float | None = None
     load_time_s: float | None = None
     ready_since: float | None = None
+    ttft_from_engine: bool = False  # ttft_s is the engine's figure, not the router's own
 
     @property
     def load(self) -> int:
@@ -78,6 +79,24 @@ class StatusBoard:
         with self._lock:
             self._models[name].load_time_s = seconds
 
+    def set_engine_ttft(self, name: str, seconds: float) -> None:
+        """The engine's own time to first token, used until the router measures one (streaming)."""
+        with self._lock:
+            status = self._models[name]
+            if status.ttft_s is None or status.ttft_from_engine:
+                status.ttft_s, status.ttft_from_engine = seconds, True
+
+    def set_measured(self, name: str, **figures: float) -> None:
+        """Adopt figures another process measured (zeros mean 'not measured yet')."""
+        with self._lock:
+            status = self._models[name]
+            for field_name in ("tokens_per_s", "ttft_s", "last_used"):
+                if figures.get(field_name):
+                    setattr(status, field_name, figures[field_name])
+            for field_name in ("requests_served", "errors", "in_flight"):
+                if field_name in figures:
+                    setattr(status, field_name, int(figures[field_name]))
+
     def started(self, name: str) -> None:
         with self._lock:
             status = self._models[name]
@@ -94,7 +113,8 @@ class StatusBoard:
                 return
             status.requests_served += 1
             if ttft_s is not None:
-                status.ttft_s = _ewma(status.ttft_s, ttft_s)
+                status.ttft_s = _ewma(None if status.ttft_from_engine else status.ttft_s, ttft_s)
+                status.ttft_from_engine = False
             decode_s = duration_s - (ttft_s or 0.0)
             if tokens > 1 and decode_s > 0:
                 status.tokens_per_s = _ewma(status.tokens_per_s, (tokens - 1) / decode_s)

@@ -4,18 +4,18 @@
 """
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import triton_python_backend_utils as pb_utils
 
 from router_backend.adapters.bls import generate_via_bls
+from router_backend.adapters.status_gauges import StatusGauges
 from router_backend.adapters.triton_io import FINAL, model_parameters, request_fields, require_decoupled, response, send_error
 from router_backend.analysis import LexicalAnalyzer
 from router_backend.catalog import DEFAULT_CATALOG, load_catalog
 from router_backend.contract import RouterParams
 from router_backend.routing import RoutedResult, RoutingService
-from router_backend.selection.live import StatusPoller
+from router_backend.selection.live import StatusPoller, endpoints_from_env
 from router_backend.selection.selector import Selector
 from router_backend.selection.status import StatusBoard
 
@@ -49,9 +49,10 @@ class TritonPythonModel:
         params = model_parameters(config)
         catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)  # CatalogError refuses the load
         self.board = StatusBoard(catalog)
-        self.poller = StatusPoller(self.board, is_ready=pb_utils.is_model_ready,
-                                   metrics_url=os.environ.get("SWITCHYARD_METRICS_URL", "http://127.0.0.1:8002/metrics"))
+        self.poller = StatusPoller(self.board, endpoints_from_env())
         self.poller.start()
+        self.gauges = StatusGauges(self.board)
+        self.gauges.start()
         self.service = RoutingService(Selector(catalog, self.board, LexicalAnalyzer()), call_model=generate_via_bls)
         self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
                                        thread_name_prefix="router")
@@ -71,4 +72,5 @@ class TritonPythonModel:
 
     def finalize(self):
         self.poller.stop()
+        self.gauges.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)

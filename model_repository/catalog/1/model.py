@@ -1,0 +1,45 @@
+"""Triton adapter of `catalog`: catalog facts + live status -> one JSON list.
+
+    curl -X POST localhost:8000/v2/models/catalog/generate -d '{}'
+"""
+
+import json
+
+import triton_python_backend_utils as pb_utils
+
+from router_backend.adapters.triton_io import model_parameters, request_fields, response, to_triton_error
+from router_backend.catalog import DEFAULT_CATALOG, load_catalog
+from router_backend.errors import InvalidRequest
+from router_backend.selection.live import StatusPoller, endpoints_from_env
+from router_backend.selection.metadata import model_metadata
+from router_backend.selection.status import StatusBoard
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = model_parameters(json.loads(args["model_config"]))
+        self.catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
+        self.board = StatusBoard(self.catalog)
+        self.poller = StatusPoller(self.board, endpoints_from_env(), import_live=True)
+        self.poller.start()
+
+    def execute(self, requests):
+        return [self._answer(request) for request in requests]
+
+    def _answer(self, request):
+        try:
+            fields = request_fields(request, ["model"])
+            unknown = sorted(set(fields) - {"model"})
+            if unknown:
+                raise InvalidRequest(unknown[0], "unknown field; accepted fields: model")
+            wanted = fields.get("model")
+            if wanted is not None and wanted not in self.catalog:
+                raise InvalidRequest("model", f"must be one of {', '.join(self.catalog.names)}", got=wanted)
+            statuses = self.board.snapshot()
+            names = [wanted] if wanted else self.catalog.names
+            return response(models=json.dumps([model_metadata(self.catalog[n], statuses[n]) for n in names]))
+        except Exception as exc:  # noqa: BLE001 - per-request error, the model keeps serving
+            return pb_utils.InferenceResponse(error=to_triton_error(exc))
+
+    def finalize(self):
+        self.poller.stop()

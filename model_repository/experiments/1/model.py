@@ -1,0 +1,50 @@
+"""Triton adapter of A/B experiments: (action, payload JSON) -> ExperimentManager -> result JSON.
+
+    curl -X POST localhost:8000/v2/models/experiments/generate -d '{"action": "list"}'
+
+Actions: create, pause, resume, stop, list, report, feedback (router_backend.experiments.ACTIONS).
+"""
+
+import json
+from pathlib import Path
+
+from router_backend.adapters.triton_io import (
+    check_known_fields,
+    error_response,
+    model_parameters,
+    request_fields,
+    response,
+)
+from router_backend.catalog import DEFAULT_CATALOG, load_catalog
+from router_backend.errors import InvalidRequest
+from router_backend.experiments import ACTIONS, ExperimentManager
+from router_backend.usage import StateStore, default_db_path, to_json
+
+INPUTS = ["action", "payload"]
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = model_parameters(json.loads(args["model_config"]))
+        catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
+        self.store = StateStore(default_db_path(params.get("state_dir") or None))
+        self.manager = ExperimentManager(self.store, known_models=set(catalog.names))
+        seed = Path(args["model_repository"]) / params.get("experiments_file", "experiments.toml")
+        self.manager.seed(seed)  # a malformed file refuses the load, naming the experiment and field
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                fields = request_fields(request, INPUTS)
+                check_known_fields(fields, INPUTS)
+                if "action" not in fields:
+                    raise InvalidRequest("action", f"is required: one of {', '.join(ACTIONS)}")
+                result = self.manager.handle(fields["action"], fields.get("payload"))
+                responses.append(response(result=to_json(result)))
+            except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
+                responses.append(error_response(exc))
+        return responses
+
+    def finalize(self):
+        self.store.close()

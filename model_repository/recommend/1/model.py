@@ -1,0 +1,46 @@
+"""Triton adapter of `recommend`: prompt + requirements -> recommended model, from the router's scoring.
+
+    curl -X POST localhost:8000/v2/models/recommend/generate -d '{"text_input": "def f():", "prefer_speed": true}'
+"""
+
+import json
+
+import triton_python_backend_utils as pb_utils
+
+from router_backend.adapters.triton_io import model_parameters, request_fields, response, to_triton_error
+from router_backend.analysis import LexicalAnalyzer
+from router_backend.catalog import DEFAULT_CATALOG, load_catalog
+from router_backend.contract import parse_recommend
+from router_backend.selection.live import StatusPoller, endpoints_from_env
+from router_backend.selection.recommend import recommend
+from router_backend.selection.scoring import Requirements
+from router_backend.selection.status import StatusBoard
+
+INPUTS = ["text_input", "max_tokens", "max_response_time", "min_quality", "prefer_speed"]
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = model_parameters(json.loads(args["model_config"]))
+        self.catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
+        self.board = StatusBoard(self.catalog)
+        self.poller = StatusPoller(self.board, endpoints_from_env(), import_live=True)
+        self.poller.start()
+        self.analyzer = LexicalAnalyzer()
+
+    def execute(self, requests):
+        return [self._answer(request) for request in requests]
+
+    def _answer(self, request):
+        try:
+            ask = parse_recommend(request_fields(request, INPUTS))
+            needs = Requirements(max_tokens=ask.max_tokens, max_response_time=ask.max_response_time,
+                                 min_quality=ask.min_quality, prefer_speed=ask.prefer_speed)
+            rec = recommend(self.catalog, self.board.snapshot(), self.analyzer.analyze(ask.text_input), needs)
+            return response(recommended_model=rec.recommended_model, confidence=float(rec.confidence),
+                            alternatives=json.dumps(list(rec.alternatives)), reasoning=rec.reasoning, task=rec.task)
+        except Exception as exc:  # noqa: BLE001 - per-request error, the model keeps serving
+            return pb_utils.InferenceResponse(error=to_triton_error(exc))
+
+    def finalize(self):
+        self.poller.stop()

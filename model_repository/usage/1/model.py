@@ -1,0 +1,42 @@
+"""Triton adapter of usage analytics: window_s -> router_backend.usage -> summary (JSON).
+
+    curl -X POST localhost:8000/v2/models/usage/generate -d '{"window_s": 3600}'
+"""
+
+import json
+
+from router_backend.adapters.triton_io import (
+    check_known_fields,
+    error_response,
+    model_parameters,
+    request_fields,
+    response,
+)
+from router_backend.catalog import DEFAULT_CATALOG, load_catalog
+from router_backend.usage import StateStore, UsageAnalytics, default_db_path, specialists_from_catalog, to_json
+
+INPUTS = ["window_s"]
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = model_parameters(json.loads(args["model_config"]))
+        catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
+        self.store = StateStore(default_db_path(params.get("state_dir") or None))
+        self.analytics = UsageAnalytics(self.store, specialists_from_catalog(catalog))
+        self.analytics.prune(float(params.get("retention_days") or 0))  # at load: no timer thread to own
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                fields = request_fields(request, INPUTS)
+                check_known_fields(fields, INPUTS)
+                summary = self.analytics.summary(fields.get("window_s"))
+                responses.append(response(summary=to_json(summary)))
+            except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
+                responses.append(error_response(exc))
+        return responses
+
+    def finalize(self):
+        self.store.close()

@@ -1,0 +1,150 @@
+"""Export of tiny GPT-2 and CodeGen checkpoints into a scratch model repository.
+
+    .venv/bin/pytest tests/export -q
+
+The checkpoints are built here (a few thousand parameters, a byte-level tokenizer
+trained on a few lines), so the whole module runs in seconds and needs no download.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from rich.console import Console  # noqa: E402
+
+import export.onnx_export as onnx_export  # noqa: E402
+from export.pipeline import export_model  # noqa: E402
+
+CONTEXT = 64
+TEXT = [
+    "def add(a, b):\n    return a + b\n",
+    "The quick brown fox jumps over the lazy dog.\n",
+    "for i in range(10):\n    print(i * i)\n",
+] * 4
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory):
+    from export.demo_models import train_tokenizer
+
+    return train_tokenizer(TEXT, tmp_path_factory.mktemp("tokenizer"))
+
+
+def build_checkpoint(family: str, tokenizer, out: Path, model_type: str | None = None) -> Path:
+    import torch
+    from transformers import CodeGenConfig, CodeGenForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    eos = tokenizer.eos_token_id
+    common = dict(vocab_size=len(tokenizer), n_positions=CONTEXT, n_embd=32, n_layer=2, n_head=2,
+                  bos_token_id=eos, eos_token_id=eos)
+    if family == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(**common))
+    else:
+        model = CodeGenForCausalLM(CodeGenConfig(n_ctx=CONTEXT, rotary_dim=8, **common))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tokenizer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {family: build_checkpoint(family, tokenizer, root / family) for family in ("gpt2", "codegen")}
+
+
+def quiet() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=200), out
+
+
+@pytest.mark.parametrize("family", ["gpt2", "codegen"])
+def test_export_writes_config_adapter_tokenizer_and_onnx_within_parity(family, checkpoints, tmp_path):
+    repository = tmp_path / "repo"
+    console, _ = quiet()
+
+    stamp = export_model(checkpoints[family], f"tiny-{family}", repository, console=console)
+
+    folder = repository / f"tiny-{family}"
+    for path in ("config.pbtxt", "1/model.py", "1/tokenizer.json", "1/model.onnx", "1/export.json"):
+        assert (folder / path).is_file(), path
+    config = (folder / "config.pbtxt").read_text()
+    assert f'name: "tiny-{family}"' in config and "decoupled: true" in config
+    assert '"text_input"' in config and '"text_output"' in config
+    assert stamp["max_abs_diff_prefill"] <= 1e-3
+    assert stamp["max_abs_diff_decode"] <= 1e-3
+    assert json.loads((folder / "1" / "export.json").read_text()) == stamp
+
+
+def test_onnx_graph_has_the_names_the_engine_feeds(checkpoints, tmp_path):
+    import onnxruntime as ort
+
+    export_model(checkpoints["gpt2"], "tiny", tmp_path, console=quiet()[0])
+    session = ort.InferenceSession(str(tmp_path / "tiny" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    assert inputs[:3] == ["input_ids", "attention_mask", "position_ids"]
+    assert inputs[3:] == [f"past_key_values.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+    assert outputs == ["logits", *(f"present.{i}.{kv}" for i in range(2) for kv in ("key", "value"))]
+
+
+def test_a_second_export_of_an_unchanged_checkpoint_is_skipped_as_up_to_date(checkpoints, tmp_path):
+    first = export_model(checkpoints["gpt2"], "tiny", tmp_path, console=quiet()[0])
+    onnx = tmp_path / "tiny" / "1" / "model.onnx"
+    written = onnx.stat().st_mtime_ns
+    console, out = quiet()
+
+    second = export_model(checkpoints["gpt2"], "tiny", tmp_path, console=console)
+
+    assert "up to date" in out.getvalue()
+    assert second == first
+    assert onnx.stat().st_mtime_ns == written
+
+
+def test_a_checkpoint_of_an_unsupported_model_type_is_refused(tokenizer, tmp_path):
+    from transformers import LlamaConfig
+
+    checkpoint = tmp_path / "llama"
+    LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2).save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+
+    with pytest.raises(ValueError, match=r"model_type 'llama' is not supported \(gpt2, codegen\)"):
+        export_model(checkpoint, "llama", tmp_path / "repo", console=quiet()[0])
+
+    assert not (tmp_path / "repo" / "llama").exists()
+
+
+def test_a_folder_without_config_json_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        export_model(tmp_path, "nothing", tmp_path / "repo", console=quiet()[0])
+
+
+def test_a_model_failing_the_parity_check_is_refused_and_not_written(checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "PARITY_TOLERANCE", -1.0)
+
+    with pytest.raises(onnx_export.ParityError, match="differs from PyTorch"):
+        export_model(checkpoints["codegen"], "tiny", tmp_path / "repo", console=quiet()[0])
+
+    folder = tmp_path / "repo" / "tiny"
+    assert not (folder / "1" / "model.onnx").exists()
+    assert not folder.exists()  # no half-written folder for tritonserver to fail on
+
+
+def test_a_refused_re_export_keeps_the_model_already_served(checkpoints, tmp_path, monkeypatch):
+    first = export_model(checkpoints["gpt2"], "tiny", tmp_path, console=quiet()[0])
+    monkeypatch.setattr(onnx_export, "PARITY_TOLERANCE", -1.0)
+
+    with pytest.raises(onnx_export.ParityError):
+        export_model(checkpoints["gpt2"], "tiny", tmp_path, force=True, console=quiet()[0])
+
+    assert (tmp_path / "tiny" / "1" / "model.onnx").is_file()
+    assert json.loads((tmp_path / "tiny" / "1" / "export.json").read_text()) == first

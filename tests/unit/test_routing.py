@@ -1,0 +1,179 @@
+"""RoutingService end to end with a fake model call: streaming, retry, errors, observers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from router_backend.errors import GenerationFailed, InvalidRequest, ModelUnavailable
+from router_backend.routing import ModelCallError, RoutingService
+from router_backend.selection.live import parse_load, parse_ready
+from router_backend.selection.metadata import model_metadata
+from tests.unit.test_selection import make_selector
+
+
+@dataclass(frozen=True)
+class Done:
+    text: str
+    tokens: int
+    finish_reason: str = "length"
+
+
+class FakeModels:
+    """call_model fake: each model answers its own name in pieces, or fails as told."""
+
+    def __init__(self, failing: dict[str, ModelCallError] | None = None, fail_after_pieces: int | None = None,
+                 first_fails: ModelCallError | None = None):
+        self.failing = failing or {}
+        self.first_fails = first_fails  # whichever model is called first fails with this
+        self.fail_after_pieces = fail_after_pieces
+        self.calls: list[tuple[str, dict]] = []
+
+    def __call__(self, model, fields, is_cancelled):
+        self.calls.append((model, fields))
+        if self.first_fails is not None and len(self.calls) == 1:
+            self.failing[model] = self.first_fails
+        pieces = [f"{model}-{i} " for i in range(fields["max_tokens"])]
+        for i, piece in enumerate(pieces):
+            if model in self.failing and (self.fail_after_pieces is None or i == self.fail_after_pieces):
+                raise self.failing[model]
+            if fields["stream"]:
+                yield piece, None
+        yield "", Done("".join(pieces), len(pieces))
+
+
+class Sink:
+    def __init__(self):
+        self.pieces, self.result, self.error = [], None, None
+
+    def on_text(self, piece):
+        self.pieces.append(piece)
+
+    def on_finish(self, result):
+        self.result = result
+
+    def on_error(self, error):
+        self.error = error
+
+
+def run(fields, models=None, selector=None, task="creative"):
+    selector = selector or make_selector(task=task)
+    outcomes = []
+    service = RoutingService(selector, models or FakeModels(), observers=(outcomes.append,))
+    sink = Sink()
+    service.handle({"text_input": "a poem please", **fields}, sink, request_id="r1")
+    return sink, outcomes[0], selector
+
+
+def test_non_streaming_request_gets_one_result_with_the_decision():
+    sink, outcome, _ = run({"max_tokens": 3})
+    model = sink.result.decision.model
+    assert sink.pieces == [] and sink.error is None
+    assert sink.result.text == f"{model}-0 {model}-1 {model}-2 "
+    assert sink.result.tokens == 3 and sink.result.decision.mode == "auto"
+    assert outcome.result is sink.result and outcome.error is None and outcome.request_id == "r1"
+
+
+def test_streaming_request_passes_pieces_through_and_finishes_with_the_whole_text():
+    sink, _, _ = run({"max_tokens": 3, "stream": True})
+    assert len(sink.pieces) == 3 and sink.result.streamed
+    assert "".join(sink.pieces) == sink.result.text
+
+
+def test_only_generation_fields_reach_the_model():
+    models = FakeModels()
+    run({"max_tokens": 2, "preferred_model": "gpt2", "user": "u1"}, models)
+    model, fields = models.calls[0]
+    assert model == "gpt2"
+    assert set(fields) == {"text_input", "max_tokens", "temperature", "top_k", "top_p", "seed", "stream", "ignore_eos"}
+
+
+def test_runtime_failure_is_retried_once_on_the_next_best_model():
+    models = FakeModels(first_fails=ModelCallError("engine crashed"))
+    sink, outcome, selector = run({"max_tokens": 2}, models)
+    first, second = [m for m, _ in models.calls]
+    assert first != second and sink.result.decision.model == second
+    assert sink.result.decision.fallback_used and "engine crashed" in sink.result.decision.reason
+    assert outcome.fallback_reason == "model_failed"
+    assert selector.board.snapshot()[first].errors == 1
+
+
+def test_manual_request_failure_is_an_error_not_a_substitution():
+    models = FakeModels(failing={"gpt2": ModelCallError("engine crashed")})
+    sink, outcome, _ = run({"max_tokens": 2, "model": "gpt2"}, models)
+    assert [m for m, _ in models.calls] == ["gpt2"]
+    assert isinstance(sink.error, GenerationFailed) and "gpt2" in str(sink.error)
+    assert outcome.error is sink.error
+
+
+def test_model_rejecting_the_input_is_passed_through_without_retry():
+    rejection = ModelCallError("invalid 'max_tokens': must be at most 500 for this prompt", invalid_argument=True)
+    models = FakeModels(first_fails=rejection)
+    sink, _, _ = run({"max_tokens": 2}, models)
+    assert len(models.calls) == 1
+    assert isinstance(sink.error, InvalidRequest) and str(sink.error).startswith("invalid 'max_tokens'")
+
+
+def test_failure_after_streamed_output_is_not_retried():
+    models = FakeModels(first_fails=ModelCallError("lost"), fail_after_pieces=1)
+    sink, _, _ = run({"max_tokens": 3, "stream": True}, models)
+    assert len(models.calls) == 1 and sink.pieces == [f"{models.calls[0][0]}-0 "]
+    assert isinstance(sink.error, GenerationFailed)
+
+
+def test_bad_request_reaches_the_sink_and_the_observers():
+    sink, outcome, _ = run({"max_tokens": 0})
+    assert isinstance(sink.error, InvalidRequest) and sink.error.field == "max_tokens"
+    assert outcome.params is None and outcome.decision is None
+
+
+def test_unavailable_model_error_names_loaded_models():
+    sink, _, _ = run({"model": "gpt2"}, selector=make_selector(ready=("codegen",)))
+    assert isinstance(sink.error, ModelUnavailable) and "codegen" in str(sink.error)
+
+
+def test_router_in_flight_count_returns_to_zero():
+    sink, _, selector = run({"max_tokens": 2})
+    status = selector.board.snapshot()[sink.result.decision.model]
+    assert status.in_flight == 0 and status.requests_served == 1 and status.last_used is not None
+
+
+METRICS = """# TYPE nv_inference_pending_request_count gauge
+nv_inference_pending_request_count{model="gpt2",version="1"} 3
+nv_inference_pending_request_count{model="router",version="1"} 1
+# TYPE switchyard_engine_active gauge
+switchyard_engine_active{model="gpt2"} 5
+# TYPE switchyard_engine_queued gauge
+switchyard_engine_queued{model="gpt2"} 2
+"""
+
+
+def test_metrics_text_gives_pending_and_engine_load_per_model():
+    load = parse_load(METRICS)
+    assert load["gpt2"] == {"nv_inference_pending_request_count": 3.0, "switchyard_engine_active": 5.0,
+                            "switchyard_engine_queued": 2.0}
+    assert "switchyard_engine_active" not in load["router"]
+
+
+def test_repository_index_gives_ready_models():
+    index = [{"name": "gpt2", "version": "1", "state": "READY"},
+             {"name": "codegen", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"},
+             {"name": "distilgpt2"}]
+    assert parse_ready(index) == {"gpt2"}
+
+
+def test_metadata_has_the_original_plan_shape_with_live_figures():
+    sink, _, selector = run({"max_tokens": 4})
+    model = sink.result.decision.model
+    meta = model_metadata(selector.catalog[model], selector.board.snapshot()[model])
+    assert set(meta) >= {"model_name", "capabilities", "specialization_score", "performance_metrics",
+                         "current_status"}
+    assert meta["current_status"]["loaded"] is True and meta["current_status"]["last_used"].endswith("Z")
+    assert meta["performance_metrics"]["requests_served"] == 1
+
+
+@pytest.mark.parametrize("bad", [{"stream": "maybe"}, {"fallback_mode": "random"}, {"min_quality": 2}])
+def test_router_fields_are_validated(bad):
+    sink, _, _ = run(bad)
+    assert isinstance(sink.error, InvalidRequest) and sink.error.field == next(iter(bad))
