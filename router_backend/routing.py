@@ -9,15 +9,16 @@ output through a RouterSink, so the whole flow is unit-tested with fakes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from router_backend.contract import GenerateParams, RouterParams, parse_router
 from router_backend.errors import GenerationFailed, ModelRejected, ModelUnavailable, SwitchyardError
-from router_backend.selection.selector import Decision, Selector
+from router_backend.selection.selector import Analyzer, Decision, Selector
 
 LOGGER = logging.getLogger(__name__)
 GENERATION_FIELDS = tuple(GenerateParams.model_fields)
@@ -31,6 +32,19 @@ class ModelCallError(Exception):
         self.message = message
         self.invalid_argument = invalid_argument
         self.streamed = False  # output already reached the caller: too late to retry
+
+
+class Assignment(Protocol):
+    """An A/B arm (router_backend.experiments.Assignment): a model, or an analyser policy."""
+
+    experiment: str
+    arm: str
+    model: str | None
+    policy: str | None
+
+
+class Experiments(Protocol):
+    def assign(self, selection_mode: str, task: str | None, user: str | None) -> Assignment | None: ...
 
 
 class Final(Protocol):
@@ -53,6 +67,7 @@ class RoutedResult:
     ttft_s: float | None
     duration_s: float
     streamed: bool = False  # the text already went out piece by piece
+    mean_logprob: float | None = None  # the model's mean token log-likelihood (A/B quality signal)
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,7 @@ class Outcome:
     error: SwitchyardError | None
     fallback_reason: str | None
     duration_s: float
+    assignment: Assignment | None = None
 
 
 class RouterSink(Protocol):
@@ -83,11 +99,36 @@ class RoutingService:
     """Validates, selects, calls through `call_model`, retries a run-time failure once."""
 
     def __init__(self, selector: Selector, call_model: CallModel,
-                 observers: tuple[Callable[[Outcome], None], ...] = ()) -> None:
+                 observers: tuple[Callable[[Outcome], None], ...] = (),
+                 experiments: Experiments | None = None, analyzers: Mapping[str, Analyzer] | None = None) -> None:
         self.selector = selector
         self.board = selector.board
         self.call_model = call_model
         self.observers = list(observers)
+        self.experiments = experiments
+        self.analyzers = dict(analyzers or {})  # policy name -> analyser, for policy arms
+
+    def _decide(self, params: RouterParams) -> tuple[Decision, Assignment | None]:
+        """Select, letting an active experiment pick the analyser or the model of auto requests."""
+        auto = params.model is None and (params.auto_select or params.preferred_model is None)
+        if self.experiments is None or not auto:
+            return self.selector.select(params), None  # manual and hybrid are never overridden
+        assignment = self.experiments.assign("auto", None, params.user)
+        policy = assignment.policy if assignment else None
+        decision = self.selector.select(params, self.analyzers.get(policy) if policy else None)
+        if assignment is None:
+            assignment = self.experiments.assign("auto", decision.task, params.user)
+        if assignment is not None and assignment.model:
+            if assignment.model not in self.board.ready_models():
+                return decision, None  # the arm's model is away: this request is not in the experiment
+            decision = dataclasses.replace(
+                decision, model=assignment.model,
+                reason=f"experiment {assignment.experiment}, arm {assignment.arm}: {assignment.model} "
+                       f"(scoring chose {decision.model}; {decision.reason})")
+        elif assignment is not None:
+            decision = dataclasses.replace(
+                decision, reason=f"experiment {assignment.experiment}, arm {assignment.arm}: {decision.reason}")
+        return decision, assignment
 
     def handle(self, fields: dict[str, Any], sink: RouterSink, request_id: str = "",
                is_cancelled: Callable[[], bool] = lambda: False) -> Outcome:
@@ -95,10 +136,11 @@ class RoutingService:
         request_id = request_id or uuid.uuid4().hex
         params: RouterParams | None = None
         decision: Decision | None = None
+        assignment: Assignment | None = None
         fallback_reason: str | None = None
         try:
             params = parse_router(fields)
-            decision = self.selector.select(params)
+            decision, assignment = self._decide(params)
             if decision.fallback_used:
                 fallback_reason = "preferred_unavailable"
             result, decision, retried = self._generate(params, decision, sink, request_id, is_cancelled, start)
@@ -106,10 +148,11 @@ class RoutingService:
                 fallback_reason = "model_failed"
             sink.on_finish(result)
             outcome = Outcome(request_id, params, decision, result, None, fallback_reason,
-                              time.perf_counter() - start)
+                              time.perf_counter() - start, assignment)
         except SwitchyardError as exc:
             sink.on_error(exc)
-            outcome = Outcome(request_id, params, decision, None, exc, fallback_reason, time.perf_counter() - start)
+            outcome = Outcome(request_id, params, decision, None, exc, fallback_reason, time.perf_counter() - start,
+                              assignment)
         for observe in self.observers:
             try:
                 observe(outcome)
@@ -136,7 +179,8 @@ class RoutingService:
                 decision, retried = retry, True
         result = RoutedResult(request_id=request_id, text=final.text, tokens=final.tokens,
                               finish_reason=final.finish_reason, decision=decision, ttft_s=ttft,
-                              duration_s=time.perf_counter() - start, streamed=params.stream)
+                              duration_s=time.perf_counter() - start, streamed=params.stream,
+                              mean_logprob=getattr(final, "mean_logprob", None))
         return result, decision, retried
 
     def _call(self, model: str, fields: dict[str, Any], stream: bool, sink: RouterSink,
@@ -166,7 +210,7 @@ class RoutingService:
         ttft = (first - began) if first is not None else None
         self.board.finished(model, final.tokens, duration, ttft)
         if stream:
-            final = _Final("".join(pieces), final.tokens, final.finish_reason)
+            final = _Final("".join(pieces), final.tokens, final.finish_reason, getattr(final, "mean_logprob", None))
         return final, ttft
 
 
@@ -175,4 +219,5 @@ class _Final:
     text: str
     tokens: int
     finish_reason: str
+    mean_logprob: float | None = None
 

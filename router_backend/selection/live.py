@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ ENGINE_QUEUED = "switchyard_engine_queued"
 ENGINE_ACTIVE = "switchyard_engine_active"
 LOAD_SECONDS = "switchyard_model_load_seconds"
 ENGINE_TTFT = "switchyard_engine_time_to_first_token_seconds"
+MIN_REFRESH_S = 0.05  # on-demand refreshes at most this often
 # published by the router from its own measurements, read back by catalog and recommend
 LIVE_GAUGES = {
     "tokens_per_s": "switchyard_model_tokens_per_second",
@@ -78,6 +80,7 @@ class StatusPoller:
         self.import_live = import_live  # take the router's measurements (catalog, recommend)
         self.endpoints = endpoints
         self.interval = interval
+        self._last_poll = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
 
@@ -88,7 +91,13 @@ class StatusPoller:
     def stop(self) -> None:
         self._stop.set()
 
+    def refresh(self) -> None:
+        """Poll now unless a poll finished within MIN_REFRESH_S (selection calls this on a miss)."""
+        if time.monotonic() - self._last_poll >= MIN_REFRESH_S:
+            self.poll_once()
+
     def poll_once(self) -> None:
+        self._last_poll = time.monotonic()
         try:
             request = urllib.request.Request(f"{self.endpoints.http_url}/v2/repository/index", data=b"{}",
                                              method="POST")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from router_backend.catalog import Catalog
 from router_backend.contract import RouterParams
@@ -56,11 +56,20 @@ def requirements_of(params: RouterParams) -> Requirements:
 class Selector:
     """Chooses the model for a validated router request."""
 
-    def __init__(self, catalog: Catalog, board: StatusBoard, analyzer: Analyzer) -> None:
+    def __init__(self, catalog: Catalog, board: StatusBoard, analyzer: Analyzer,
+                 refresh: Callable[[], None] | None = None) -> None:
         self.catalog = catalog
         self.board = board
         self.analyzer = analyzer
         self._turns = itertools.count()
+        # re-reads readiness now; called only before answering "not ready" (the poller may lag)
+        self._refresh = refresh or (lambda: None)
+
+    def _is_ready(self, model: str) -> bool:
+        if model in self.board.ready_models():
+            return True
+        self._refresh()
+        return model in self.board.ready_models()
 
     def select(self, params: RouterParams, analyzer: Analyzer | None = None) -> Decision:
         """Decide; raise InvalidRequest for contradictions, ModelUnavailable when nothing fits."""
@@ -94,7 +103,7 @@ class Selector:
         return ", ".join(self.board.ready_models()) or "none"
 
     def _manual(self, model: str) -> Decision:
-        if model not in self.board.ready_models():
+        if not self._is_ready(model):
             raise ModelUnavailable(f"model '{model}' is not loaded or not ready; loaded models: {self._loaded_list()}")
         return Decision(model=model, mode="manual", reason=f"manual: model {model} requested")
 
@@ -108,6 +117,9 @@ class Selector:
               exclude: frozenset[str] = frozenset(), fallback_note: str = "") -> Decision:
         analysis = analyzer.analyze(params.text_input)
         ranked = self._rank(params, analysis.task, analysis.complexity, exclude)
+        if not ranked:
+            self._refresh()
+            ranked = self._rank(params, analysis.task, analysis.complexity, exclude)
         if not ranked:
             raise ModelUnavailable(f"no language model is ready (loaded models: {self._loaded_list()})")
         best = ranked[0]
@@ -133,7 +145,7 @@ class Selector:
     def _hybrid(self, params: RouterParams, analyzer: Analyzer) -> Decision:
         preferred = params.preferred_model
         assert preferred is not None
-        if preferred in self.board.ready_models():
+        if self._is_ready(preferred):
             return Decision(model=preferred, mode="hybrid", reason=f"hybrid: preferred model {preferred} is ready")
         note = f": preferred model {preferred} is not loaded"
         if params.fallback_mode == "none":

@@ -27,7 +27,7 @@ from router_backend.usage.store import StateStore, default_db_path
 pytestmark = pytest.mark.integration
 
 # The lead flips this once the router writes a RequestRecord per request and applies experiments.
-ROUTER_WIRED = False
+ROUTER_WIRED = True
 needs_router = pytest.mark.skipif(not ROUTER_WIRED, reason="router does not record usage or apply experiments yet "
                                                            "(issue 6 wiring): set ROUTER_WIRED = True")
 
@@ -114,9 +114,27 @@ def test_bad_requests_get_400_naming_the_field(triton, body, field, phrase):
     assert f"'{field}'" in answer["error"] and phrase in answer["error"], answer["error"]
 
 
-def test_report_statistics_match_an_independent_computation(triton, store):
+@pytest.fixture(autouse=True)
+def no_experiment_left_active(triton):
+    """Stop whatever a test left active: experiments must not split other tests' traffic."""
+    yield
+    status, listed = experiments(triton, "list")
+    for experiment in listed.get("experiments", []) if status == 200 else []:
+        if experiment["status"] == "active":
+            experiments(triton, "stop", {"name": experiment["name"]})
+
+
+@pytest.fixture
+def stats_experiment(triton):
+    """An experiment for records written by hand; stopped afterwards so no router traffic joins it."""
     name = unique("stats")
     assert experiments(triton, "create", creative_experiment(name))[0] == 200
+    yield name
+    experiments(triton, "stop", {"name": name})
+
+
+def test_report_statistics_match_an_independent_computation(triton, store, stats_experiment):
+    name = stats_experiment
     rng = np.random.default_rng(2024)
     slow, fast = rng.normal(1.2, 0.2, 40).clip(0.05), rng.normal(0.9, 0.25, 45).clip(0.05)
     records = [record(experiment=name, arm="gpt2", duration_s=float(d), user=f"u{i}") for i, d in enumerate(slow)]
@@ -251,6 +269,9 @@ def test_router_honours_the_weights_over_many_users(triton, store, running_exper
 @needs_router
 def test_metrics_endpoint_shows_router_metrics_after_traffic(triton):
     route(triton, None)
+    # time to first token is measured where tokens arrive one by one: a streamed request
+    events = triton.generate_stream("router", {"text_input": "Tell me a story", "max_tokens": 3, "stream": True})
+    assert "error" not in events[-1], events[-1]
     time.sleep(1.0)  # metrics are applied by a background thread
     import urllib.request
 

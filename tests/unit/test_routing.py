@@ -177,3 +177,71 @@ def test_metadata_has_the_original_plan_shape_with_live_figures():
 def test_router_fields_are_validated(bad):
     sink, _, _ = run(bad)
     assert isinstance(sink.error, InvalidRequest) and sink.error.field == next(iter(bad))
+
+
+@dataclass(frozen=True)
+class Arm:
+    experiment: str
+    arm: str
+    model: str | None = None
+    policy: str | None = None
+
+
+class FakeExperiments:
+    """Assigns every auto request (optionally only of one task) to one arm; records the calls."""
+
+    def __init__(self, arm: Arm, task: str | None = None):
+        self.arm, self.task, self.calls = arm, task, []
+
+    def assign(self, mode, task, user):
+        self.calls.append((mode, task, user))
+        if self.task is None or task == self.task:
+            return self.arm
+        return None
+
+
+def run_with(experiments, fields, analyzers=None, task="creative"):
+    selector = make_selector(task=task)
+    outcomes = []
+    service = RoutingService(selector, FakeModels(), observers=(outcomes.append,), experiments=experiments,
+                             analyzers=analyzers)
+    sink = Sink()
+    service.handle({"text_input": "a poem please", "max_tokens": 2, **fields}, sink)
+    return sink, outcomes[0]
+
+
+def test_model_arm_overrides_auto_selection_and_is_recorded():
+    experiments = FakeExperiments(Arm("poems", "b", model="codegen"), task="creative")
+    sink, outcome = run_with(experiments, {"user": "u7"})
+    assert sink.result.decision.model == "codegen"
+    assert "experiment poems, arm b" in sink.result.decision.reason
+    assert outcome.assignment.arm == "b"
+    assert experiments.calls == [("auto", None, "u7"), ("auto", "creative", "u7")]
+
+
+@pytest.mark.parametrize("fields", [{"model": "gpt2"}, {"preferred_model": "gpt2"}])
+def test_experiments_never_override_manual_or_hybrid_requests(fields):
+    experiments = FakeExperiments(Arm("poems", "b", model="codegen"))
+    sink, outcome = run_with(experiments, fields)
+    assert sink.result.decision.model == "gpt2" and outcome.assignment is None and experiments.calls == []
+
+
+def test_policy_arm_selects_with_that_analyser():
+    from tests.unit.test_selection import FixedAnalyzer
+
+    coding = FixedAnalyzer("coding")
+    coding.name = "classifier"
+    sink, outcome = run_with(FakeExperiments(Arm("analysers", "classifier", policy="classifier")), {},
+                             analyzers={"classifier": coding}, task="creative")
+    assert sink.result.decision.model == "codegen" and sink.result.decision.task == "coding"
+    assert outcome.assignment.policy == "classifier"
+
+
+def test_arm_whose_model_is_not_ready_leaves_the_request_out_of_the_experiment():
+    selector = make_selector(ready=("gpt2", "distilgpt2"), task="creative")
+    outcomes = []
+    service = RoutingService(selector, FakeModels(), observers=(outcomes.append,),
+                             experiments=FakeExperiments(Arm("poems", "b", model="codegen")))
+    sink = Sink()
+    service.handle({"text_input": "a poem", "max_tokens": 2}, sink)
+    assert sink.result.decision.model != "codegen" and outcomes[0].assignment is None

@@ -6,18 +6,19 @@
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import triton_python_backend_utils as pb_utils
-
 from router_backend.adapters.bls import generate_via_bls
+from router_backend.adapters.router_metrics import RouterMetrics
 from router_backend.adapters.status_gauges import StatusGauges
 from router_backend.adapters.triton_io import FINAL, model_parameters, request_fields, require_decoupled, response, send_error
 from router_backend.analysis import LexicalAnalyzer
 from router_backend.catalog import DEFAULT_CATALOG, load_catalog
 from router_backend.contract import RouterParams
-from router_backend.routing import RoutedResult, RoutingService
+from router_backend.experiments import ExperimentManager
+from router_backend.routing import Outcome, RoutedResult, RoutingService
 from router_backend.selection.live import StatusPoller, endpoints_from_env
 from router_backend.selection.selector import Selector
 from router_backend.selection.status import StatusBoard
+from router_backend.usage import RecordWriter, StateStore, default_db_path, record_from_outcome
 
 INPUTS = list(RouterParams.model_fields)
 
@@ -31,11 +32,11 @@ class _Sink:
 
     def on_finish(self, result: RoutedResult):
         d = result.decision
-        text = "" if result.streamed else result.text
         self._sender.send(response(
-            text_output=text, tokens=result.tokens, finish_reason=result.finish_reason, selected_model=d.model,
-            selection_mode=d.mode, selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task,
-            analyzer=d.analyzer, selection_ms=float(d.selection_ms), request_id=result.request_id,
+            text_output="" if result.streamed else result.text, tokens=result.tokens,
+            finish_reason=result.finish_reason, selected_model=d.model, selection_mode=d.mode,
+            selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task, analyzer=d.analyzer,
+            selection_ms=float(d.selection_ms), request_id=result.request_id,
         ), flags=FINAL)
 
     def on_error(self, error):
@@ -53,9 +54,22 @@ class TritonPythonModel:
         self.poller.start()
         self.gauges = StatusGauges(self.board)
         self.gauges.start()
-        self.service = RoutingService(Selector(catalog, self.board, LexicalAnalyzer()), call_model=generate_via_bls)
+        self.metrics = RouterMetrics()
+        db = default_db_path()
+        self.writer = RecordWriter(StateStore(db))
+        experiments = ExperimentManager(StateStore(db), known_models=set(catalog.names))
+        lexical = LexicalAnalyzer()
+        self.service = RoutingService(
+            Selector(catalog, self.board, lexical, refresh=self.poller.refresh), call_model=generate_via_bls, observers=(self._observe,),
+            experiments=experiments, analyzers={"lexical": lexical},
+        )
         self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
                                        thread_name_prefix="router")
+
+    def _observe(self, outcome: Outcome):
+        record = record_from_outcome(outcome)
+        self.writer.record(record)
+        self.metrics.observe(record)
 
     def execute(self, requests):
         for request in requests:
@@ -66,7 +80,8 @@ class TritonPythonModel:
         sender = request.get_response_sender()
         try:
             fields = request_fields(request, INPUTS)
-            self.service.handle(fields, _Sink(sender), request_id=request.request_id(), is_cancelled=request.is_cancelled)
+            self.service.handle(fields, _Sink(sender), request_id=request.request_id(),
+                                is_cancelled=request.is_cancelled)
         except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
             send_error(sender, exc)
 
@@ -74,3 +89,5 @@ class TritonPythonModel:
         self.poller.stop()
         self.gauges.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.metrics.close()
+        self.writer.close()
