@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (the nvcr Triton image's Python)
+    import tomli as tomllib
 from pathlib import Path
 from typing import Iterator, Literal
 

@@ -12,7 +12,10 @@ auto-selection uses); the arms of one experiment are all of one kind.
 
 from __future__ import annotations
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (the nvcr Triton image's Python)
+    import tomli as tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 

@@ -1,0 +1,113 @@
+"""The metrics the dashboard and the autoscaler query exist on a real server's /metrics.
+
+    .venv/bin/pytest tests/integration/test_metrics_names.py -q
+
+docker/metrics.txt lists every metric name that docker/grafana/dashboards/switchyard.json
+and docker/k8s (HPA, prometheus-adapter rules) use; tests/deploy checks they use no
+other. Here a real tritonserver gets a few requests (direct, then through the router in
+each mode, one that falls back and one that fails) and each listed name must appear on
+its metrics port. Several metrics appear only once something happened (a label set is
+created on first use), hence the traffic, and the polling: the router publishes its
+counters from a background thread.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+METRICS_LIST = ROOT / "docker" / "metrics.txt"
+PROMPT = "def add(a, b):"
+APPEAR_TIMEOUT_S = 20.0
+# unloaded for a moment so that a hybrid request falls back and a manual one fails
+SPARE_MODEL = "distilgpt2"
+
+
+def listed(*sources: str) -> set[str]:
+    names = set()
+    for line in METRICS_LIST.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, source, *_ = line.split()
+            if source in sources:
+                names.add(name)
+    return names
+
+
+def exported_names(triton) -> set[str]:
+    with urllib.request.urlopen(triton.metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    return {m.group(0) for line in text.splitlines() if not line.startswith("#")
+            for m in [re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line)] if m}
+
+
+def missing_after_waiting(triton, wanted: set[str]) -> set[str]:
+    deadline = time.monotonic() + APPEAR_TIMEOUT_S
+    while True:
+        missing = wanted - exported_names(triton)
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(0.5)
+
+
+def router_loaded(triton) -> bool:
+    return triton.get("/v2/models/router/ready")[0] == 200
+
+
+def wait_ready(triton, model: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while triton.get(f"/v2/models/{model}/ready")[0] != 200:
+        assert time.monotonic() < deadline, f"{model} did not come back"
+        time.sleep(0.25)
+
+
+def generate_ok(triton, model: str, body: dict) -> dict:
+    status, answer = triton.generate(model, {"text_input": PROMPT, "max_tokens": 4, **body})
+    assert status == 200 and "error" not in answer, answer
+    return answer
+
+
+def test_server_exports_the_triton_and_engine_metrics_the_deployment_files_use(triton):
+    for _ in range(3):
+        generate_ok(triton, "gpt2", {"ignore_eos": True})
+
+    missing = missing_after_waiting(triton, listed("triton", "engine"))
+
+    assert not missing, f"listed in docker/metrics.txt but not exported: {sorted(missing)}"
+
+
+def test_server_exports_the_router_metrics_the_deployment_files_use(triton):
+    if not router_loaded(triton):
+        pytest.skip("the router model is not loaded: its metrics cannot appear")
+    for body in ({"model": "gpt2"}, {"auto_select": True}, {"preferred_model": "gpt2"}):
+        generate_ok(triton, "router", body)
+    # time to first token is measured on streamed requests
+    events = triton.generate_stream("router", {"text_input": PROMPT, "max_tokens": 4, "model": "gpt2", "stream": True})
+    assert events and not any("error" in e for e in events), events
+    status, _ = triton.post(f"/v2/repository/models/{SPARE_MODEL}/unload")
+    assert status == 200
+    try:
+        deadline = time.monotonic() + 60
+        while triton.get(f"/v2/models/{SPARE_MODEL}/ready")[0] == 200:
+            assert time.monotonic() < deadline, f"{SPARE_MODEL} did not unload"
+            time.sleep(0.25)
+        time.sleep(1.0)  # the router's status poller notices the unload
+        answer = generate_ok(triton, "router", {"preferred_model": SPARE_MODEL, "fallback_mode": "auto"})
+        assert answer.get("fallback_used") in (True, "true", 1), answer
+        status, answer = triton.generate("router", {"text_input": PROMPT, "max_tokens": 4, "model": SPARE_MODEL})
+        assert status != 200 or "error" in answer, answer
+    finally:
+        status, body = triton.post(f"/v2/repository/models/{SPARE_MODEL}/load")
+        assert status == 200, body
+        wait_ready(triton, SPARE_MODEL)
+        time.sleep(1.0)  # and notices it is back, before the next test routes to it
+
+    missing = missing_after_waiting(triton, listed("router"))
+
+    assert not missing, f"listed in docker/metrics.txt but not exported: {sorted(missing)}"
