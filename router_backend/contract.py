@@ -24,11 +24,13 @@ class GenerateParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     text_input: str = Field(min_length=1, validation_alias=AliasChoices("text_input", "prompt"))
-    max_tokens: int = Field(20, ge=1, le=MAX_TOKENS_CAP, validation_alias=AliasChoices("max_tokens", "max_length"))
+    # strict: true/false are not token counts, "5" is not a seed
+    max_tokens: int = Field(20, ge=1, le=MAX_TOKENS_CAP, strict=True,
+                            validation_alias=AliasChoices("max_tokens", "max_length"))
     temperature: float = Field(0.0, ge=0.0, le=100.0)
-    top_k: int = Field(0, ge=0)
+    top_k: int = Field(0, ge=0, strict=True)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = Field(None, ge=0, lt=2**63)
+    seed: int | None = Field(None, ge=0, lt=2**63, strict=True)
     stream: bool = False
     ignore_eos: bool = False
 
@@ -52,7 +54,8 @@ class RecommendParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     text_input: str = Field(min_length=1, validation_alias=AliasChoices("text_input", "prompt"))
-    max_tokens: int = Field(20, ge=1, le=MAX_TOKENS_CAP, validation_alias=AliasChoices("max_tokens", "max_length"))
+    max_tokens: int = Field(20, ge=1, le=MAX_TOKENS_CAP, strict=True,
+                            validation_alias=AliasChoices("max_tokens", "max_length"))
     max_response_time: float | None = Field(None, gt=0.0)
     min_quality: float | None = Field(None, ge=0.0, le=1.0)
     prefer_speed: bool = False

@@ -33,6 +33,8 @@ class _ResponseSink:
         self._request = request
         self._streamed = streamed  # streamed text went out piece by piece already
         self._observe = observe
+        self._checked_at = 0.0
+        self._cancelled = False
 
     def on_text(self, piece: str) -> None:
         self._sender.send(response(text_output=piece))
@@ -47,7 +49,12 @@ class _ResponseSink:
         send_error(self._sender, GenerationFailed(f"generation failed: {error}"))
 
     def cancelled(self) -> bool:
-        return self._request.is_cancelled()
+        # each check is a round trip to the server process: ask at most every 20 ms
+        now = time.monotonic()
+        if now - self._checked_at >= 0.02:
+            self._checked_at = now
+            self._cancelled = self._request.is_cancelled()
+        return self._cancelled
 
 
 class _EngineGauges:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -78,6 +79,7 @@ class OnnxDecoder:
         shape = inputs[past[0]].shape
         self.signature = GraphSignature(past, present, int(shape[1]), int(shape[3]))
         self.providers = session.get_providers()
+        self._last_step = _LastStep()
 
     @classmethod
     def from_file(cls, path: str, threads: int = 0, providers: str = "auto") -> "OnnxDecoder":
@@ -119,16 +121,55 @@ class OnnxDecoder:
         mask = np.zeros((batch, longest + 1), np.int64)
         for row, n in enumerate(lengths):
             mask[row, longest - n:] = 1  # left padding: real entries sit at the right
-        past = [
-            _left_pad_join([cache[k] for _, cache in steps], longest)
-            for k in range(len(self.signature.past_names))
-        ]
+        past = self._last_step.reuse([cache for _, cache in steps], longest)
+        if past is None:
+            past = [
+                _left_pad_join([cache[k] for _, cache in steps], longest)
+                for k in range(len(self.signature.past_names))
+            ]
         logits, present = self._run(ids, mask, positions, past)
         caches = [
-            [layer[row:row + 1, :, longest - n:, :] for layer in present]
+            _RowCache(layer[row:row + 1, :, longest - n:, :] for layer in present)
             for row, n in enumerate(lengths)
         ]
+        self._last_step = _LastStep(present, caches)
         return logits[:, -1, :], caches
+
+
+class _RowCache(list):
+    """One sequence's cache: views into the batch's present arrays (weakly referenceable)."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _LastStep:
+    """The previous decode step's present arrays, remembered weakly.
+
+    While the same sequences keep decoding together, those arrays already hold every
+    cache left-padded side by side, so they are the next step's past as they are: no
+    per-step copy of the whole KV cache. When sequences leave, their rows are dropped
+    in one gather; when one joins, the caches are joined afresh.
+    """
+
+    def __init__(self, present: list[np.ndarray] | None = None, caches: Sequence[_RowCache] = ()) -> None:
+        self._present = [weakref.ref(p) for p in present or ()]
+        self._rows = {id(cache): (row, weakref.ref(cache)) for row, cache in enumerate(caches)}
+
+    def reuse(self, caches: Sequence[KVCache], longest: int) -> KVCache | None:
+        """Return this step's past cut from the last present arrays, or None if the batch changed otherwise."""
+        rows = []
+        for cache in caches:
+            found = self._rows.get(id(cache))
+            if found is None or found[1]() is not cache:
+                return None  # a newly prefilled (or foreign) cache: join afresh
+            rows.append(found[0])
+        present = [ref() for ref in self._present]
+        if not present or any(p is None for p in present):
+            return None
+        total = present[0].shape[2]
+        if rows == list(range(len(self._rows))) and total == longest:
+            return present
+        return [p[rows, :, total - longest:, :] for p in present]  # one gather, trimmed to the longest
 
 
 def _left_pad_join(parts: list[np.ndarray], length: int) -> np.ndarray:

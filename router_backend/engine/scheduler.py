@@ -21,8 +21,10 @@ import numpy as np
 from router_backend.engine.decoder import Decoder, KVCache
 from router_backend.engine.detokenize import IncrementalDetokenizer
 from router_backend.engine.sampling import Sampler, SamplingParams
+from router_backend.errors import GenerationFailed
 
 LOGGER = logging.getLogger(__name__)
+QUEUE_SWEEP_S = 0.05  # how often queued requests are asked whether their caller is still there
 
 
 class Tokenizer(Protocol):
@@ -62,6 +64,7 @@ class GenerationResult:
     finish_reason: str  # "length", "eos" or "cancelled"
     time_to_first_token_s: float
     duration_s: float
+    token_ids: tuple[int, ...] = ()  # the generated tokens (a final EOS is not one of them)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class _Sequence:
     last_token: int = -1
     generated: list[int] = field(default_factory=list)
     first_token_at: float = 0.0
+    reserved: bool = False  # budget counted in tokens_in_flight (admitted, not yet released)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class GenerationEngine:
         self._steps = 0
         self._batched_rows = 0
         self._wake = threading.Condition()
+        self._next_queue_sweep = 0.0
         self._running = False
         self._thread: threading.Thread | None = None
 
@@ -121,11 +126,19 @@ class GenerationEngine:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the loop; requests still queued or running get on_error (nobody waits forever)."""
         with self._wake:
             self._running = False
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                return  # a step is stuck in the decoder: leave its sequences to it
+        with self._wake:
+            left = [*self._active, *self._queue]
+            self._queue.clear()
+        for seq in left:
+            self._fail(seq, GenerationFailed("the model stopped (unloading) before this request finished"))
 
     def submit(self, request: GenerationRequest, sink: TokenSink) -> None:
         seq = _Sequence(
@@ -163,50 +176,70 @@ class GenerationEngine:
                 LOGGER.exception("decoding step failed")
 
     def _admit_and_step(self) -> bool:
+        self._drop_cancelled()
         for seq in self._admit():
             self._prefill(seq)
-        self._drop_cancelled()
         if self._active:
             self._step()
         with self._wake:
             return bool(self._queue or self._active)
 
     def _admit(self) -> list[_Sequence]:
+        """Move queued requests into the active set while the limits allow."""
         capacity = self.limits.max_batch_size if self.limits.batching else 1
         admitted = []
         with self._wake:
-            while self._queue and len(self._active) + len(admitted) < capacity:
+            while self._queue and len(self._active) < capacity:
                 seq = self._queue[0]
-                busy = self._active or admitted
-                if busy and self._reserved + seq.budget > self.limits.max_tokens_in_flight:
+                if self._active and self._reserved + seq.budget > self.limits.max_tokens_in_flight:
                     break  # wait for memory; an empty engine always takes the next request
                 self._queue.popleft()
                 self._reserved += seq.budget
+                seq.reserved = True
+                self._active.append(seq)  # counted as active from now on, prefilled below
                 admitted.append(seq)
         return admitted
 
     def _prefill(self, seq: _Sequence) -> None:
+        if _is_cancelled(seq):
+            self._finish(seq, "cancelled")  # gone while it waited: never run it
+            return
         try:
             logits, seq.cache = self._decoder.prefill(seq.request.prompt_ids)
+            token = seq.sampler.choose(logits)
         except Exception as exc:  # noqa: BLE001 - reported to this request only
             self._fail(seq, exc)
             return
-        self._active.append(seq)
-        self._accept(seq, seq.sampler.choose(logits))
+        self._accept(seq, token)
 
     def _step(self) -> None:
         batch = list(self._active)
+        if self._decode(batch) or len(batch) == 1:
+            return
+        # the batched step failed: run each sequence alone so only the failing ones see the error
+        LOGGER.warning("a decoding step of %d sequences failed; retrying them one by one", len(batch))
+        for seq in batch:
+            self._decode([seq])
+
+    def _decode(self, batch: list[_Sequence]) -> bool:
+        """One decoding step for these sequences; False if the decoder raised."""
         try:
             logits, caches = self._decoder.decode_batch([(s.last_token, s.cache) for s in batch])
-        except Exception as exc:  # noqa: BLE001 - fail this batch, keep the engine
-            for seq in batch:
-                self._fail(seq, exc)
-            return
+        except Exception as exc:  # noqa: BLE001 - the caller decides who sees it
+            if len(batch) == 1:
+                self._fail(batch[0], exc)
+            return False
         self._steps += 1
         self._batched_rows += len(batch)
-        for seq, row, cache in zip(batch, logits, caches):
+        for seq, row, cache in zip(batch, logits, caches, strict=True):
+            try:
+                token = seq.sampler.choose(row)
+            except Exception as exc:  # noqa: BLE001 - e.g. non-finite logits: this request only
+                self._fail(seq, exc)
+                continue
             seq.cache = cache
-            self._accept(seq, seq.sampler.choose(row))
+            self._accept(seq, token)
+        return True
 
     def _accept(self, seq: _Sequence, token: int) -> None:
         now = time.perf_counter()
@@ -219,37 +252,71 @@ class GenerationEngine:
         seq.last_token = token
         piece = seq.detok.push(token)
         if seq.request.stream and piece:
-            seq.sink.on_text(piece)
+            try:
+                seq.sink.on_text(piece)
+            except Exception as exc:  # noqa: BLE001 - a broken sender ends only its own request
+                self._fail(seq, exc)
+                return
         if len(seq.generated) >= seq.request.max_new_tokens:
             self._finish(seq, "length")
 
     def _drop_cancelled(self) -> None:
-        for seq in [s for s in self._active if s.sink.cancelled()]:
+        """Finish requests whose caller has gone, freeing their slots (and their place in the queue)."""
+        gone = [s for s in self._active if _is_cancelled(s)]
+        now = time.perf_counter()
+        if now >= self._next_queue_sweep:
+            # asking a Triton request costs a round trip to the server: sweep the queue now and then,
+            # it only keeps the queue length honest (admission checks each request anyway)
+            self._next_queue_sweep = now + QUEUE_SWEEP_S
+            with self._wake:
+                waiting = list(self._queue)
+            left = [s for s in waiting if _is_cancelled(s)]
+            with self._wake:
+                for seq in left:
+                    self._queue.remove(seq)
+            gone += left
+        for seq in gone:
             self._finish(seq, "cancelled")
 
     def _release(self, seq: _Sequence) -> None:
-        if seq in self._active:
-            self._active.remove(seq)
         seq.cache = None
         with self._wake:
-            self._reserved -= seq.budget
+            if seq in self._active:
+                self._active.remove(seq)
+            if seq.reserved:
+                self._reserved -= seq.budget
+                seq.reserved = False
 
     def _finish(self, seq: _Sequence, reason: str) -> None:
         self._release(seq)
-        tail = seq.detok.flush()
-        if seq.request.stream and tail:
-            seq.sink.on_text(tail)
         now = time.perf_counter()
         first = seq.first_token_at or now
-        seq.sink.on_finish(GenerationResult(
-            text=seq.detok.text, tokens=len(seq.generated), finish_reason=reason,
-            time_to_first_token_s=first - seq.submitted, duration_s=now - seq.submitted,
-        ))
+        try:
+            tail = seq.detok.flush()
+            if seq.request.stream and tail:
+                seq.sink.on_text(tail)
+            seq.sink.on_finish(GenerationResult(
+                text=seq.detok.text, tokens=len(seq.generated), finish_reason=reason,
+                time_to_first_token_s=first - seq.submitted, duration_s=now - seq.submitted,
+                token_ids=tuple(seq.generated),
+            ))
+        except Exception:  # noqa: BLE001 - nothing more can reach this caller
+            LOGGER.exception("could not deliver the result of a request")
 
     def _fail(self, seq: _Sequence, exc: Exception) -> None:
         LOGGER.error("generation failed: %s", exc)
         self._release(seq)
-        seq.sink.on_error(exc)
+        try:
+            seq.sink.on_error(exc)
+        except Exception:  # noqa: BLE001 - nothing more can reach this caller
+            LOGGER.exception("could not deliver the error of a request")
+
+
+def _is_cancelled(seq: _Sequence) -> bool:
+    try:
+        return bool(seq.sink.cancelled())
+    except Exception:  # noqa: BLE001 - a sink that cannot answer has lost its caller
+        return True
 
 
 def greedy_reference(decoder: Decoder, prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:
