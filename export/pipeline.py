@@ -28,7 +28,8 @@ def checkpoint_digest(checkpoint: Path) -> str:
     for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
         st = path.stat()
         h.update(f"{path.relative_to(checkpoint)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    h.update(Path(__file__).with_name("onnx_export.py").read_bytes())
+    for exporter in ("onnx_export.py", "repository.py"):  # the graph and the config they write
+        h.update(Path(__file__).with_name(exporter).read_bytes())
     return h.hexdigest()
 
 

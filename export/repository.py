@@ -31,7 +31,8 @@ LLM_INPUTS = (
     ("stream", mc.TYPE_BOOL, True),
     ("ignore_eos", mc.TYPE_BOOL, True),
 )
-LLM_OUTPUTS = (("text_output", mc.TYPE_STRING), ("tokens", mc.TYPE_INT32), ("finish_reason", mc.TYPE_STRING))
+LLM_OUTPUTS = (("text_output", mc.TYPE_STRING), ("tokens", mc.TYPE_INT32), ("finish_reason", mc.TYPE_STRING),
+               ("mean_logprob", mc.TYPE_FP32))
 
 
 @dataclass(frozen=True)

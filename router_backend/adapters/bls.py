@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -19,7 +20,7 @@ LLM_FIELD_TYPES = {
     "text_input": np.object_, "max_tokens": np.int32, "temperature": np.float32, "top_k": np.int32,
     "top_p": np.float32, "seed": np.uint64, "stream": np.bool_, "ignore_eos": np.bool_,
 }
-LLM_OUTPUTS = ["text_output", "tokens", "finish_reason"]
+LLM_OUTPUTS = ["text_output", "tokens", "finish_reason", "mean_logprob"]
 
 
 class BlsError(ModelCallError):
@@ -39,6 +40,7 @@ class FinalOutputs:
     text: str
     tokens: int
     finish_reason: str
+    mean_logprob: float | None = None
 
 
 def _tensor(name: str, value: Any) -> "pb_utils.Tensor":
@@ -87,4 +89,6 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
         if reason is None:
             yield text, None
         else:
-            yield "", FinalOutputs(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason)
+            logprob = _output(response, "mean_logprob")
+            yield "", FinalOutputs(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
+                                   mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob))

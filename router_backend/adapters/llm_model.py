@@ -42,8 +42,9 @@ class _ResponseSink:
     def on_finish(self, result: GenerationResult) -> None:
         self._observe(result)
         text = "" if self._streamed else result.text
-        self._sender.send(response(text_output=text, tokens=result.tokens, finish_reason=result.finish_reason),
-                          flags=FINAL)
+        logprob = float(result.mean_logprob) if result.mean_logprob is not None else float("nan")
+        self._sender.send(response(text_output=text, tokens=result.tokens, finish_reason=result.finish_reason,
+                                   mean_logprob=logprob), flags=FINAL)
 
     def on_error(self, error: Exception) -> None:
         send_error(self._sender, GenerationFailed(f"generation failed: {error}"))

@@ -65,6 +65,7 @@ class GenerationResult:
     time_to_first_token_s: float
     duration_s: float
     token_ids: tuple[int, ...] = ()  # the generated tokens (a final EOS is not one of them)
+    mean_logprob: float | None = None  # the model's mean log-likelihood of those tokens (a quality signal)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class _Sequence:
     last_token: int = -1
     generated: list[int] = field(default_factory=list)
     first_token_at: float = 0.0
+    logprob_sum: float = 0.0
     reserved: bool = False  # budget counted in tokens_in_flight (admitted, not yet released)
 
 
@@ -210,7 +212,7 @@ class GenerationEngine:
         except Exception as exc:  # noqa: BLE001 - reported to this request only
             self._fail(seq, exc)
             return
-        self._accept(seq, token)
+        self._accept(seq, token, token_logprob(logits, token))
 
     def _step(self) -> None:
         batch = list(self._active)
@@ -238,10 +240,10 @@ class GenerationEngine:
                 self._fail(seq, exc)
                 continue
             seq.cache = cache
-            self._accept(seq, token)
+            self._accept(seq, token, token_logprob(row, token))
         return True
 
-    def _accept(self, seq: _Sequence, token: int) -> None:
+    def _accept(self, seq: _Sequence, token: int, logprob: float = 0.0) -> None:
         now = time.perf_counter()
         if not seq.generated:
             seq.first_token_at = now
@@ -249,6 +251,7 @@ class GenerationEngine:
             self._finish(seq, "eos")
             return
         seq.generated.append(token)
+        seq.logprob_sum += logprob
         seq.last_token = token
         piece = seq.detok.push(token)
         if seq.request.stream and piece:
@@ -299,6 +302,7 @@ class GenerationEngine:
                 text=seq.detok.text, tokens=len(seq.generated), finish_reason=reason,
                 time_to_first_token_s=first - seq.submitted, duration_s=now - seq.submitted,
                 token_ids=tuple(seq.generated),
+                mean_logprob=seq.logprob_sum / len(seq.generated) if seq.generated else None,
             ))
         except Exception:  # noqa: BLE001 - nothing more can reach this caller
             LOGGER.exception("could not deliver the result of a request")
@@ -317,6 +321,13 @@ def _is_cancelled(seq: _Sequence) -> bool:
         return bool(seq.sink.cancelled())
     except Exception:  # noqa: BLE001 - a sink that cannot answer has lost its caller
         return True
+
+
+def token_logprob(logits: np.ndarray, token: int) -> float:
+    """log p(token) under the model's own distribution (softmax at temperature 1)."""
+    row = logits.astype(np.float64)
+    top = row.max()
+    return float(row[token] - top - np.log(np.exp(row - top).sum()))
 
 
 def greedy_reference(decoder: Decoder, prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:

@@ -47,6 +47,12 @@ def test_manual_selection_uses_exactly_the_named_model(triton):
     assert "manual" in answer["selection_reason"] and answer["selection_ms"] >= 0
 
 
+def test_language_models_report_their_mean_log_likelihood(triton):
+    status, answer = triton.generate("gpt2", {"text_input": POEM_PROMPT, "max_tokens": 8, "ignore_eos": True})
+    assert status == 200, answer
+    assert answer["mean_logprob"] < 0.0
+
+
 def test_auto_selection_sends_code_and_poems_to_different_models(triton):
     code = routed(triton, text_input=CODE_PROMPT, auto_select=True)
     poem = routed(triton, text_input=POEM_PROMPT, auto_select=True)

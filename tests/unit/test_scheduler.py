@@ -304,3 +304,14 @@ def test_request_cancelled_while_queued_leaves_the_queue(make_engine, make_sink,
     engine.run_until_idle()
     assert seen[0] == 1 and seen[-1] == 0  # swept while the first request still ran
     assert gone.result.finish_reason == "cancelled"
+
+
+def test_token_logprob_is_the_log_softmax_of_the_chosen_token():
+    import numpy as np
+
+    from router_backend.engine.scheduler import token_logprob
+
+    logits = np.array([2.0, 1.0, 0.5, -1.0], dtype=np.float32)
+    expected = np.log(np.exp(logits) / np.exp(logits).sum())
+    for token in range(4):
+        assert token_logprob(logits, token) == pytest.approx(float(expected[token]), abs=1e-6)
