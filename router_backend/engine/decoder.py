@@ -48,9 +48,14 @@ class GraphSignature:
 
 
 def choose_providers(requested: str, available: Sequence[str], cache_dir: str) -> list:
-    """Execution providers for a request like 'auto', 'cpu', 'cuda' or 'tensorrt'."""
+    """Execution providers for a request like 'auto', 'cpu', 'cuda' or 'tensorrt'.
+
+    'auto' takes CUDA when available, else CPU. TensorRT is opt-in ('tensorrt'): the KV
+    cache grows every decoding step, so without fixed optimisation profiles TensorRT
+    would rebuild engines as lengths change; its engine cache lives in the model folder.
+    """
     wanted = {
-        "auto": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        "auto": ["CUDAExecutionProvider", "CPUExecutionProvider"],
         "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
         "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
         "cpu": ["CPUExecutionProvider"],
