@@ -3,12 +3,15 @@
     build_demo_models(Path("build"), Path("model_repository"))
 
 Nothing can be downloaded here, so the tokenizer is a byte-level BPE trained on text
-that ships with this machine (Python's standard library and Debian's documentation),
-and the weights are seeded random initialisations sized so distilgpt2 is fastest.
+that ships with this machine (Python's standard library and Debian's documentation).
+The weights come from export/demo_weights/ (committed, made by export.train_demo_models:
+codegen trained on Python source, gpt2 and distilgpt2 on English prose); without them,
+seeded random initialisations. Shapes make distilgpt2 the fastest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import sysconfig
@@ -23,6 +26,8 @@ LOGGER = logging.getLogger(__name__)
 VOCAB_SIZE = 4096
 EOS = "<|endoftext|>"
 CORPUS_LIMIT_BYTES = 6_000_000
+TRAINED = Path(__file__).with_name("demo_weights")  # committed; made by export.train_demo_models
+WEIGHTS_STAMP = "demo_weights.sha256"
 # name -> (family, layers, embedding width, heads)
 DEMO_SHAPES = {
     "gpt2": ("gpt2", 4, 256, 4),
@@ -67,7 +72,8 @@ def train_tokenizer(texts: list[str], out: Path):
     return tokenizer
 
 
-def build_checkpoint(name: str, tokenizer, out: Path, context: int, seed: int = 0) -> None:
+def new_model(name: str, tokenizer, context: int, seed: int = 0):
+    """Build a seeded random initialisation of one demo model's shape."""
     import torch
     from transformers import CodeGenConfig, CodeGenForCausalLM, GPT2Config, GPT2LMHeadModel
 
@@ -77,11 +83,39 @@ def build_checkpoint(name: str, tokenizer, out: Path, context: int, seed: int = 
     common = dict(vocab_size=len(tokenizer), n_positions=context, n_embd=width, n_layer=layers,
                   n_head=heads, bos_token_id=eos, eos_token_id=eos)
     if family == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(**common))
+        return GPT2LMHeadModel(GPT2Config(**common))
+    return CodeGenForCausalLM(CodeGenConfig(n_ctx=context, rotary_dim=width // heads // 2, **common))
+
+
+def trained_weights_digest(name: str) -> str | None:
+    """Digest of the committed trained weights of `name`, or None when there are none."""
+    folder = TRAINED / name
+    if not (folder / "model.safetensors").exists():
+        return None
+    weights = (folder / "model.safetensors").read_bytes() + (folder / "config.json").read_bytes()
+    return hashlib.sha256(weights).hexdigest()
+
+
+def build_checkpoint(name: str, tokenizer, out: Path, context: int, seed: int = 0) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if trained_weights_digest(name):
+        model = AutoModelForCausalLM.from_pretrained(TRAINED / name, dtype=torch.float32)
     else:
-        model = CodeGenForCausalLM(CodeGenConfig(n_ctx=context, rotary_dim=width // heads // 2, **common))
+        model = new_model(name, tokenizer, context, seed)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    (out / WEIGHTS_STAMP).write_text(trained_weights_digest(name) or "random")
+
+
+def checkpoint_is_current(name: str, checkpoint: Path) -> bool:
+    """Built, and from the weights now committed (random ones count while none are)."""
+    try:
+        return (checkpoint / "config.json").exists() and \
+            (checkpoint / WEIGHTS_STAMP).read_text() == (trained_weights_digest(name) or "random")
+    except OSError:
+        return False
 
 
 def build_demo_models(build: Path, repository: Path, force: bool = False) -> None:
@@ -91,7 +125,12 @@ def build_demo_models(build: Path, repository: Path, force: bool = False) -> Non
     console = Console(stderr=True)
     catalog = load_catalog()
     tokenizer_dir = build / "tokenizer"
-    if force or not (tokenizer_dir / "tokenizer.json").exists():
+    if (TRAINED / "tokenizer" / "tokenizer.json").exists():
+        from transformers import AutoTokenizer
+
+        # the trained weights were made with this tokenizer: never retrain it locally
+        tokenizer = AutoTokenizer.from_pretrained(TRAINED / "tokenizer")
+    elif force or not (tokenizer_dir / "tokenizer.json").exists():
         console.print("training the demo byte-level BPE tokenizer on local text")
         tokenizer = train_tokenizer(corpus(), tokenizer_dir)
     else:
@@ -101,10 +140,13 @@ def build_demo_models(build: Path, repository: Path, force: bool = False) -> Non
     for name in DEMO_SHAPES:
         entry = catalog[name]
         checkpoint = Path(entry.checkpoint)  # relative to the project root
-        if force or not (checkpoint / "config.json").exists():
+        if force or not checkpoint_is_current(name, checkpoint):
             console.print(f"building demo checkpoint {name} at {checkpoint}")
             build_checkpoint(name, tokenizer, checkpoint, entry.context_length)
         export_model(checkpoint, name, repository, force=force, console=console)
+    from export.classifier import build_classifier
+
+    build_classifier(repository, force=force)  # the router's prompt classifier (skipped when up to date)
 
 
 def main(argv: list[str] | None = None) -> int:

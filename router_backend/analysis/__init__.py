@@ -5,6 +5,8 @@
 """
 
 from router_backend.analysis.base import TASKS, PromptAnalysis, PromptAnalyzer
+from router_backend.analysis.classifier import ClassifierAnalyzer, TwoStageAnalyzer, analysis_from_outputs, combine
 from router_backend.analysis.lexical import LexicalAnalyzer
 
-__all__ = ["TASKS", "LexicalAnalyzer", "PromptAnalysis", "PromptAnalyzer"]
+__all__ = ["TASKS", "ClassifierAnalyzer", "LexicalAnalyzer", "PromptAnalysis", "PromptAnalyzer", "TwoStageAnalyzer", "analysis_from_outputs",
+           "combine"]

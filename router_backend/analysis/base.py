@@ -43,7 +43,7 @@ class PromptAnalysis:
 
     @classmethod
     def from_probabilities(cls, probabilities: Mapping[str, float], complexity: float, analyzer: str) -> PromptAnalysis:
-        """The most probable task, with its probability as the confidence."""
+        """Pick the most probable task, with its probability as the confidence."""
         total = sum(max(0.0, float(probabilities[t])) for t in TASKS) or 1.0
         probs = {t: max(0.0, float(probabilities[t])) / total for t in TASKS}
         task = max(TASKS, key=probs.__getitem__)  # ties go to the first task in TASKS

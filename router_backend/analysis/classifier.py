@@ -14,13 +14,16 @@ is not confident.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from router_backend.analysis.base import TASKS, PromptAnalysis
 
+LOGGER = logging.getLogger(__name__)
 NAME = "classifier"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -43,11 +46,11 @@ def analysis_from_outputs(probabilities: Sequence[float] | np.ndarray, complexit
     if probs.shape != (len(TASKS),) or not np.all(np.isfinite(probs)):
         raise ValueError(f"classifier probabilities must be {len(TASKS)} finite numbers, got {probs!r}")
     value = float(np.asarray(complexity, dtype=np.float64).reshape(-1)[0])
-    return PromptAnalysis.from_probabilities(dict(zip(TASKS, probs.tolist())), value, analyzer)
+    return PromptAnalysis.from_probabilities(dict(zip(TASKS, probs.tolist(), strict=True)), value, analyzer)
 
 
 def combine(lexical: PromptAnalysis, classifier: PromptAnalysis | None) -> PromptAnalysis:
-    """The analysis the router acts on, given the lexical one and (maybe) the classifier's.
+    """Return the analysis the router acts on, given the lexical one and (maybe) the classifier's.
 
     No classifier answer (not loaded, failed): the lexical analysis. Otherwise the
     classifier decides, except where the lexical analyser is near-certain (code syntax,
@@ -108,3 +111,58 @@ class OnnxPromptClassifier:
     def analyze(self, prompt: str) -> PromptAnalysis:
         probabilities, complexity = self.predict([prompt])
         return analysis_from_outputs(probabilities[0], complexity[0])
+
+
+class TwoStageAnalyzer:
+    """The router's analyser: lexical first; the classifier only when the lexical one is unsure.
+
+        analyzer = TwoStageAnalyzer(LexicalAnalyzer(), classify=call_prompt_classifier_via_bls)
+        analyzer.analyze("Write a haiku about recursion").analyzer  # 'lexical', 'classifier', ...
+
+    `classify(prompt)` returns the classifier's PromptAnalysis (analysis_from_outputs of a
+    BLS response), or None when the classifier is not loaded; if it raises, the lexical
+    analysis stands and the analyzer name says the classifier was unavailable.
+    """
+
+    name = "two-stage"
+
+    def __init__(self, lexical, classify: Callable[[str], PromptAnalysis | None]) -> None:
+        self.lexical = lexical
+        self.classify = classify
+
+    def analyze(self, prompt: str) -> PromptAnalysis:
+        fast = self.lexical.analyze(prompt)
+        if self.lexical.is_confident(fast):
+            return fast
+        try:
+            slow = self.classify(prompt)
+        except Exception:  # noqa: BLE001 - the lexical answer is a complete fallback
+            LOGGER.warning("prompt classifier call failed; using the lexical analysis", exc_info=True)
+            return replace(fast, analyzer=f"{fast.analyzer} (classifier unavailable)")
+        if slow is None:
+            return replace(fast, analyzer=f"{fast.analyzer} (classifier not loaded)")
+        return combine(fast, slow)
+
+
+class ClassifierAnalyzer:
+    """The classifier alone (the 'classifier' policy of an A/B test); lexical only when it is away.
+
+        analyzer = ClassifierAnalyzer(classify=call_prompt_classifier_via_bls, fallback=LexicalAnalyzer())
+    """
+
+    name = "classifier"
+
+    def __init__(self, classify: Callable[[str], PromptAnalysis | None], fallback) -> None:
+        self.classify = classify
+        self.fallback = fallback
+
+    def analyze(self, prompt: str) -> PromptAnalysis:
+        try:
+            answer = self.classify(prompt)
+        except Exception:  # noqa: BLE001 - the fallback is a complete answer
+            LOGGER.warning("prompt classifier call failed; using the fallback analysis", exc_info=True)
+            answer = None
+        if answer is not None:
+            return answer
+        fallback = self.fallback.analyze(prompt)
+        return replace(fallback, analyzer=f"{fallback.analyzer} (classifier unavailable)")

@@ -34,7 +34,7 @@ class LabelledPrompt:
 
 
 def split_of(group: str) -> str:
-    """'validation' for about VALIDATION_SHARE of the groups, the same on every machine."""
+    """Return 'validation' for about VALIDATION_SHARE of the groups, the same on every machine."""
     bucket = int.from_bytes(hashlib.sha256(group.encode()).digest()[:4], "big") / 2**32
     return "validation" if bucket < VALIDATION_SHARE else "train"
 

@@ -36,7 +36,9 @@ class Rule:
     case_sensitive: bool = False
 
 
-_WORD_CODE_LANGS = r"python|javascript|typescript|java|c\+\+|c#|golang|rust|ruby|php|kotlin|swift|scala|haskell|bash|sql|html|css|regex|numpy|pandas|django|flask|react|node\.?js|docker|kubernetes|git"
+_WORD_CODE_LANGS = (
+    r"python|javascript|typescript|java|c\+\+|c#|golang|rust|ruby|php|kotlin|swift|scala|haskell|bash|"
+    r"sql|html|css|regex|numpy|pandas|django|flask|react|node\.?js|docker|kubernetes|git")
 
 RULES: tuple[Rule, ...] = (
     # ---- code that is code: syntax weighs most, words cannot fake it
@@ -49,35 +51,104 @@ RULES: tuple[Rule, ...] = (
     Rule("coding", r"\b\w+\.\w+\([^)]*\)|\b\w+\([^()]*\)\s*(:|\{|$)|\w+\[[\w'\"]+\]", 1.2),
     Rule("coding", r"(==|!=|\+=|-=|->|::|&&|\|\||<=|>=|\*\*)", 0.8),
     Rule("coding", r"^\s*(for|while|if|elif|return|print|try|except)\b.*[:)]\s*$", 1.5, case_sensitive=True),
-    Rule("coding", r"\$ \w+|\b(pip|npm|apt-get|cargo|make|gcc|git|kubectl|awk|sed|grep|curl)\s+\S+|\|\s*(sort|uniq|grep|tr|wc|xargs|head|tail)\b", 1.5),
-    Rule("coding", r"`[^`\n]+`|\b[a-z_]\w*\.[a-z_]\w*\b|\.(py|js|ts|go|rs|java|cpp|rb|sh|json|ya?ml|toml|sql|ipynb)\b|\bTS\d{4}\b", 1.2),
+    Rule("coding", (
+        r"\$ \w+|\b(pip|npm|apt-get|cargo|make|gcc|git|kubectl|awk|sed|grep|curl)\s+\S+|\|\s*(sort|uniq|"
+        r"grep|tr|wc|xargs|head|tail)\b"),
+        1.5),
+    Rule("coding", (
+        r"`[^`\n]+`|\b[a-z_]\w*\.[a-z_]\w*\b|\.(py|js|ts|go|rs|java|cpp|rb|sh|json|ya?ml|toml|sql|"
+        r"ipynb)\b|\bTS\d{4}\b"),
+        1.2),
     # ---- trouble with code, said in words
-    Rule("coding", r"\bTraceback\b|\b[A-Z]\w*(Error|Exception)\b|\bsegfault|\bsegmentation fault|\bstack ?trace|\bnull pointer|\bundefined is not", 3.0, case_sensitive=True),
-    Rule("coding", r"\b(crash(es|ed|ing)?|throws?|raises?|exception|bug(gy|s)?|debug\w*|compil\w+|syntax|runtime|deprecat\w+|stack overflow|memory leak|infinite loop|off-by-one|race condition)\b", 1.2),
+    Rule("coding", (
+        r"\bTraceback\b|\b[A-Z]\w*(Error|Exception)\b|\bsegfault|\bsegmentation fault|\bstack ?trace|"
+        r"\bnull pointer|\bundefined is not"),
+        3.0, case_sensitive=True),
+    Rule("coding", (
+        r"\b(crash(es|ed|ing)?|throws?|raises?|exception|bug(gy|s)?|debug\w*|compil\w+|syntax|runtime|"
+        r"deprecat\w+|stack overflow|memory leak|infinite loop|off-by-one|race condition)\b"),
+        1.2),
     Rule("coding", rf"\b({_WORD_CODE_LANGS})\b", 1.6),
-    Rule("coding", r"\b(code|script|function|method|class(es)?|variable|array|dict(ionary)?|list comprehension|loop|recursion|recursive|regex|api|endpoint|json|yaml|csv|parser|library|module|package|unit tests?|refactor\w*|implement\w*|program\w*|algorithm|compiler|interpreter|repo(sitory)?|commit|merge|branch|query|database|schema|cli|command line|terminal|shell|bytes?|string|integer|boolean|async|thread\w*|lambda|decorator|iterator|generator|hash ?map|linked list|binary tree|big-?o|O\(n|snippet|one-liner|app|server|nginx|websocket|jupyter|kernel|pytest|container|deploy\w*|leaks? memory|null|pointer|tuple|render\w*|component|frontend|backend|git|ci)\b", 0.9),
-    Rule("coding", r"\b(write|create|build|fix|optimi[sz]e|speed up|convert|port|translate)\b[^.?!]{0,40}\b(function|script|class|program|code|query|regex|test|endpoint|loop|method|snippet)\b", 1.5),
+    Rule("coding", (
+        r"\b(code|script|function|method|class(es)?|variable|array|dict(ionary)?|list comprehension|loop|"
+        r"recursion|recursive|regex|api|endpoint|json|yaml|csv|parser|library|module|package|unit tests?|"
+        r"refactor\w*|implement\w*|program\w*|algorithm|compiler|interpreter|repo(sitory)?|commit|merge|"
+        r"branch|query|database|schema|cli|command line|terminal|shell|bytes?|string|integer|boolean|"
+        r"async|thread\w*|lambda|decorator|iterator|generator|hash ?map|linked list|binary tree|big-?o|"
+        r"O\(n|snippet|one-liner|app|server|nginx|websocket|jupyter|kernel|pytest|container|deploy\w*|"
+        r"leaks? memory|null|pointer|tuple|render\w*|component|frontend|backend|git|ci)\b"),
+        0.9),
+    Rule("coding", (
+        r"\b(write|create|build|fix|optimi[sz]e|speed up|convert|port|translate)\b[^.?!]{0,40}\b(function|"
+        r"script|class|program|code|query|regex|test|endpoint|loop|method|snippet)\b"),
+        1.5),
     # ---- creative writing, whatever its topic ("a haiku about recursion" is creative)
-    Rule("creative", r"\b(poem|poems|poetry|haiku|limerick|sonnet|ode|verse|rhym\w+|lyrics|song|ballad|stanza|couplet)\b", 3.0),
-    Rule("creative", r"\b(short story|story|stories|tale|fable|fairy tale|myth|legend|novel|chapter|screenplay|scene|monologue|dialogue between|bedtime story|flash fiction|fiction)\b", 2.4),
-    Rule("creative", r"\b(write|compose|draft|pen|invent|imagine|create|make up|come up with|tell|give me)\b[^.?!]{0,50}\b(poem|story|tale|song|lyrics|haiku|limerick|slogan|tagline|toast|speech|letter|joke|riddle|description|character|plot|ad|jingle|names?|title)\b", 2.0),
-    Rule("creative", r"\b(imagine|once upon a time|in the style of|from the perspective of|told by|as if you were|pretend|whimsical|metaphor|personif\w+|vivid|evocative|dramatic|funny|humorous|playful|melanchol\w+|rhyming|creative|fantasy|sci-?fi|dragon|wizard|villain|hero(ine)?|protagonist|mermaid|knight|ghost)\b", 1.2),
-    Rule("creative", r"\b(slogans?|taglines?|jingle|toast|eulogy|wedding speech|greeting card|card message|birthday message|postcard|puns?|brainstorm|paint a picture with words|poetic|in vivid)\b", 2.0),
+    Rule("creative", (
+        r"\b(poem|poems|poetry|haiku|limerick|sonnet|ode|verse|rhym\w+|lyrics|song|ballad|stanza|"
+        r"couplet)\b"),
+        3.0),
+    Rule("creative", (
+        r"\b(short story|story|stories|tale|fable|fairy tale|myth|legend|novel|chapter|screenplay|scene|"
+        r"monologue|dialogue between|bedtime story|flash fiction|fiction)\b"),
+        2.4),
+    Rule("creative", (
+        r"\b(write|compose|draft|pen|invent|imagine|create|make up|come up with|tell|"
+        r"give me)\b[^.?!]{0,50}\b(poem|story|tale|song|lyrics|haiku|limerick|slogan|tagline|toast|speech|"
+        r"letter|joke|riddle|description|character|plot|ad|jingle|names?|title)\b"),
+        2.0),
+    Rule("creative", (
+        r"\b(imagine|once upon a time|in the style of|from the perspective of|told by|as if you were|"
+        r"pretend|whimsical|metaphor|personif\w+|vivid|evocative|dramatic|funny|humorous|playful|"
+        r"melanchol\w+|rhyming|creative|fantasy|sci-?fi|dragon|wizard|villain|hero(ine)?|protagonist|"
+        r"mermaid|knight|ghost)\b"),
+        1.2),
+    Rule("creative", (
+        r"\b(slogans?|taglines?|jingle|toast|eulogy|wedding speech|greeting card|card message|"
+        r"birthday message|postcard|puns?|brainstorm|paint a picture with words|poetic|in vivid)\b"),
+        2.0),
     # ---- factual questions
     Rule("qa", r"^\s*(what|who|whom|whose|when|where|which|why)\b[^?]{0,80}\?\s*$", 1.2),
     Rule("qa", r"^\s*(what|who|when|where|which)\s+(is|are|was|were|does|did)\b", 1.2),
-    Rule("qa", r"^\s*(how (many|much|far|old|tall|long|big|deep|hot|cold|fast|heavy)|is|are|was|were|does|do|did|can|has|have)\b[^?]{0,80}\?\s*$", 0.6),
-    Rule("qa", r"\b(capital of|population|who (wrote|invented|discovered|painted|founded|was)|when (did|was)|what year|which year|how tall|how old|stand for|definition of|define|meaning of|synonym|antonym|tell me about|fact|facts|history of|located|largest|smallest|highest|longest|boiling point|chemical symbol|speed of light|author of|born|died)\b", 1.5),
+    Rule("qa", (
+        r"^\s*(how (many|much|far|old|tall|long|big|deep|hot|cold|fast|heavy)|is|are|was|were|does|do|did|"
+        r"can|has|have)\b[^?]{0,80}\?\s*$"),
+        0.6),
+    Rule("qa", (
+        r"\b(capital of|population|who (wrote|invented|discovered|painted|founded|was)|when (did|was)|"
+        r"what year|which year|how tall|how old|stand for|definition of|define|meaning of|synonym|antonym|"
+        r"tell me about|fact|facts|history of|located|largest|smallest|highest|longest|boiling point|"
+        r"chemical symbol|speed of light|author of|born|died)\b"),
+        1.5),
     Rule("qa", r"\b(explain|describe|summari[sz]e|what does|what is|what are|overview of|difference between)\b", 0.7),
     # ---- reasoning: arithmetic, logic, planning, multi-step problems
-    Rule("reasoning", r"\d+(\.\d+)?\s*(%|percent|km|miles?|hours?|minutes?|kg|dollars?|\$|euros?|apples|people|years? old)\b|\$\d+", 1.0),
+    Rule("reasoning", (
+        r"\d+(\.\d+)?\s*(%|percent|km|miles?|hours?|minutes?|kg|dollars?|\$|euros?|apples|people|"
+        r"years? old)\b|\$\d+"),
+        1.0),
     Rule("reasoning", r"\d+\s*[-+*/×x^]\s*\d+|\b\d+\s*(times|plus|minus|divided by|more than|less than)\b", 1.5),
-    Rule("reasoning", r"\b(step[- ]by[- ]step|prove|proof|deduce|infer|logic(al)?|puzzle|riddle|syllogism|contradiction|paradox|therefore|hence|assume|assuming|suppose|given that|if and only if|necessarily|implies)\b", 2.0),
-    Rule("reasoning", r"\b(solve|calculate|compute|how long will|how many .{0,40} (if|when|after|left)|probability|odds|expected value|average speed|ratio|proportion|percentage|equation|estimate|minimum number|maximum number|at least|at most|twice as|half as|older than|younger than|taller than|faster than)\b", 1.5),
-    Rule("reasoning", r"\b(should (i|we)|which (option|plan|approach) (is|would)|pros and cons|trade-?offs?|weigh|decide|plan (a|my|the)|schedule|prioriti[sz]e|optimal|best strategy|what would happen if|why would|explain why|what explains|cause of|consequences?|compare .{0,30} and)\b", 1.3),
+    Rule("reasoning", (
+        r"\b(step[- ]by[- ]step|prove|proof|deduce|infer|logic(al)?|puzzle|riddle|syllogism|contradiction|"
+        r"paradox|therefore|hence|assume|assuming|suppose|given that|if and only if|necessarily|implies)\b"),
+        2.0),
+    Rule("reasoning", (
+        r"\b(solve|calculate|compute|how long will|how many .{0,40} (if|when|after|left)|probability|odds|"
+        r"expected value|average speed|ratio|proportion|percentage|equation|estimate|minimum number|"
+        r"maximum number|at least|at most|twice as|half as|older than|younger than|taller than|"
+        r"faster than)\b"),
+        1.5),
+    Rule("reasoning", (
+        r"\b(should (i|we)|which (option|plan|approach) (is|would)|pros and cons|trade-?offs?|weigh|"
+        r"decide|plan (a|my|the)|schedule|prioriti[sz]e|optimal|best strategy|what would happen if|"
+        r"why would|explain why|what explains|cause of|consequences?|compare .{0,30} and)\b"),
+        1.3),
     Rule("reasoning", r"\b(if|then|each|every|all|some|none|no|only|both|neither|either|can any|must)\b", 0.35, cap=6),
     Rule("reasoning", r"\b(all|no|some) \w+(?: \w+)? are\b[\s\S]*\b(all|no|some|any) \w+(?: \w+)? (are|be)\b", 2.0),
-    Rule("reasoning", r"\b(next (number|term)|what comes next|sequence|find the pattern|how many ways|arrange\w*|combinations?|permutations?|reason\w*|conclude|the trick|weighings?|better deal|how long (would|will|until|does it take)|doubles?|triples?|half(way)?|a third|at random|odds)\b|\d+\s*%\s*of\b|\d+(,\s*\d+){3,}", 1.6),
+    Rule("reasoning", (
+        r"\b(next (number|term)|what comes next|sequence|find the pattern|how many ways|arrange\w*|"
+        r"combinations?|permutations?|reason\w*|conclude|the trick|weighings?|better deal|how long (would|"
+        r"will|until|does it take)|doubles?|triples?|half(way)?|a third|at random|odds)\b|\d+\s*%\s*of\b|"
+        r"\d+(,\s*\d+){3,}"),
+        1.6),
     Rule("reasoning", r"(?<![\w.\[])\d+(\.\d+)?(?![\w.\]])", 0.35, cap=5),
 )
 
@@ -87,13 +158,19 @@ _FLAGS = re.MULTILINE
 def _compile(rule: Rule) -> re.Pattern:
     # case-insensitive rules run on the lower-cased prompt: cheaper than re.IGNORECASE
     # (letters after a backslash are escapes such as \S and keep their case)
-    pattern = rule.pattern if rule.case_sensitive else re.sub(r"(?<!\\)[A-Z]", lambda m: m.group().lower(), rule.pattern)
+    if rule.case_sensitive:
+        return re.compile(rule.pattern, _FLAGS)
+    pattern = re.sub(r"(?<!\\)[A-Z]", lambda m: m.group().lower(), rule.pattern)
     return re.compile(pattern, _FLAGS)
 
 
 # complexity: (pattern, weight per match, cap)
 _COMPLEXITY_RULES = (
-    (r"\b(step[- ]by[- ]step|prove|derive|optimi[sz]e|efficient|scalab\w+|architecture|design|trade-?offs?|edge cases?|in detail|detailed|thorough|comprehensive|compare|analy[sz]e|evaluate|justify|explain why|multiple|several|constraints?|concurren\w+|distributed)\b", 0.12, 4),
+    ((
+        r"\b(step[- ]by[- ]step|prove|derive|optimi[sz]e|efficient|scalab\w+|architecture|design|"
+        r"trade-?offs?|edge cases?|in detail|detailed|thorough|comprehensive|compare|analy[sz]e|evaluate|"
+        r"justify|explain why|multiple|several|constraints?|concurren\w+|distributed)\b"),
+        0.12, 4),
     (r"\b(first|second|third|then|after that|finally|next|also|additionally|and then)\b", 0.05, 5),
     (r"^\s*(\d+[.)]|[-*•])\s+", 0.06, 5),
     (r"\d+", 0.02, 6),
@@ -107,7 +184,7 @@ WINDOW_TAIL = 500
 
 
 def scan_window(prompt: str) -> str:
-    """The part of a prompt the patterns scan: all of a short one, head and tail of a long one."""
+    """Return the part of a prompt the patterns scan: all of a short one, head and tail of a long one."""
     if len(prompt) <= WINDOW_HEAD + WINDOW_TAIL:
         return prompt
     return f"{prompt[:WINDOW_HEAD]}\n{prompt[-WINDOW_TAIL:]}"
@@ -177,9 +254,9 @@ class LexicalAnalyzer:
         top = max(scores)
         exps = [math.exp((s - top) / self._temperature) for s in scores]
         total = sum(exps)
-        probs = {t: e / total for t, e in zip(TASKS, exps)}
+        probs = {t: e / total for t, e in zip(TASKS, exps, strict=True)}
         return PromptAnalysis.from_probabilities(probs, self.complexity(prompt, window), NAME)
 
     def is_confident(self, analysis: PromptAnalysis) -> bool:
-        """True when the router may skip the classifier."""
+        """Tell whether the router may skip the classifier."""
         return analysis.confidence >= self.threshold

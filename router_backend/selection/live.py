@@ -81,6 +81,7 @@ class StatusPoller:
         self.endpoints = endpoints
         self.interval = interval
         self._last_poll = 0.0
+        self.ready_names: frozenset[str] = frozenset()  # every READY model, language model or not
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
 
@@ -103,6 +104,7 @@ class StatusPoller:
                                              method="POST")
             with urllib.request.urlopen(request, timeout=1.0) as resp:
                 ready = parse_ready(json.loads(resp.read()))
+            self.ready_names = frozenset(ready)
             for name in self.board.catalog.names:
                 self.board.set_ready(name, name in ready)
         except (OSError, ValueError) as exc:

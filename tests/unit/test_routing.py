@@ -245,3 +245,14 @@ def test_arm_whose_model_is_not_ready_leaves_the_request_out_of_the_experiment()
     sink = Sink()
     service.handle({"text_input": "a poem", "max_tokens": 2}, sink)
     assert sink.result.decision.model != "codegen" and outcomes[0].assignment is None
+
+
+def test_classifier_policy_uses_the_classifier_and_falls_back_to_lexical_when_it_is_away():
+    from router_backend.analysis import ClassifierAnalyzer, LexicalAnalyzer
+    from tests.unit.test_selection import FixedAnalyzer
+
+    served = FixedAnalyzer("reasoning")
+    served.name = "classifier"
+    assert ClassifierAnalyzer(served.analyze, fallback=LexicalAnalyzer()).analyze("x").task == "reasoning"
+    away = ClassifierAnalyzer(lambda prompt: None, fallback=LexicalAnalyzer()).analyze("def f(x):\n    return x")
+    assert away.task == "coding" and away.analyzer == "lexical (classifier unavailable)"

@@ -8,7 +8,8 @@ import json
 import triton_python_backend_utils as pb_utils
 
 from router_backend.adapters.triton_io import model_parameters, request_fields, response, to_triton_error
-from router_backend.analysis import LexicalAnalyzer
+from router_backend.adapters.classifier_bls import MODEL as CLASSIFIER, BlsClassifier
+from router_backend.analysis import LexicalAnalyzer, TwoStageAnalyzer
 from router_backend.catalog import DEFAULT_CATALOG, load_catalog
 from router_backend.contract import parse_recommend
 from router_backend.selection.live import StatusPoller, endpoints_from_env
@@ -26,7 +27,9 @@ class TritonPythonModel:
         self.board = StatusBoard(self.catalog)
         self.poller = StatusPoller(self.board, endpoints_from_env(), import_live=True)
         self.poller.start()
-        self.analyzer = LexicalAnalyzer()
+        # the router's analyser: lexical first, the served classifier when it is unsure
+        classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
+        self.analyzer = TwoStageAnalyzer(LexicalAnalyzer(), classify)
 
     def execute(self, requests):
         return [self._answer(request) for request in requests]

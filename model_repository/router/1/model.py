@@ -7,10 +7,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from router_backend.adapters.bls import generate_via_bls
+from router_backend.adapters.classifier_bls import MODEL as CLASSIFIER, BlsClassifier
 from router_backend.adapters.router_metrics import RouterMetrics
 from router_backend.adapters.status_gauges import StatusGauges
 from router_backend.adapters.triton_io import FINAL, model_parameters, request_fields, require_decoupled, response, send_error
-from router_backend.analysis import LexicalAnalyzer
+from router_backend.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
 from router_backend.catalog import DEFAULT_CATALOG, load_catalog
 from router_backend.contract import RouterParams
 from router_backend.experiments import ExperimentManager
@@ -58,10 +59,13 @@ class TritonPythonModel:
         db = default_db_path()
         self.writer = RecordWriter(StateStore(db))
         experiments = ExperimentManager(StateStore(db), known_models=set(catalog.names))
+        # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either
         lexical = LexicalAnalyzer()
+        classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
+        analyzers = {"lexical": lexical, "classifier": ClassifierAnalyzer(classify, fallback=lexical)}
         self.service = RoutingService(
-            Selector(catalog, self.board, lexical, refresh=self.poller.refresh), call_model=generate_via_bls, observers=(self._observe,),
-            experiments=experiments, analyzers={"lexical": lexical},
+            Selector(catalog, self.board, TwoStageAnalyzer(lexical, classify), refresh=self.poller.refresh),
+            call_model=generate_via_bls, observers=(self._observe,), experiments=experiments, analyzers=analyzers,
         )
         self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
                                        thread_name_prefix="router")

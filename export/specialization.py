@@ -1,0 +1,140 @@
+"""Measure each served model's perplexity on held-out code and prose; derive the catalog's scores.
+
+    python -m export.specialization            # print the table
+    python -m export.specialization --write    # also rewrite specialization_score in catalog.toml
+
+Runs the exported graphs (model_repository/NAME/1/model.onnx, what Triton serves) with
+onnxruntime over windows of held-out text (export/demo_corpus.py: files never trained on).
+The demo models share one tokenizer, so their perplexities compare directly. A task's
+score is the best model's perplexity / this model's perplexity on the task's domain
+(coding: code; creative, qa, reasoning: prose): the best model scores 1.0, one with twice
+the best perplexity 0.5. It is exp(-regret) of loadtests.bench_routing for that choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from router_backend.catalog import DEFAULT_CATALOG, TASKS, load_catalog
+
+DOMAIN_OF_TASK = {"coding": "code", "creative": "prose", "qa": "prose", "reasoning": "prose"}
+RECORD = Path(__file__).with_name("demo_weights") / "perplexity.json"
+WINDOWS = 32
+WINDOW_TOKENS = 128
+
+
+class SequenceScorer:
+    """Negative log-likelihood of token ids under one exported decoder graph (no past)."""
+
+    def __init__(self, folder: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.past = [n for n in inputs if n.startswith("past_key_values.")]
+        shape = inputs[self.past[0]].shape
+        self.empty = np.zeros((1, int(shape[1]), 0, int(shape[3])), np.float32)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+    def nll(self, ids: Sequence[int], score_from: int = 1) -> tuple[float, int]:
+        """(sum of -log p(token | earlier tokens) for positions >= score_from, tokens scored)."""
+        n = len(ids)
+        feeds = {"input_ids": np.asarray([ids], np.int64), "attention_mask": np.ones((1, n), np.int64),
+                 "position_ids": np.arange(n, dtype=np.int64)[None, :]}
+        feeds.update({name: self.empty for name in self.past})
+        logits = self.session.run(["logits"], feeds)[0][0].astype(np.float64)  # [n, vocab]
+        top = logits.max(-1, keepdims=True)
+        log_probs = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+        start = max(1, score_from)
+        targets = np.asarray(ids[start:])
+        picked = log_probs[np.arange(start - 1, n - 1), targets]
+        return float(-picked.sum()), len(targets)
+
+
+def measure(repository: Path, models: Sequence[str], windows: int = WINDOWS) -> dict[str, dict[str, float]]:
+    """Cross-entropy in nats per token, per model and domain, on the same held-out windows."""
+    from export.demo_corpus import DOMAINS, held_out_chunks
+
+    scorers = {name: SequenceScorer(repository / name / "1") for name in models}
+    first = scorers[models[0]]
+    chunks = {d: held_out_chunks(d, first.encode, windows, WINDOW_TOKENS) for d in DOMAINS}
+    result: dict[str, dict[str, float]] = {}
+    for name, scorer in scorers.items():
+        result[name] = {}
+        for domain, windows_ in chunks.items():
+            total, count = 0.0, 0
+            for ids in windows_:
+                nll, n = scorer.nll(ids)
+                total, count = total + nll, count + n
+            result[name][domain] = total / count
+    return result
+
+
+def scores_from(cross_entropy: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    best = {d: min(ce[d] for ce in cross_entropy.values()) for d in DOMAIN_OF_TASK.values()}
+    return {name: {t: round(math.exp(best[DOMAIN_OF_TASK[t]] - ce[DOMAIN_OF_TASK[t]]), 2) for t in TASKS}
+            for name, ce in cross_entropy.items()}
+
+
+def rewrite_catalog(text: str, scores: dict[str, dict[str, float]]) -> str:
+    """catalog.toml with each named model's specialization_score line replaced; the rest kept."""
+    blocks = re.split(r"(?m)^(?=\[\[models\]\])", text)
+    out = []
+    for block in blocks:
+        match = re.search(r'(?m)^name\s*=\s*"([^"]+)"', block)
+        if match and match.group(1) in scores:
+            line = "specialization_score = { " + ", ".join(f"{t} = {scores[match.group(1)][t]}" for t in TASKS) + " }"
+            block, count = re.subn(r"(?m)^specialization_score\s*=.*$", line, block)
+            if count != 1:
+                raise ValueError(f"catalog entry {match.group(1)!r}: expected one specialization_score line")
+        out.append(block)
+    return "".join(out)
+
+
+def table(cross_entropy: dict[str, dict[str, float]], scores: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'model':<12}{'code ppl':>10}{'prose ppl':>11}   specialization_score (" + ", ".join(TASKS) + ")"]
+    for name, ce in cross_entropy.items():
+        lines.append(f"{name:<12}{math.exp(ce['code']):>10.1f}{math.exp(ce['prose']):>11.1f}   "
+                     + ", ".join(f"{scores[name][t]:.2f}" for t in TASKS))
+    best_code = min(cross_entropy, key=lambda m: cross_entropy[m]["code"])
+    best_prose = min(cross_entropy, key=lambda m: cross_entropy[m]["prose"])
+    lines.append(f"best on code: {best_code}; best on prose: {best_prose} "
+                 f"({WINDOWS} held-out windows of {WINDOW_TOKENS} tokens per domain)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.specialization", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
+    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
+    parser.add_argument("--write", action="store_true", help="rewrite the catalog's specialization scores")
+    args = parser.parse_args(argv)
+    models = load_catalog(args.catalog).names
+    cross_entropy = measure(args.model_repository, models)
+    scores = scores_from(cross_entropy)
+    print(table(cross_entropy, scores))  # noqa: T201
+    if args.write:
+        args.catalog.write_text(rewrite_catalog(args.catalog.read_text(), scores))
+        load_catalog(args.catalog)  # still valid
+        RECORD.write_text(json.dumps({"cross_entropy_nats": cross_entropy, "scores": scores,
+                                      "windows": WINDOWS, "window_tokens": WINDOW_TOKENS}, indent=2) + "\n")
+        print(f"wrote {args.catalog} and {RECORD}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Train the demo checkpoints briefly on local text, so each is good at something.
+
+    python -m export.train_demo_models                # about 15 minutes on one core
+    python -m export.train_demo_models --steps 20     # a smoke run
+
+codegen learns Python source (the standard library); gpt2 and distilgpt2 learn English
+prose (export/demo_corpus.py). Shapes come from export.demo_models.DEMO_SHAPES, so
+distilgpt2 stays the smallest and fastest. Fixed seeds: the same machine gives the same
+weights. The result is committed (export/demo_weights/: the shared tokenizer, and per
+model config.json + fp16 model.safetensors, a few MB each), because training takes longer
+than `make setup` may; `switchyard demo-models` builds the checkpoints from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from export.demo_corpus import documents, split
+
+LOGGER = logging.getLogger(__name__)
+WEIGHTS = Path(__file__).with_name("demo_weights")
+SEED = 1234
+# name -> (domain, steps, learning rate)
+RECIPES = {
+    "codegen": ("code", 240, 2e-3),
+    "gpt2": ("prose", 240, 2e-3),
+    "distilgpt2": ("prose", 300, 3e-3),
+}
+BATCH = 16
+SEQUENCE = 128
+WARMUP = 30
+
+
+def token_stream(texts: list[str], tokenizer, eos: int) -> np.ndarray:
+    ids: list[int] = []
+    for encoding in tokenizer.backend_tokenizer.encode_batch(texts):
+        ids.extend(encoding.ids)
+        ids.append(eos)
+    return np.array(ids, dtype=np.int64)
+
+
+def learning_rate(step: int, steps: int, peak: float) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < WARMUP:
+        return peak * (step + 1) / WARMUP
+    progress = (step - WARMUP) / max(1, steps - WARMUP)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(model, stream: np.ndarray, steps: int, peak: float, seed: int) -> list[float]:
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=peak, betas=(0.9, 0.95), weight_decay=0.01)
+    model.train()
+    losses = []
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, steps, peak)
+        starts = rng.integers(0, len(stream) - SEQUENCE - 1, size=BATCH)
+        batch = torch.from_numpy(np.stack([stream[s:s + SEQUENCE] for s in starts]))
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step % 20 == 0 or step == steps - 1:
+            LOGGER.info("step %d/%d loss %.3f", step + 1, steps, losses[-1])
+    return losses
+
+
+def held_out_loss(model, stream: np.ndarray, windows: int = 24) -> float:
+    import torch
+
+    model.eval()
+    step = (len(stream) - SEQUENCE) // windows
+    with torch.no_grad():
+        batch = torch.from_numpy(np.stack([stream[i * step:i * step + SEQUENCE] for i in range(windows)]))
+        return float(model(input_ids=batch, labels=batch).loss)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from export.demo_models import DEMO_SHAPES, corpus, new_model, train_tokenizer
+    from router_backend.catalog import load_catalog
+
+    parser = argparse.ArgumentParser(prog="python -m export.train_demo_models", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--models", nargs="*", default=list(RECIPES))
+    parser.add_argument("--steps", type=int, help="override every recipe's steps (smoke runs)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    catalog = load_catalog()
+
+    tokenizer_dir = args.out / "tokenizer"
+    if (tokenizer_dir / "tokenizer.json").exists():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        tokenizer = train_tokenizer(corpus(), tokenizer_dir)
+    streams = {}
+    for domain in ("code", "prose"):
+        train_texts, held_out = split(documents(domain))
+        streams[domain] = (token_stream(train_texts, tokenizer, tokenizer.eos_token_id),
+                           token_stream(held_out, tokenizer, tokenizer.eos_token_id))
+        LOGGER.info("%s: %d training tokens, %d held out", domain, len(streams[domain][0]), len(streams[domain][1]))
+
+    record_path = args.out / "training.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    for name in args.models:
+        domain, steps, peak = RECIPES[name]
+        steps = args.steps or steps
+        model = new_model(name, tokenizer, catalog[name].context_length, seed=SEED)
+        started = time.perf_counter()
+        losses = train(model, streams[domain][0], steps, peak, SEED)
+        held = {d: round(held_out_loss(model, streams[d][1]), 4) for d in streams}
+        model.half().save_pretrained(args.out / name)  # fp16 halves the committed size
+        record[name] = {"domain": domain, "shape": DEMO_SHAPES[name], "steps": steps, "batch": BATCH,
+                        "sequence": SEQUENCE, "peak_lr": peak, "seed": SEED, "final_loss": round(losses[-1], 4),
+                        "held_out_loss": held, "seconds": round(time.perf_counter() - started)}
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        LOGGER.info("%s: trained on %s in %.0fs, held-out loss %s", name, domain, time.perf_counter() - started, held)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Prompt analysis benchmark: accuracy on the validation prompts and decision latency.
+
+    .venv/bin/python -m loadtests.bench_classifier               # starts its own tritonserver
+    .venv/bin/python -m loadtests.bench_classifier --url 127.0.0.1:8001   # a running server (gRPC)
+    .venv/bin/python -m loadtests.bench_classifier --no-server   # in-process figures only
+
+Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
+classifier (one prompt per call, as the router sends them) and the auto policy the router
+uses (lexical when confident, else combine(lexical, classifier)). Latency: p50/p99 per
+short prompt in process (lexical, classifier, auto decision) and through Triton (one
+gRPC infer per prompt, sequential; then 8 concurrent clients, with the dynamic batcher's
+average batch size from Triton's statistics). Targets (issue 5): validation accuracy
+>= 95%, auto decision including the classifier call p50 <= 8 ms on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from router_backend.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
+from router_backend.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
+from router_backend.analysis.dataset import load_prompts
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / "model_repository" / "prompt_classifier"
+ACCURACY_TARGET = 0.95
+DECISION_P50_TARGET_MS = 8.0
+SHORT_CHARS = 80
+
+
+def auto_decision(lexical: LexicalAnalyzer,
+                  classify: Callable[[str], PromptAnalysis]) -> Callable[[str], PromptAnalysis]:
+    """Build the router's policy (TwoStageAnalyzer): lexical when confident, else both, combined."""
+    return TwoStageAnalyzer(lexical, classify).analyze
+
+
+def confusion(labels: Sequence[str], predicted: Sequence[str]) -> np.ndarray:
+    matrix = np.zeros((len(TASKS), len(TASKS)), int)
+    for truth, guess in zip(labels, predicted, strict=True):
+        matrix[TASKS.index(truth), TASKS.index(guess)] += 1
+    return matrix
+
+
+def accuracy_table(name: str, labels: Sequence[str], predicted: Sequence[str]) -> list[str]:
+    matrix = confusion(labels, predicted)
+    per_class = [matrix[i, i] / max(1, matrix[i].sum()) for i in range(len(TASKS))]
+    overall = np.trace(matrix) / max(1, matrix.sum())
+    lines = [f"{name}: accuracy {overall:.1%} ({np.trace(matrix)}/{matrix.sum()})"
+             f"{'  [target >= 95% met]' if overall >= ACCURACY_TARGET else '  [below the 95% target]'}",
+             "  " + "true / predicted".ljust(18) + "".join(f"{t:>10}" for t in TASKS) + f"{'recall':>10}"]
+    for i, task in enumerate(TASKS):
+        lines.append(f"  {task:<18}" + "".join(f"{v:>10}" for v in matrix[i]) + f"{per_class[i]:>10.1%}")
+    return lines
+
+
+def percentiles(samples: Sequence[float]) -> str:
+    ms = np.array(samples) * 1e3
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return f"p50 {p50:6.2f} ms   p90 {p90:6.2f} ms   p99 {p99:6.2f} ms"
+
+
+def timed(fn: Callable[[str], object], prompts: Sequence[str], rounds: int) -> list[float]:
+    for prompt in prompts[:5]:
+        fn(prompt)  # warm-up
+    samples = []
+    for _ in range(rounds):
+        for prompt in prompts:
+            start = time.perf_counter()
+            fn(prompt)
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+# ---------------------------------------------------------------- Triton
+class TritonClassifier:
+    """prompt_classifier over tritonclient gRPC, one prompt per call (as the router's BLS call)."""
+
+    def __init__(self, url: str) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self._grpc = grpcclient
+        self.client = grpcclient.InferenceServerClient(url)
+
+    def infer(self, prompt: str) -> PromptAnalysis:
+        tensor = self._grpc.InferInput("text_input", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[prompt.encode()]], dtype=np.object_))
+        result = self.client.infer("prompt_classifier", [tensor])
+        return analysis_from_outputs(result.as_numpy("probabilities")[0], result.as_numpy("complexity")[0])
+
+    def batch_stats(self) -> tuple[int, int]:
+        """(inference count, execution count) of prompt_classifier since the server started."""
+        stats = self.client.get_inference_statistics("prompt_classifier", as_json=True)["model_stats"][0]
+        return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+
+def start_server(workdir: Path):
+    """Start a tritonserver with only prompt_classifier (a copy of its folder), on free ports."""
+    from router_backend.tritonserver import ServerPorts, TritonServer
+
+    repository = workdir / "repository"
+    shutil.copytree(FOLDER, repository / "prompt_classifier", ignore=shutil.ignore_patterns("__pycache__"))
+    server = TritonServer(repository, ports=ServerPorts.free(), state_dir=workdir / "state",
+                          log_file=workdir / "tritonserver.log")
+    server.start()
+    try:
+        server.wait_ready(timeout=180)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def triton_figures(url: str, short: Sequence[str], rounds: int, lexical: LexicalAnalyzer) -> list[str]:
+    remote = TritonClassifier(url)
+    lines = ["", "through Triton (gRPC, one prompt per request):",
+             f"  classifier round trip, sequential:        {percentiles(timed(remote.infer, short, rounds))}"]
+    decide = auto_decision(lexical, remote.infer)
+    lines.append(f"  auto decision incl. classifier call:      {percentiles(timed(decide, short, rounds))}")
+    always = lambda p: combine(lexical.analyze(p), remote.infer(p))  # noqa: E731
+    samples = timed(always, short, rounds)
+    p50 = np.percentile(samples, 50) * 1e3
+    verdict = "met" if p50 <= DECISION_P50_TARGET_MS else "NOT met"
+    lines.append(f"  decision that always calls the classifier: {percentiles(samples)}  "
+                 f"[p50 <= {DECISION_P50_TARGET_MS:g} ms {verdict}]")
+    before = remote.batch_stats()
+    clients = [TritonClassifier(url) for _ in range(8)]
+    start = time.perf_counter()
+    work = [short[i % len(short)] for i in range(8 * 40)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: clients[i % 8].infer(work[i]), range(len(work))))
+    wall = time.perf_counter() - start
+    after = remote.batch_stats()
+    inferences, executions = after[0] - before[0], after[1] - before[1]
+    lines.append(f"  8 concurrent clients: {len(work) / wall:6.0f} prompts/s, dynamic batcher's average batch "
+                 f"{inferences / max(1, executions):.2f} ({inferences} prompts in {executions} executions)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_classifier", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="gRPC host:port of a running server (default: start one)")
+    parser.add_argument("--no-server", action="store_true", help="in-process figures only")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the short prompts for latency")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads in process")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if not (FOLDER / "1" / "model.onnx").exists():
+        print("prompt_classifier is not built: run `switchyard build-classifier`", file=sys.stderr)  # noqa: T201
+        return 2
+
+    lexical = LexicalAnalyzer()
+    classifier = OnnxPromptClassifier.from_folder(FOLDER / "1", threads=args.threads)
+    validation = load_prompts("validation")
+    labels = [p.label for p in validation]
+    decide = auto_decision(lexical, classifier.analyze)
+    lexical_answers = [lexical.analyze(p.text) for p in validation]
+    confident = [a for a in lexical_answers if lexical.is_confident(a)]
+    lines = [f"validation prompts: {len(validation)} (train {len(load_prompts('train'))}); "
+             f"split by template group, none shared"]
+    lines += accuracy_table("lexical", labels, [a.task for a in lexical_answers])
+    lines += accuracy_table("classifier", labels, [classifier.analyze(p.text).task for p in validation])
+    lines += accuracy_table("auto (router policy)", labels, [decide(p.text).task for p in validation])
+    right = sum(a.task == p.label for a, p in zip(lexical_answers, validation, strict=True) if lexical.is_confident(a))
+    lines.append(f"lexical confident (>= {lexical.threshold:g}) on {len(confident)}/{len(validation)} prompts, "
+                 f"right on {right} of them: the classifier is called for the rest")
+
+    short = [p.text for p in load_prompts() if len(p.text) <= SHORT_CHARS]
+    lines += ["", f"in process, {len(short)} short prompts (<= {SHORT_CHARS} characters) x {args.rounds}:",
+              f"  lexical analyser:                         {percentiles(timed(lexical.analyze, short, args.rounds))}",
+              f"  classifier (onnxruntime, {args.threads} thread):       "
+              f"{percentiles(timed(classifier.analyze, short, args.rounds))}",
+              f"  auto decision:                            {percentiles(timed(decide, short, args.rounds))}"]
+    if not args.no_server:
+        if args.url:
+            lines += triton_figures(args.url, short, args.rounds, lexical)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                server = start_server(Path(tmp))
+                try:
+                    lines += triton_figures(server.grpc_url, short, args.rounds, lexical)
+                finally:
+                    server.stop()
+    print("\n".join(lines))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
