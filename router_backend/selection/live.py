@@ -43,8 +43,11 @@ LIVE_GAUGES = {
 def parse_load(text: str) -> dict[str, dict[str, float]]:
     """{model: {metric: value}} for the metrics the router balances on."""
     wanted = {PENDING, ENGINE_QUEUED, ENGINE_ACTIVE, LOAD_SECONDS, ENGINE_TTFT, *LIVE_GAUGES.values()}
+    # the endpoint also serves every histogram bucket: parse only the lines we read
+    prefixes = tuple(f"{name}{{" for name in wanted)
+    lines = "\n".join(line for line in text.splitlines() if line.startswith(prefixes))
     out: dict[str, dict[str, float]] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(lines):
         for sample in family.samples:
             if sample.name in wanted and "model" in sample.labels:
                 per_model = out.setdefault(sample.labels["model"], {})
