@@ -12,10 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from router_backend.catalog import Catalog, ModelEntry
-from router_backend.selection.status import ModelStatus
+from router_backend.selection.status import BATCH_SLOWDOWN, ModelStatus
 
-# Each concurrent sequence slows a batched CPU engine's per-token pace by about this much.
-BATCH_SLOWDOWN = 0.35
 DEFAULT_TTFT_S = 0.02
 NEAR_TIE = 0.03  # scores this close are equivalent: spread load across them
 

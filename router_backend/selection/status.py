@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from router_backend.catalog import Catalog
 
 EWMA_ALPHA = 0.2  # weight of the newest measurement
+# Each concurrent sequence slows a batched CPU engine's per-token pace by about this much
+# (measured with loadtests.bench_engine: batch 16 steps cost ~3.7x batch 1, i.e. 0.18-0.35 each).
+BATCH_SLOWDOWN = 0.35
 
 
 def _ewma(old: float | None, new: float) -> float:
@@ -117,4 +120,6 @@ class StatusBoard:
                 status.ttft_from_engine = False
             decode_s = duration_s - (ttft_s or 0.0)
             if tokens > 1 and decode_s > 0:
-                status.tokens_per_s = _ewma(status.tokens_per_s, (tokens - 1) / decode_s)
+                # normalise to one sequence alone: the load is accounted for separately at prediction
+                sharing = 1.0 + BATCH_SLOWDOWN * max(0, max(status.in_flight + 1, status.active) - 1)
+                status.tokens_per_s = _ewma(status.tokens_per_s, sharing * (tokens - 1) / decode_s)
