@@ -57,6 +57,10 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     _common_args(models)
     models.set_defaults(func=_guarded(_models))
 
+    from client.ops_cli import add_ops_commands
+
+    add_ops_commands(subparsers, _common_args, _guarded)
+
 
 def _requirement_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-response-time", type=float, metavar="S", help="seconds the answer may take")

@@ -22,6 +22,9 @@ DEFAULT_TIMEOUT_S = 120.0
 ROUTER_MODEL = "router"
 RECOMMEND_MODEL = "recommend"
 CATALOG_MODEL = "catalog"
+EXPERIMENTS_MODEL = "experiments"
+USAGE_MODEL = "usage"
+EXPERIMENT_ACTIONS = ("list", "create", "pause", "resume", "stop", "report", "feedback")
 
 # fields a language model called directly accepts (router_backend.contract.GenerateParams)
 GENERATION_FIELDS = ("text_input", "max_tokens", "temperature", "top_k", "top_p", "seed", "stream", "ignore_eos")

@@ -26,9 +26,12 @@ from client.request import (
     CATALOG_MODEL,
     DEFAULT_TIMEOUT_S,
     DEFAULT_URLS,
+    EXPERIMENT_ACTIONS,
+    EXPERIMENTS_MODEL,
     PROTOCOLS,
     RECOMMEND_MODEL,
     ROUTER_MODEL,
+    USAGE_MODEL,
     GenerateOptions,
     GenerateRequest,
     InputSpec,
@@ -307,6 +310,20 @@ class SwitchyardClient:
         index, stats = self._transport.repository()
         return [ModelInfo.from_repository(entry, stats.get(entry["name"]))
                 for entry in index if name is None or entry.get("name") == name]
+
+    def experiments(self, action: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Manage A/B experiments: list, create, pause, resume, stop, report, feedback."""
+        if action not in EXPERIMENT_ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(EXPERIMENT_ACTIONS)} (got {action!r})")
+        fields: dict[str, Any] = {"action": action}
+        if payload is not None:
+            fields["payload"] = json.dumps(payload)
+        return json.loads(self._transport.infer(EXPERIMENTS_MODEL, fields)["result"])
+
+    def usage(self, window_s: float | None = None) -> dict[str, Any]:
+        """Usage analytics over the last window_s seconds (all records when None)."""
+        fields = {} if window_s is None else {"window_s": float(window_s)}
+        return json.loads(self._transport.infer(USAGE_MODEL, fields)["summary"])
 
     def is_ready(self) -> bool:
         return self._transport.is_ready()

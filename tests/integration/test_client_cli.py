@@ -240,3 +240,37 @@ def test_perf_analyzer_compares_the_router_with_gpt2_called_directly(triton, tmp
     manual = summaries["manual"]
     assert manual["throughput"] > 0 and manual["p50_ms"] > 0 and manual["hop_ms"] is not None
     assert "router hop ms" in done.stdout
+
+
+# -- switchyard experiments / usage ---------------------------------------------------------
+
+
+def test_experiment_created_fed_and_reported_from_the_cli(triton, capsys):
+    import uuid
+
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    created = cli_json(triton, capsys, "http", "experiments", "create", name, "--task", "creative",
+                       "--arm", "big=model:gpt2:50", "--arm", "small=model:distilgpt2:50", "--min-samples", "5")
+    assert created["status"] == "active" and [a["name"] for a in created["arms"]] == ["big", "small"]
+    try:
+        import time
+
+        time.sleep(1.2)  # the router reloads experiments at most once a second
+        with SwitchyardClient(triton.http_address, "http") as client:
+            answers = [client.generate(f"{POEM_PROMPT} {i}", auto=True, max_tokens=4, user=f"u{i}") for i in range(24)]
+        assert {a.selected_model for a in answers} == {"gpt2", "distilgpt2"}
+        time.sleep(0.5)  # the router writes records in the background
+        report = cli_json(triton, capsys, "http", "experiments", "report", name)
+        assert sum(arm["requests"] for arm in report["arms"]) == 24
+        assert report["decision"]["state"] in ("collecting", "winner", "no_difference")
+        code, out, _ = cli(triton, capsys, "http", "experiments", "report", name)
+        assert code == 0 and "big" in out and "duration_s" in out
+    finally:
+        cli(triton, capsys, "http", "experiments", "stop", name)
+    code, _, err = cli(triton, capsys, "http", "experiments", "report", "no-such-experiment")
+    assert code == 1 and "no-such-experiment" in err and len(err.strip().splitlines()) == 1
+
+
+def test_usage_summary_from_the_cli(triton, capsys):
+    summary = cli_json(triton, capsys, "grpc", "usage", "--window", "3600")
+    assert summary["requests"] >= 1 and "suggestions" in summary

@@ -365,3 +365,21 @@ def test_answers_are_checked_against_their_request(options, outputs, problem) ->
 def test_grpc_defaults_to_the_port_above_http() -> None:
     assert default_grpc_url("http://127.0.0.1:8000") == "127.0.0.1:8001"
     assert default_grpc_url("localhost:18100") == "localhost:18101"
+
+
+@pytest.mark.parametrize("text, arm", [
+    ("a=model:gpt2:50", {"name": "a", "model": "gpt2", "weight": 50.0}),
+    ("lex=policy:lexical:1.5", {"name": "lex", "policy": "lexical", "weight": 1.5}),
+])
+def test_arm_flags_become_experiment_arms(text, arm):
+    from client.ops_cli import parse_arm
+
+    assert parse_arm(text) == arm
+
+
+@pytest.mark.parametrize("text", ["a=gpt2:50", "a=model:gpt2", "model:gpt2:50", "a=thing:gpt2:50", "a=model:gpt2:x"])
+def test_malformed_arm_flags_are_refused_with_the_expected_shape(text):
+    from client.ops_cli import parse_arm
+
+    with pytest.raises(ValueError, match="NAME=model:MODEL:WEIGHT"):
+        parse_arm(text)
