@@ -53,6 +53,16 @@ class Final(Protocol):
     finish_reason: str
 
 
+@dataclass(frozen=True)
+class ModelOutput:
+    """A language model's final answer (what call_model yields last)."""
+
+    text: str
+    tokens: int
+    finish_reason: str
+    mean_logprob: float | None = None
+
+
 # (model, generation fields, is_cancelled) -> (piece, None)* then ("", Final)
 CallModel = Callable[[str, dict[str, Any], Callable[[], bool]], Iterator[tuple[str, Final | None]]]
 
@@ -210,14 +220,6 @@ class RoutingService:
         ttft = (first - began) if first is not None else None
         self.board.finished(model, final.tokens, duration, ttft)
         if stream:
-            final = _Final("".join(pieces), final.tokens, final.finish_reason, getattr(final, "mean_logprob", None))
+            final = ModelOutput("".join(pieces), final.tokens, final.finish_reason, getattr(final, "mean_logprob", None))
         return final, ttft
-
-
-@dataclass(frozen=True)
-class _Final:
-    text: str
-    tokens: int
-    finish_reason: str
-    mean_logprob: float | None = None
 

@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from router_backend.routing import ModelCallError
+from router_backend.routing import ModelCallError, ModelOutput
 
 # Generation fields forwarded to a language model, with their tensor types.
 LLM_FIELD_TYPES = {
@@ -33,14 +32,6 @@ class BlsError(ModelCallError):
         super().__init__(message, invalid_argument=invalid)
         self.model = model
         self.code = code
-
-
-@dataclass(frozen=True)
-class FinalOutputs:
-    text: str
-    tokens: int
-    finish_reason: str
-    mean_logprob: float | None = None
 
 
 def _tensor(name: str, value: Any) -> "pb_utils.Tensor":
@@ -67,8 +58,8 @@ def _output(response, name: str) -> Any:
 
 
 def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda: False
-                     ) -> Iterator[tuple[str, FinalOutputs | None]]:
-    """Call a decoupled language model; yield (text piece, None) then ("", FinalOutputs)."""
+                     ) -> Iterator[tuple[str, ModelOutput | None]]:
+    """Call a decoupled language model; yield (text piece, None) then ("", ModelOutput)."""
     inputs = [_tensor(name, value) for name, value in fields.items() if value is not None]
     request = pb_utils.InferenceRequest(model_name=model, inputs=inputs, requested_output_names=LLM_OUTPUTS)
     try:
@@ -90,5 +81,5 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
             yield text, None
         else:
             logprob = _output(response, "mean_logprob")
-            yield "", FinalOutputs(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
+            yield "", ModelOutput(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
                                    mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob))

@@ -101,7 +101,7 @@ class OnnxDecoder:
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, past: KVCache):
         feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
-        feeds.update(zip(self.signature.past_names, past))
+        feeds.update(zip(self.signature.past_names, past, strict=True))
         logits, *present = self._session.run(None, feeds)
         return logits, present
 

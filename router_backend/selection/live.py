@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from router_backend.catalog import DEFAULT_CATALOG, Catalog, load_catalog
 from router_backend.selection.status import StatusBoard
 
 LOGGER = logging.getLogger(__name__)
@@ -133,3 +134,12 @@ class StatusPoller:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.poll_once()
+
+
+def start_live_status(catalog_path: str = "", import_live: bool = False) -> tuple[Catalog, StatusBoard, StatusPoller]:
+    """Catalog (the bundled one when the path is empty), its status board, and a started poller."""
+    catalog = load_catalog(catalog_path or DEFAULT_CATALOG)  # CatalogError refuses the model's load
+    board = StatusBoard(catalog)
+    poller = StatusPoller(board, endpoints_from_env(), import_live=import_live)
+    poller.start()
+    return catalog, board, poller

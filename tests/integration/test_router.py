@@ -123,7 +123,7 @@ def test_concurrent_mixed_modes_each_get_their_own_mode(triton):
     ] * 4
     with ThreadPoolExecutor(max_workers=12) as pool:
         answers = list(pool.map(lambda b: routed(triton, **b), bodies))
-    for body, answer in zip(bodies, answers):
+    for body, answer in zip(bodies, answers, strict=True):
         expected = "manual" if "model" in body else "auto" if "auto_select" in body else "hybrid"
         assert answer["selection_mode"] == expected
         if expected == "manual":

@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from router_backend.analysis import PromptAnalysis
-from router_backend.catalog import TASKS, load_catalog, parse_catalog
+from router_backend.catalog import TASKS, parse_catalog
 from router_backend.contract import parse_router
 from router_backend.errors import InvalidRequest, ModelUnavailable
 from router_backend.selection.recommend import recommend

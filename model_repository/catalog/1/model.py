@@ -8,20 +8,16 @@ import json
 import triton_python_backend_utils as pb_utils
 
 from router_backend.adapters.triton_io import model_parameters, request_fields, response, to_triton_error
-from router_backend.catalog import DEFAULT_CATALOG, load_catalog
 from router_backend.errors import InvalidRequest
-from router_backend.selection.live import StatusPoller, endpoints_from_env
+from router_backend.selection.live import start_live_status
 from router_backend.selection.metadata import model_metadata
-from router_backend.selection.status import StatusBoard
 
 
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
-        self.catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
-        self.board = StatusBoard(self.catalog)
-        self.poller = StatusPoller(self.board, endpoints_from_env(), import_live=True)
-        self.poller.start()
+        # the router measures; this model reads its figures back from the metrics port
+        self.catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""), import_live=True)
 
     def execute(self, requests):
         return [self._answer(request) for request in requests]

@@ -10,12 +10,10 @@ import triton_python_backend_utils as pb_utils
 from router_backend.adapters.triton_io import model_parameters, request_fields, response, to_triton_error
 from router_backend.adapters.classifier_bls import MODEL as CLASSIFIER, BlsClassifier
 from router_backend.analysis import LexicalAnalyzer, TwoStageAnalyzer
-from router_backend.catalog import DEFAULT_CATALOG, load_catalog
 from router_backend.contract import parse_recommend
-from router_backend.selection.live import StatusPoller, endpoints_from_env
+from router_backend.selection.live import start_live_status
 from router_backend.selection.recommend import recommend
 from router_backend.selection.scoring import Requirements
-from router_backend.selection.status import StatusBoard
 
 INPUTS = ["text_input", "max_tokens", "max_response_time", "min_quality", "prefer_speed"]
 
@@ -23,10 +21,8 @@ INPUTS = ["text_input", "max_tokens", "max_response_time", "min_quality", "prefe
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
-        self.catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
-        self.board = StatusBoard(self.catalog)
-        self.poller = StatusPoller(self.board, endpoints_from_env(), import_live=True)
-        self.poller.start()
+        # the router measures; this model reads its figures back from the metrics port
+        self.catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""), import_live=True)
         # the router's analyser: lexical first, the served classifier when it is unsure
         classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
         self.analyzer = TwoStageAnalyzer(LexicalAnalyzer(), classify)

@@ -12,13 +12,11 @@ from router_backend.adapters.router_metrics import RouterMetrics
 from router_backend.adapters.status_gauges import StatusGauges
 from router_backend.adapters.triton_io import FINAL, model_parameters, request_fields, require_decoupled, response, send_error
 from router_backend.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
-from router_backend.catalog import DEFAULT_CATALOG, load_catalog
 from router_backend.contract import RouterParams
 from router_backend.experiments import ExperimentManager
 from router_backend.routing import Outcome, RoutedResult, RoutingService
-from router_backend.selection.live import StatusPoller, endpoints_from_env
+from router_backend.selection.live import start_live_status
 from router_backend.selection.selector import Selector
-from router_backend.selection.status import StatusBoard
 from router_backend.usage import RecordWriter, StateStore, default_db_path, record_from_outcome
 
 INPUTS = list(RouterParams.model_fields)
@@ -49,10 +47,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         require_decoupled(config, args["model_name"])
         params = model_parameters(config)
-        catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)  # CatalogError refuses the load
-        self.board = StatusBoard(catalog)
-        self.poller = StatusPoller(self.board, endpoints_from_env())
-        self.poller.start()
+        catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""))
         self.gauges = StatusGauges(self.board)
         self.gauges.start()
         self.metrics = RouterMetrics()
