@@ -4,10 +4,10 @@
     .venv/bin/python -m loadtests.bench_serving --url 127.0.0.1:8001 --requests 20 --tokens 64
 
 Through the server: tritonclient gRPC streaming to the model (stream true, ignore_eos),
-one request at a time; per-token latency is the gap between consecutive streamed
-responses seen by the client. In process: OnnxDecoder on the same ONNX file with the
-model's thread setting, greedy, one decode step per token; per-token latency is the
-step-to-step gap. The two alternate request by request, so drifting load on a shared
+one request at a time; per-token latency is each request's inter-token latency as the
+client sees it, (last piece - first piece) / (tokens - 1). In process: OnnxDecoder on the
+same ONNX file with the model's thread setting, greedy, one decode step per token, timed
+the same way. The two alternate request by request, so drifting load on a shared
 machine hits both alike. Target (issue 2): server p50 <= 1.3x in-process p50.
 
 Without --url it starts tritonserver on free loopback ports with a repository holding
@@ -139,7 +139,10 @@ def run(url: str, model: str, folder: Path, requests: int, tokens: int, warmup: 
         streamer.close()
 
     def timings(runs: list[tuple[float, list[float]]]) -> Timings:
-        return Timings(np.concatenate([np.diff(times) for _, times in runs]),
+        # inter-token latency as genai-perf defines it: (last - first arrival) / (tokens - 1),
+        # per request; pieces that arrive together (a character spanning tokens, or text
+        # the server coalesced while the client was busy) then count for every token
+        return Timings(np.array([(times[-1] - times[0]) / (tokens - 1) for _, times in runs]),
                        np.array([times[0] - start for start, times in runs]))
 
     pieces = min(len(arrivals) for _, arrivals in served)
