@@ -101,8 +101,13 @@ class RouterSink(Protocol):
 
 
 def generation_fields(params: RouterParams) -> dict[str, Any]:
-    """The fields a language model accepts, without the router's own."""
-    return {name: getattr(params, name) for name in GENERATION_FIELDS}
+    """The generation fields the caller set (the model applies the same defaults to the rest).
+
+    Forwarding only these keeps the BLS request small: every tensor is a copy through
+    shared memory on the hop between router and model.
+    """
+    given = params.model_fields_set
+    return {name: getattr(params, name) for name in GENERATION_FIELDS if name in given or name == "text_input"}
 
 
 class RoutingService:

@@ -34,11 +34,11 @@ class FakeModels:
         self.calls.append((model, fields))
         if self.first_fails is not None and len(self.calls) == 1:
             self.failing[model] = self.first_fails
-        pieces = [f"{model}-{i} " for i in range(fields["max_tokens"])]
+        pieces = [f"{model}-{i} " for i in range(fields.get("max_tokens", 20))]
         for i, piece in enumerate(pieces):
             if model in self.failing and (self.fail_after_pieces is None or i == self.fail_after_pieces):
                 raise self.failing[model]
-            if fields["stream"]:
+            if fields.get("stream", False):
                 yield piece, None
         yield "", Done("".join(pieces), len(pieces))
 
@@ -86,7 +86,14 @@ def test_only_generation_fields_reach_the_model():
     run({"max_tokens": 2, "preferred_model": "gpt2", "user": "u1"}, models)
     model, fields = models.calls[0]
     assert model == "gpt2"
-    assert set(fields) == {"text_input", "max_tokens", "temperature", "top_k", "top_p", "seed", "stream", "ignore_eos"}
+    assert fields == {"text_input": "a poem please", "max_tokens": 2}  # defaults are the model's own
+
+
+def test_generation_fields_given_under_an_alias_are_forwarded_by_their_name():
+    models = FakeModels()
+    run({"max_length": 3, "temperature": 0.5, "seed": 7, "stream": True, "model": "codegen"}, models)
+    assert models.calls[0][1] == {"text_input": "a poem please", "max_tokens": 3, "temperature": 0.5, "seed": 7,
+                                  "stream": True}
 
 
 def test_runtime_failure_is_retried_once_on_the_next_best_model():
