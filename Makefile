@@ -22,7 +22,10 @@ serve: setup
 test: setup
 	$(BIN)/pytest -q
 
+# the quick benchmarks, each against its baseline in the same run (see README for the rest)
 bench: setup
+	$(BIN)/python -m loadtests.bench_selection
+	$(BIN)/python -m loadtests.bench_serving
 	$(BIN)/python -m loadtests.bench_engine
 
 clean:
