@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pytest
 
+from client.request import scalar
 from router_backend.tritonserver import ServerError, ServerPorts, TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,17 +54,8 @@ class StreamOutcome:
         return self.responses[-1] if self.responses else {}
 
 
-def _scalar(array: np.ndarray | None) -> Any:
-    if array is None or array.size == 0:
-        return None
-    value = array.reshape(-1)[0]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _response_dict(result) -> dict[str, Any]:
-    return {out.name: _scalar(result.as_numpy(out.name)) for out in result.get_response().outputs}
+    return {out.name: scalar(result.as_numpy(out.name)) for out in result.get_response().outputs}
 
 
 @dataclass
