@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: setup serve test bench clean
 
 setup: $(STAMP)
-	$(BIN)/switchyard demo-models
+	$(BIN)/pointsman demo-models
 
 # reinstall only when the dependency list changes
 $(STAMP): pyproject.toml
@@ -17,16 +17,16 @@ $(STAMP): pyproject.toml
 	touch $@
 
 serve: setup
-	$(BIN)/switchyard serve --host 127.0.0.1 --http-port 8000 --grpc-port 8001 --metrics-port 8002
+	$(BIN)/pointsman serve --host 127.0.0.1 --http-port 8000 --grpc-port 8001 --metrics-port 8002
 
 test: setup
 	$(BIN)/pytest -q
 
 # the quick benchmarks, each against its baseline in the same run (see README for the rest)
 bench: setup
-	$(BIN)/python -m loadtests.bench_selection
-	$(BIN)/python -m loadtests.bench_serving
-	$(BIN)/python -m loadtests.bench_engine
+	$(BIN)/python -m pointsman.loadtests.bench_selection
+	$(BIN)/python -m pointsman.loadtests.bench_serving
+	$(BIN)/python -m pointsman.loadtests.bench_engine
 
 clean:
-	rm -rf $(VENV) build .switchyard model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen
+	rm -rf $(VENV) build .pointsman model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen

@@ -1,16 +1,16 @@
-"""Python client and command line for Switchyard, over tritonclient HTTP and gRPC.
+"""Python client and command line for Pointsman, over tritonclient HTTP and gRPC.
 
-    from client import SwitchyardClient
-    print(SwitchyardClient("127.0.0.1:8000").generate("def add(a, b):", prefer="codegen").text)
+    from pointsman.client import PointsmanClient
+    print(PointsmanClient("127.0.0.1:8000").generate("def add(a, b):", prefer="codegen").text)
 """
 
-from client.aio import AsyncGenerationStream, AsyncSwitchyardClient
-from client.request import FALLBACK_MODES, GenerateRequest
-from client.sync import GenerationStream, SwitchyardClient
-from client.types import Alternative, GenerationResponse, ModelInfo, Recommendation, SwitchyardClientError
+from pointsman.client.aio import AsyncGenerationStream, AsyncPointsmanClient
+from pointsman.client.request import FALLBACK_MODES, GenerateRequest
+from pointsman.client.sync import GenerationStream, PointsmanClient
+from pointsman.client.types import Alternative, GenerationResponse, ModelInfo, PointsmanClientError, Recommendation
 
 __all__ = [
-    "FALLBACK_MODES", "Alternative", "AsyncGenerationStream", "AsyncSwitchyardClient", "GenerateRequest",
-    "GenerationResponse", "GenerationStream", "ModelInfo", "Recommendation", "SwitchyardClient",
-    "SwitchyardClientError",
+    "FALLBACK_MODES", "Alternative", "AsyncGenerationStream", "AsyncPointsmanClient", "GenerateRequest",
+    "GenerationResponse", "GenerationStream", "ModelInfo", "Recommendation", "PointsmanClient",
+    "PointsmanClientError",
 ]

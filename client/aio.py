@@ -1,11 +1,11 @@
-"""asyncio client for Switchyard: tritonclient.grpc.aio, or aiohttp + tritonclient.http.aio.
+"""asyncio client for Pointsman: tritonclient.grpc.aio, or aiohttp + tritonclient.http.aio.
 
-    async with AsyncSwitchyardClient("127.0.0.1:8001", protocol="grpc") as client:
+    async with AsyncPointsmanClient("127.0.0.1:8001", protocol="grpc") as client:
         response = await client.generate("def add(a, b):", prefer="codegen")
         async for piece in client.stream("Once upon a time", auto=True):
             print(piece, end="")
 
-Same requests, results and errors as SwitchyardClient; many requests may run at once.
+Same requests, results and errors as PointsmanClient; many requests may run at once.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import time
 import urllib.parse
 from typing import Any, AsyncIterator, Mapping
 
-from typing_extensions import Unpack
-
-from client.request import (
+from pointsman.client.request import (
     CATALOG_MODEL,
     DEFAULT_TIMEOUT_S,
     DEFAULT_URLS,
@@ -33,15 +31,23 @@ from client.request import (
     input_specs,
     recommend_fields,
 )
-from client.types import (
+from pointsman.client.types import (
     GenerationResponse,
     ModelInfo,
+    PointsmanClientError,
     Recommendation,
     ResponseAssembler,
-    SwitchyardClientError,
     parse_catalog,
 )
-from client.wire import checked_body, http_error_message, is_missing_model, outputs_of, split_url, transport_error
+from pointsman.client.wire import (
+    checked_body,
+    http_error_message,
+    is_missing_model,
+    outputs_of,
+    split_url,
+    transport_error,
+)
+from typing_extensions import Unpack
 
 
 class _AioHttpTransport:
@@ -71,7 +77,7 @@ class _AioHttpTransport:
         try:
             async with self._http().post(url, json=dict(fields)) as response:
                 if response.status >= 400:
-                    raise SwitchyardClientError(http_error_message(await response.read(), response.reason or ""),
+                    raise PointsmanClientError(http_error_message(await response.read(), response.reason or ""),
                                                 model=model, status=response.status)
                 if not stream:
                     yield checked_body(json.loads(await response.read() or b"{}"), model)
@@ -80,7 +86,7 @@ class _AioHttpTransport:
                     line = raw.decode("utf-8", errors="replace").strip()
                     if line.startswith("data:"):
                         yield checked_body(json.loads(line[len("data:"):]), model)
-        except SwitchyardClientError:
+        except PointsmanClientError:
             raise
         except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError) as exc:
             raise transport_error(exc, model=model, where=self.where) from None
@@ -152,7 +158,7 @@ class _AioGrpcTransport:
                         yield outputs_of(result, [o.name for o in outputs])
             finally:
                 responses.cancel()  # no-op once the stream ended; cancels the request if left early
-        except SwitchyardClientError:
+        except PointsmanClientError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise transport_error(exc, model=model, where=self.where) from None
@@ -211,8 +217,8 @@ class AsyncGenerationStream:
         await self._events.aclose()
 
 
-class AsyncSwitchyardClient:
-    """The asyncio twin of SwitchyardClient (same arguments, same results)."""
+class AsyncPointsmanClient:
+    """The asyncio twin of PointsmanClient (same arguments, same results)."""
 
     def __init__(self, url: str | None = None, protocol: str = "http", *, router: str = ROUTER_MODEL,
                  timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -246,7 +252,7 @@ class AsyncSwitchyardClient:
         fields = {"model": name} if name else {}
         try:
             return parse_catalog((await self._transport.infer(CATALOG_MODEL, fields)).get("models"))
-        except SwitchyardClientError as exc:
+        except PointsmanClientError as exc:
             if not is_missing_model(exc, CATALOG_MODEL):
                 raise
         index, stats = await self._transport.repository()
@@ -259,7 +265,7 @@ class AsyncSwitchyardClient:
     async def close(self) -> None:
         await self._transport.close()
 
-    async def __aenter__(self) -> "AsyncSwitchyardClient":
+    async def __aenter__(self) -> "AsyncPointsmanClient":
         return self
 
     async def __aexit__(self, *exc: object) -> None:

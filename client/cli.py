@@ -1,9 +1,9 @@
-"""The client commands of `switchyard`: infer, recommend, models.
+"""The client commands of `pointsman`: infer, recommend, models.
 
-    switchyard infer "def add(a, b):" --prefer codegen --fallback fastest --stream
-    switchyard models --protocol grpc
+    pointsman infer "def add(a, b):" --prefer codegen --fallback fastest --stream
+    pointsman models --protocol grpc
 
-router_backend.cli calls add_client_commands(subparsers). Server errors are printed as
+pointsman.launcher.cli calls add_client_commands(subparsers). Server errors are printed as
 one line on stderr with exit code 1; bad arguments exit with 2; never a traceback.
 """
 
@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any, Callable, Mapping
 
-from client.request import DEFAULT_TIMEOUT_S, DEFAULT_URLS, FALLBACK_MODES, PROTOCOLS
+from pointsman.client.request import DEFAULT_TIMEOUT_S, DEFAULT_URLS, FALLBACK_MODES, PROTOCOLS
 
 SERVER_ERROR_EXIT = 1
 USAGE_ERROR_EXIT = 2
@@ -22,7 +22,7 @@ INTERRUPTED_EXIT = 130
 
 
 def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register infer, recommend and models on the `switchyard` parser."""
+    """Register infer, recommend and models on the `pointsman` parser."""
     infer = subparsers.add_parser("infer", help="generate text through the router (or one model directly)",
                                   description="Generate text. Without --model, --auto or --prefer the router "
                                               "chooses (auto).")
@@ -57,7 +57,7 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     _common_args(models)
     models.set_defaults(func=_guarded(_models))
 
-    from client.ops_cli import add_ops_commands
+    from pointsman.client.ops_cli import add_ops_commands
 
     add_ops_commands(subparsers, _common_args, _guarded)
 
@@ -80,36 +80,36 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     """Run a command; its failures become one line on stderr and an exit code."""
 
     def run(args: argparse.Namespace) -> int:
-        from client.types import SwitchyardClientError
+        from pointsman.client.types import PointsmanClientError
 
         try:
             return command(args)
-        except SwitchyardClientError as exc:
+        except PointsmanClientError as exc:
             return _fail(args, exc, SERVER_ERROR_EXIT)
         except ValueError as exc:  # the client refused the arguments before sending anything
             return _fail(args, exc, USAGE_ERROR_EXIT)
         except KeyboardInterrupt:
             print(file=sys.stderr)  # noqa: T201
             return INTERRUPTED_EXIT
-        except BrokenPipeError:  # `switchyard infer ... | head`
+        except BrokenPipeError:  # `pointsman infer ... | head`
             return 0
 
     return run
 
 
 def _fail(args: argparse.Namespace, exc: Exception, code: int) -> int:
-    print(f"switchyard {args.command}: error: {exc}", file=sys.stderr, flush=True)  # noqa: T201
+    print(f"pointsman {args.command}: error: {exc}", file=sys.stderr, flush=True)  # noqa: T201
     return code
 
 
 def _client(args: argparse.Namespace):
-    from client.sync import SwitchyardClient
+    from pointsman.client.sync import PointsmanClient
 
-    return SwitchyardClient(args.url, args.protocol, timeout=args.timeout)
+    return PointsmanClient(args.url, args.protocol, timeout=args.timeout)
 
 
 def generate_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Parsed `infer` arguments -> keyword arguments of SwitchyardClient.generate."""
+    """Parsed `infer` arguments -> keyword arguments of PointsmanClient.generate."""
     if args.fallback and not args.prefer:
         raise ValueError("--fallback applies to a preferred model: add --prefer MODEL")
     options = {"model": args.model, "auto": args.auto, "prefer": args.prefer, "fallback": args.fallback or "auto",
@@ -206,7 +206,7 @@ def models_table(models: list) -> Any:
 
     from_repository = any(m.source == "repository" for m in models)
     caption = "no catalog model on this server: Triton's repository index and statistics" if from_repository else None
-    table = Table(title="Switchyard models", caption=caption, show_lines=True)
+    table = Table(title="Pointsman models", caption=caption, show_lines=True)
     for column in ("model", "loaded", "capabilities", "specialization", "performance", "status"):
         table.add_column(column, overflow="fold")
     for m in models:

@@ -1,8 +1,8 @@
 """Operator commands: A/B experiments and usage analytics.
 
-    switchyard experiments create creative-ab --task creative --arm gpt2=model:gpt2:50 --arm distil=model:distilgpt2:50
-    switchyard experiments report creative-ab
-    switchyard usage --window 3600
+    pointsman experiments create creative-ab --task creative --arm gpt2=model:gpt2:50 --arm distil=model:distilgpt2:50
+    pointsman experiments report creative-ab
+    pointsman usage --window 3600
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _payload(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _experiments(args: argparse.Namespace) -> int:
-    from client.cli import _client, _console, _print_json
+    from pointsman.client.cli import _client, _console, _print_json
 
     with _client(args) as client:
         result = client.experiments(args.action, _payload(args))
@@ -135,7 +135,7 @@ def _g(value: Any) -> str:
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from client.cli import _client, _print_json
+    from pointsman.client.cli import _client, _print_json
 
     with _client(args) as client:
         summary = client.usage(args.window)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, TypedDict
 
 import numpy as np
+from pointsman.policy.contract import GenerateParams, field_names
 
 FALLBACK_MODES = ("auto", "fastest", "none")
 PROTOCOLS = ("http", "grpc")
@@ -26,8 +27,8 @@ EXPERIMENTS_MODEL = "experiments"
 USAGE_MODEL = "usage"
 EXPERIMENT_ACTIONS = ("list", "create", "pause", "resume", "stop", "report", "feedback")
 
-# fields a language model called directly accepts (router_backend.contract.GenerateParams)
-GENERATION_FIELDS = ("text_input", "max_tokens", "temperature", "top_k", "top_p", "seed", "stream", "ignore_eos")
+# fields a language model called directly accepts, from the one contract
+GENERATION_FIELDS = field_names(GenerateParams)
 
 
 @dataclass(frozen=True)

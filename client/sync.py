@@ -1,13 +1,13 @@
-"""Blocking client for Switchyard over tritonclient HTTP or gRPC.
+"""Blocking client for Pointsman over tritonclient HTTP or gRPC.
 
-    with SwitchyardClient("127.0.0.1:8000") as client:
+    with PointsmanClient("127.0.0.1:8000") as client:
         print(client.generate("Write a poem about rain", auto=True).selected_model)
 
 The router and the language models are decoupled Triton models, which Triton's KServe
 `/infer` (HTTP) and `ModelInfer` (gRPC) refuse. So generation goes over the generate
 endpoints (JSON, server-sent events) on HTTP and over the bidirectional stream on gRPC;
 `recommend` and `catalog` answer plain inference on both. Every error becomes a
-SwitchyardClientError with a one-line message.
+PointsmanClientError with a one-line message.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Iterator, Mapping
 
-from typing_extensions import Unpack
-
-from client.request import (
+from pointsman.client.request import (
     CATALOG_MODEL,
     DEFAULT_TIMEOUT_S,
     DEFAULT_URLS,
@@ -40,15 +38,16 @@ from client.request import (
     input_specs,
     recommend_fields,
 )
-from client.types import (
+from pointsman.client.types import (
     GenerationResponse,
     ModelInfo,
+    PointsmanClientError,
     Recommendation,
     ResponseAssembler,
-    SwitchyardClientError,
     parse_catalog,
 )
-from client.wire import checked_body, is_missing_model, outputs_of, split_url, transport_error
+from pointsman.client.wire import checked_body, is_missing_model, outputs_of, split_url, transport_error
+from typing_extensions import Unpack
 
 
 class _HttpTransport:
@@ -118,7 +117,7 @@ class _GrpcTransport:
     """tritonclient.grpc: the bidirectional stream for decoupled models, unary calls otherwise.
 
     tritonclient allows one open stream per client object, so each generation borrows a
-    client from a small pool: one SwitchyardClient can serve several threads at once.
+    client from a small pool: one PointsmanClient can serve several threads at once.
     """
 
     def __init__(self, url: str, timeout: float) -> None:
@@ -154,7 +153,7 @@ class _GrpcTransport:
                 try:
                     result, error = answers.get(timeout=self.timeout)
                 except queue.Empty:
-                    raise SwitchyardClientError(f"no answer within {self.timeout:.0f}s", model=model) from None
+                    raise PointsmanClientError(f"no answer within {self.timeout:.0f}s", model=model) from None
                 if error is not None:
                     finished = True  # an error response ends the request
                     raise transport_error(error, model=model, where=self.where)
@@ -162,7 +161,7 @@ class _GrpcTransport:
                 finished = response.parameters["triton_final_response"].bool_param
                 if response.outputs:
                     yield outputs_of(result, [o.name for o in response.outputs])
-        except SwitchyardClientError:
+        except PointsmanClientError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise transport_error(exc, model=model, where=self.where) from None
@@ -249,8 +248,8 @@ class GenerationStream:
         self.close()
 
 
-class SwitchyardClient:
-    """Switchyard over tritonclient: generate, stream, recommend, models.
+class PointsmanClient:
+    """Pointsman over tritonclient: generate, stream, recommend, models.
 
     Args:
         url: host:port of Triton's HTTP (default 127.0.0.1:8000) or gRPC (127.0.0.1:8001) endpoint.
@@ -304,7 +303,7 @@ class SwitchyardClient:
         fields = {"model": name} if name else {}
         try:
             return parse_catalog(self._transport.infer(CATALOG_MODEL, fields).get("models"))
-        except SwitchyardClientError as exc:
+        except PointsmanClientError as exc:
             if not is_missing_model(exc, CATALOG_MODEL):
                 raise
         index, stats = self._transport.repository()
@@ -331,7 +330,7 @@ class SwitchyardClient:
     def close(self) -> None:
         self._transport.close()
 
-    def __enter__(self) -> "SwitchyardClient":
+    def __enter__(self) -> "PointsmanClient":
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 MAX_ERROR_CHARS = 400
 
 
-class SwitchyardClientError(Exception):
+class PointsmanClientError(Exception):
     """Anything the server (or the way to it) refused; str() is one readable line.
 
     Attributes:
@@ -148,7 +148,7 @@ class Recommendation:
                        confidence=fp32(outputs["confidence"]), alternatives=alternatives,
                        reasoning=str(outputs.get("reasoning") or ""), task=outputs.get("task"))
         except (KeyError, TypeError, ValueError) as exc:
-            raise SwitchyardClientError(f"unexpected answer shape: {exc!r}", model="recommend") from None
+            raise PointsmanClientError(f"unexpected answer shape: {exc!r}", model="recommend") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -206,7 +206,7 @@ def parse_catalog(raw: Any) -> list[ModelInfo]:
             entries = [entries]
         return [ModelInfo.from_catalog_entry(e) for e in entries]
     except (KeyError, TypeError, ValueError) as exc:
-        raise SwitchyardClientError(f"unexpected answer shape: {exc!r}", model="catalog") from None
+        raise PointsmanClientError(f"unexpected answer shape: {exc!r}", model="catalog") from None
 
 
 def _json(raw: Any, default: Any) -> Any:

@@ -12,8 +12,8 @@ import urllib.error
 import urllib.parse
 from typing import Any, Mapping
 
-from client.request import PROTOCOLS, scalar
-from client.types import SwitchyardClientError
+from pointsman.client.request import PROTOCOLS, scalar
+from pointsman.client.types import PointsmanClientError
 
 
 def split_url(url: str, protocol: str) -> tuple[str, str]:
@@ -29,30 +29,30 @@ def split_url(url: str, protocol: str) -> tuple[str, str]:
     return ("https" if scheme in ("https", "grpcs") else "http"), parsed.netloc
 
 
-def transport_error(exc: BaseException, *, model: str | None, where: str) -> SwitchyardClientError:
+def transport_error(exc: BaseException, *, model: str | None, where: str) -> PointsmanClientError:
     """Any exception met on the way to the server -> the client's one exception type."""
-    if isinstance(exc, SwitchyardClientError):
+    if isinstance(exc, PointsmanClientError):
         return exc
     status_of = getattr(exc, "status", None)
     status = status_of() if callable(status_of) else status_of
     if hasattr(exc, "message") and callable(exc.message):  # tritonclient's InferenceServerException
         message = exc.message() or str(exc)
         if status == "StatusCode.UNAVAILABLE" and "connect" in message.lower():
-            return SwitchyardClientError(f"cannot reach Triton at {where}: {message}", status="UNAVAILABLE")
+            return PointsmanClientError(f"cannot reach Triton at {where}: {message}", status="UNAVAILABLE")
         if status == "StatusCode.DEADLINE_EXCEEDED":
-            return SwitchyardClientError(f"no answer from {where} in time", model=model, status="DEADLINE_EXCEEDED")
-        return SwitchyardClientError(message, model=model,
+            return PointsmanClientError(f"no answer from {where} in time", model=model, status="DEADLINE_EXCEEDED")
+        return PointsmanClientError(message, model=model,
                                      status=str(status).replace("StatusCode.", "") if status else None)
     if isinstance(exc, urllib.error.HTTPError):
-        return SwitchyardClientError(http_error_message(exc.read(), exc.reason), model=model, status=exc.code)
+        return PointsmanClientError(http_error_message(exc.read(), exc.reason), model=model, status=exc.code)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return SwitchyardClientError(f"no answer from {where} in time", model=model)
+        return PointsmanClientError(f"no answer from {where} in time", model=model)
     if isinstance(exc, ValueError):
-        return SwitchyardClientError(f"unexpected answer from {where}: {exc}", model=model)
+        return PointsmanClientError(f"unexpected answer from {where}: {exc}", model=model)
     reason = getattr(exc, "reason", None) or exc
     if isinstance(reason, OSError) and reason.strerror:  # "[Errno 111] Connection refused" -> "connection refused"
         reason = reason.strerror.lower()
-    return SwitchyardClientError(f"cannot reach Triton at {where}: {reason}")
+    return PointsmanClientError(f"cannot reach Triton at {where}: {reason}")
 
 
 def http_error_message(raw: bytes, fallback: str) -> str:
@@ -75,11 +75,11 @@ def outputs_of(result: Any, names: list[str]) -> dict[str, Any]:
 def checked_body(body: Mapping[str, Any], model: str) -> dict[str, Any]:
     """A generate endpoint's JSON body -> its outputs; Triton 2.51 may send a model's error with status 200."""
     if body.get("error"):
-        raise SwitchyardClientError(str(body["error"]), model=model)
+        raise PointsmanClientError(str(body["error"]), model=model)
     return {k: v for k, v in body.items() if k not in ("model_name", "model_version")}
 
 
-def is_missing_model(exc: SwitchyardClientError, model: str) -> bool:
+def is_missing_model(exc: PointsmanClientError, model: str) -> bool:
     """Triton's words for a model that is not in the repository or not loaded."""
     text = exc.message.lower()
     return f"'{model}'" in text and ("unknown model" in text or "not found" in text or "no available versions" in text)

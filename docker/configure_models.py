@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-# the values router_backend.engine.decoder.choose_providers accepts
+# the values pointsman.engine.decoder.choose_providers accepts
 CHOICES = ("auto", "tensorrt", "cuda", "cpu")
 _PARAMETER = re.compile(r'(key:\s*"execution_providers"\s*value\s*\{\s*string_value:\s*")([^"]*)(")')
 

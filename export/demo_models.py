@@ -1,4 +1,4 @@
-"""`switchyard demo-models`: small local checkpoints of the three families, then export.
+"""`pointsman demo-models`: small local checkpoints of the three families, then export.
 
     build_demo_models(Path("build"), Path("model_repository"))
 
@@ -18,9 +18,8 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator
 
+from pointsman.policy.catalog import load_catalog
 from rich.console import Console
-
-from router_backend.catalog import load_catalog
 
 LOGGER = logging.getLogger(__name__)
 VOCAB_SIZE = 4096
@@ -120,7 +119,7 @@ def checkpoint_is_current(name: str, checkpoint: Path) -> bool:
 
 def build_demo_models(build: Path, repository: Path, force: bool = False) -> None:
     """Make the demo checkpoints (if missing) and export each into the repository."""
-    from export.pipeline import export_model
+    from pointsman.export.pipeline import export_model
 
     console = Console(stderr=True)
     catalog = load_catalog()
@@ -144,7 +143,7 @@ def build_demo_models(build: Path, repository: Path, force: bool = False) -> Non
             console.print(f"building demo checkpoint {name} at {checkpoint}")
             build_checkpoint(name, tokenizer, checkpoint, entry.context_length)
         export_model(checkpoint, name, repository, force=force, console=console)
-    from export.classifier import build_classifier
+    from pointsman.export.classifier import build_classifier
 
     build_classifier(repository, force=force)  # the router's prompt classifier (skipped when up to date)
 
@@ -152,7 +151,7 @@ def build_demo_models(build: Path, repository: Path, force: bool = False) -> Non
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="switchyard demo-models", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="pointsman demo-models", description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", type=Path, default=Path("build"))
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")

@@ -1,4 +1,4 @@
-"""`switchyard export`: one checkpoint into one model folder, skipped when up to date.
+"""`pointsman export`: one checkpoint into one model folder, skipped when up to date.
 
     export_model(Path("build/checkpoints/gpt2"), "gpt2", Path("model_repository"))
 """
@@ -6,19 +6,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
 from pathlib import Path
 
+from pointsman.export.repository import LlmFolderSpec, read_parameters, write_llm_folder
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from export.repository import LLM_ADAPTER, LlmFolderSpec, write_llm_folder
-
 LOGGER = logging.getLogger(__name__)
-STAMP = "export.json"
 SUPPORTED_MODEL_TYPES = ("gpt2", "codegen")  # what export.onnx_export can trace
 
 
@@ -33,12 +30,17 @@ def checkpoint_digest(checkpoint: Path) -> str:
     return h.hexdigest()
 
 
-def is_up_to_date(folder: Path, digest: str) -> bool:
-    stamp = folder / "1" / STAMP
+def export_record(folder: Path) -> dict[str, str]:
+    """What the last export wrote into the folder's config parameters ({} if none)."""
     try:
-        return json.loads(stamp.read_text())["digest"] == digest and (folder / "1" / "model.onnx").exists()
-    except (OSError, ValueError, KeyError):
-        return False
+        params = read_parameters(folder)
+    except (OSError, ValueError):  # no folder, or a config that is not ours
+        return {}
+    return {key.removeprefix("export_"): value for key, value in params.items() if key.startswith("export_")}
+
+
+def is_up_to_date(folder: Path, digest: str) -> bool:
+    return export_record(folder).get("digest") == digest and (folder / "1" / "model.onnx").exists()
 
 
 def export_model(checkpoint: Path, name: str, repository: Path, force: bool = False,
@@ -50,14 +52,11 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
         raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json (a Hugging Face checkpoint folder is expected)")
     digest = checkpoint_digest(checkpoint)
     if not force and is_up_to_date(folder, digest):
-        # the adapter is plain source: refresh it without re-exporting the graph
-        shutil.copyfile(LLM_ADAPTER, folder / "1" / "model.py")
         console.print(f"[green]{name}[/]: up to date, skipped")
-        return json.loads((folder / "1" / STAMP).read_text())
+        return export_record(folder)
 
+    from pointsman.export.onnx_export import export_decoder
     from transformers import AutoConfig, AutoTokenizer
-
-    from export.onnx_export import export_decoder
 
     config = AutoConfig.from_pretrained(checkpoint)
     if config.model_type not in SUPPORTED_MODEL_TYPES:  # before anything is written
@@ -76,15 +75,16 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
         tokenizer.save_pretrained(staging)
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else config.eos_token_id
         context = getattr(config, "n_positions", None) or getattr(config, "n_ctx")
-        spec = LlmFolderSpec(name=name, context_length=int(context), eos_token_id=int(eos))
-        write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
         progress.update(task, advance=1, description=f"{name}: exporting ONNX and checking parity")
+        (staged / "1").mkdir(parents=True)
         report = export_decoder(checkpoint, staged / "1")
+        # the export's record lives in config.pbtxt: the folder holds config, graph and tokenizer only
         stamp = {
-            "digest": digest, "checkpoint": str(checkpoint), "layers": report.layers,
-            "max_abs_diff_prefill": report.max_abs_diff, "max_abs_diff_decode": report.max_abs_diff_step,
+            "digest": digest, "checkpoint": str(checkpoint), "layers": str(report.layers),
+            "max_abs_diff_prefill": f"{report.max_abs_diff:.3e}", "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
         }
-        (staged / "1" / STAMP).write_text(json.dumps(stamp, indent=2))
+        spec = LlmFolderSpec(name=name, context_length=int(context), eos_token_id=int(eos), export_record=stamp)
+        write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
         if folder.exists():
             shutil.rmtree(folder)
         shutil.move(str(staged), str(folder))

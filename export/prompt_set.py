@@ -1,12 +1,12 @@
-"""Generate the labelled prompt set: router_backend/data/prompts.jsonl (committed).
+"""Generate the labelled prompt set: export/data/prompts.jsonl (committed).
 
-    python -m export.prompt_set            # rewrite the file
-    python -m export.prompt_set --check    # exit 1 if the committed file is stale
+    python -m pointsman.export.prompt_set            # rewrite the file
+    python -m pointsman.export.prompt_set --check    # exit 1 if the committed file is stale
 
 Hand-written prompts plus templates x slot fillers x paraphrase patterns, drawn with a
 fixed seed, so the file is reproducible byte for byte. Every record names its template
 (`group`); the train/validation split is by a stable hash of the group, so no template
-has prompts on both sides (router_backend.analysis.dataset). Labelling policy: coding is
+has prompts on both sides (pointsman.export.dataset). Labelling policy: coding is
 writing, reading, running or debugging code and software tools; creative is any creative
 form, whatever its topic (a haiku about recursion is creative); qa is a factual or
 explanatory question with one accepted answer; reasoning is arithmetic, logic, planning,
@@ -24,7 +24,7 @@ import random
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "router_backend" / "data" / "prompts.jsonl"
+OUT = Path(__file__).resolve().with_name("data") / "prompts.jsonl"
 SEED = 20240605
 
 # ---------------------------------------------------------------- hand-written prompts
@@ -717,7 +717,7 @@ def render(records: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.prompt_set", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.export.prompt_set", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from a fresh generation")
     args = parser.parse_args(argv)
@@ -725,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.out.read_text() if args.out.exists() else ""
         if current != text:
-            print(f"{args.out} is stale: run python -m export.prompt_set", file=sys.stderr)  # noqa: T201
+            print(f"{args.out} is stale: run python -m pointsman.export.prompt_set", file=sys.stderr)  # noqa: T201
             return 1
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,38 +1,25 @@
-"""Write a language model's Triton folder: config.pbtxt, model.py, tokenizer, ONNX graph.
+"""Write a language model's Triton folder: config.pbtxt and tokenizer (export adds the ONNX graph).
 
-    write_llm_config(Path("model_repository/gpt2"), LlmFolderSpec(name="gpt2", ...))
+    write_llm_folder(Path("model_repository/gpt2"), LlmFolderSpec(name="gpt2", ...), tokenizer_json)
 
-config.pbtxt is generated from Triton's own ModelConfig protobuf, so it is valid by
-construction and its tensor names are the ones the adapter reads.
+The folder names the `pointsman_llm` backend and holds nothing else: no model.py (the
+backend's lives once in the backend directory) and no input list (the backend completes
+it from pointsman.policy.contract). config.pbtxt is generated from Triton's own
+ModelConfig protobuf, so it is valid by construction.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
+from pointsman.engine.scheduler import EngineLimits
 from tritonclient.grpc import model_config_pb2 as mc
 
-import router_backend.adapters
-
-# copied verbatim as model.py; not imported here (it needs triton_python_backend_utils)
-LLM_ADAPTER = Path(router_backend.adapters.__file__).with_name("llm_model.py")
-
-# (name, type, optional): the Triton LLM convention (TensorRT-LLM and vLLM backends)
-LLM_INPUTS = (
-    ("text_input", mc.TYPE_STRING, True),  # optional so the alias `prompt` can stand in; we check it
-    ("max_tokens", mc.TYPE_INT32, True),
-    ("temperature", mc.TYPE_FP32, True),
-    ("top_k", mc.TYPE_INT32, True),
-    ("top_p", mc.TYPE_FP32, True),
-    ("seed", mc.TYPE_UINT64, True),
-    ("stream", mc.TYPE_BOOL, True),
-    ("ignore_eos", mc.TYPE_BOOL, True),
-)
-LLM_OUTPUTS = (("text_output", mc.TYPE_STRING), ("tokens", mc.TYPE_INT32), ("finish_reason", mc.TYPE_STRING),
-               ("mean_logprob", mc.TYPE_FP32))
+BACKEND = "pointsman_llm"
+CONFIG_FILE = "config.pbtxt"
 
 
 @dataclass(frozen=True)
@@ -43,19 +30,15 @@ class LlmFolderSpec:
     instances: int = 1
     intra_op_threads: int = 1  # measured: small decoders step faster on one thread, and leave a core to Triton
     execution_providers: str = "auto"
-    max_batch_size: int = 16
-    max_tokens_in_flight: int = 16384
+    limits: EngineLimits = EngineLimits()
+    export_record: dict[str, str] = field(default_factory=dict)  # digest and parity figures, as parameters
 
 
 def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
-    config = mc.ModelConfig(name=spec.name, backend="python", max_batch_size=0)
-    # decoupled: streaming sends one response per piece of text; the engine batches
-    # decoding steps itself, so Triton's batcher stays off (max_batch_size 0)
+    config = mc.ModelConfig(name=spec.name, backend=BACKEND)
+    # decoupled: streaming sends one response per piece of text. Triton's max_batch_size
+    # stays 0: the engine batches decoding steps itself (max_num_seqs)
     config.model_transaction_policy.decoupled = True
-    for name, dtype, optional in LLM_INPUTS:
-        config.input.add(name=name, data_type=dtype, dims=[1], optional=optional)
-    for name, dtype in LLM_OUTPUTS:
-        config.output.add(name=name, data_type=dtype, dims=[1])
     config.instance_group.add(count=spec.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     params = {
         "onnx_file": "model.onnx",
@@ -64,20 +47,28 @@ def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
         "eos_token_id": str(spec.eos_token_id),
         "intra_op_threads": str(spec.intra_op_threads),
         "execution_providers": spec.execution_providers,
-        "max_batch_size": str(spec.max_batch_size),
-        "max_tokens_in_flight": str(spec.max_tokens_in_flight),
-        "batching": "true",
+        **spec.limits.as_parameters(),
+        **{f"export_{key}": value for key, value in spec.export_record.items()},
     }
     for key, value in params.items():
         config.parameters[key].string_value = value
     return config
 
 
+def render_llm_config(spec: LlmFolderSpec) -> str:
+    return text_format.MessageToString(llm_config(spec))
+
+
+def read_parameters(folder: Path) -> dict[str, str]:
+    """The string parameters of a model folder's config.pbtxt ({} when it has none)."""
+    config = text_format.Parse((folder / CONFIG_FILE).read_text(), mc.ModelConfig())
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
 def write_llm_folder(folder: Path, spec: LlmFolderSpec, tokenizer_json: Path) -> None:
-    """Write everything but the ONNX graph (export writes that into folder/1)."""
+    """Write config.pbtxt and the tokenizer (export writes the graph into folder/1)."""
     version = folder / "1"
     version.mkdir(parents=True, exist_ok=True)
-    (folder / "config.pbtxt").write_text(text_format.MessageToString(llm_config(spec)))
-    shutil.copyfile(LLM_ADAPTER, version / "model.py")
+    (folder / CONFIG_FILE).write_text(render_llm_config(spec))
     if tokenizer_json.resolve() != (version / "tokenizer.json").resolve():
         shutil.copyfile(tokenizer_json, version / "tokenizer.json")

@@ -1,7 +1,7 @@
 """Measure each served model's perplexity on held-out code and prose; derive the catalog's scores.
 
-    python -m export.specialization            # print the table
-    python -m export.specialization --write    # also rewrite specialization_score in catalog.toml
+    python -m pointsman.export.specialization            # print the table
+    python -m pointsman.export.specialization --write    # also rewrite specialization_score in catalog.toml
 
 Runs the exported graphs (model_repository/NAME/1/model.onnx, what Triton serves) with
 onnxruntime over windows of held-out text (export/demo_corpus.py: files never trained on).
@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
-from router_backend.catalog import DEFAULT_CATALOG, TASKS, load_catalog
+from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, load_catalog
 
 DOMAIN_OF_TASK = {"coding": "code", "creative": "prose", "qa": "prose", "reasoning": "prose"}
 RECORD = Path(__file__).with_name("demo_weights") / "perplexity.json"
@@ -67,7 +66,7 @@ class SequenceScorer:
 
 def measure(repository: Path, models: Sequence[str], windows: int = WINDOWS) -> dict[str, dict[str, float]]:
     """Cross-entropy in nats per token, per model and domain, on the same held-out windows."""
-    from export.demo_corpus import DOMAINS, held_out_chunks
+    from pointsman.export.demo_corpus import DOMAINS, held_out_chunks
 
     scorers = {name: SequenceScorer(repository / name / "1") for name in models}
     first = scorers[models[0]]
@@ -118,7 +117,7 @@ def table(cross_entropy: dict[str, dict[str, float]], scores: dict[str, dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.specialization", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.export.specialization", description=__doc__.splitlines()[0])
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
     parser.add_argument("--write", action="store_true", help="rewrite the catalog's specialization scores")

@@ -1,14 +1,14 @@
 """Train the demo checkpoints briefly on local text, so each is good at something.
 
-    python -m export.train_demo_models                # about 15 minutes on one core
-    python -m export.train_demo_models --steps 20     # a smoke run
+    python -m pointsman.export.train_demo_models                # about 15 minutes on one core
+    python -m pointsman.export.train_demo_models --steps 20     # a smoke run
 
 codegen learns Python source (the standard library); gpt2 and distilgpt2 learn English
 prose (export/demo_corpus.py). Shapes come from export.demo_models.DEMO_SHAPES, so
 distilgpt2 stays the smallest and fastest. Fixed seeds: the same machine gives the same
 weights. The result is committed (export/demo_weights/: the shared tokenizer, and per
 model config.json + fp16 model.safetensors, a few MB each), because training takes longer
-than `make setup` may; `switchyard demo-models` builds the checkpoints from it.
+than `make setup` may; `pointsman demo-models` builds the checkpoints from it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from export.demo_corpus import documents, split
+from pointsman.export.demo_corpus import documents, split
 
 LOGGER = logging.getLogger(__name__)
 WEIGHTS = Path(__file__).with_name("demo_weights")
@@ -91,11 +90,10 @@ def held_out_loss(model, stream: np.ndarray, windows: int = 24) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     import torch
+    from pointsman.export.demo_models import DEMO_SHAPES, corpus, new_model, train_tokenizer
+    from pointsman.policy.catalog import load_catalog
 
-    from export.demo_models import DEMO_SHAPES, corpus, new_model, train_tokenizer
-    from router_backend.catalog import load_catalog
-
-    parser = argparse.ArgumentParser(prog="python -m export.train_demo_models", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.export.train_demo_models", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     parser.add_argument("--models", nargs="*", default=list(RECIPES))
     parser.add_argument("--steps", type=int, help="override every recipe's steps (smoke runs)")

@@ -1,8 +1,8 @@
 """Prompt analysis benchmark: accuracy on the validation prompts and decision latency.
 
-    .venv/bin/python -m loadtests.bench_classifier               # starts its own tritonserver
-    .venv/bin/python -m loadtests.bench_classifier --url 127.0.0.1:8001   # a running server (gRPC)
-    .venv/bin/python -m loadtests.bench_classifier --no-server   # in-process figures only
+    .venv/bin/python -m pointsman.loadtests.bench_classifier               # starts its own tritonserver
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --url 127.0.0.1:8001   # a running server (gRPC)
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server   # in-process figures only
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
 classifier (one prompt per call, as the router sends them) and the auto policy the router
@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-
-from router_backend.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
-from router_backend.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
-from router_backend.analysis.dataset import load_prompts
+from pointsman.export.dataset import load_prompts
+from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
+from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "model_repository" / "prompt_classifier"
@@ -105,7 +104,7 @@ class TritonClassifier:
 
 def start_server(workdir: Path):
     """Start a tritonserver with only prompt_classifier (a copy of its folder), on free ports."""
-    from router_backend.tritonserver import ServerPorts, TritonServer
+    from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
     repository = workdir / "repository"
     shutil.copytree(FOLDER, repository / "prompt_classifier", ignore=shutil.ignore_patterns("__pycache__"))
@@ -147,7 +146,7 @@ def triton_figures(url: str, short: Sequence[str], rounds: int, lexical: Lexical
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_classifier", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_classifier", description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="gRPC host:port of a running server (default: start one)")
     parser.add_argument("--no-server", action="store_true", help="in-process figures only")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the short prompts for latency")
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not (FOLDER / "1" / "model.onnx").exists():
-        print("prompt_classifier is not built: run `switchyard build-classifier`", file=sys.stderr)  # noqa: T201
+        print("prompt_classifier is not built: run `pointsman build-classifier`", file=sys.stderr)  # noqa: T201
         return 2
 
     lexical = LexicalAnalyzer()

@@ -1,7 +1,7 @@
 """In-flight batching benchmark: batching off vs on, concurrency 1, 4 and 16, per demo model.
 
-    .venv/bin/python -m loadtests.bench_engine
-    .venv/bin/python -m loadtests.bench_engine --models distilgpt2 --requests 16 --tokens 16
+    .venv/bin/python -m pointsman.loadtests.bench_engine
+    .venv/bin/python -m pointsman.loadtests.bench_engine --models distilgpt2 --requests 16 --tokens 16
 
 Runs the GenerationEngine on its own thread with the exported ONNX model, as the Triton
 model does, without the server. N client threads each submit a streaming request
@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
-from router_backend.engine.decoder import OnnxDecoder
-from router_backend.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, GenerationResult
-from router_backend.engine.tokenizer import TextTokenizer
+from pointsman.engine.decoder import OnnxDecoder
+from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, GenerationResult
+from pointsman.engine.tokenizer import TextTokenizer
 
 MODELS = ("gpt2", "distilgpt2", "codegen")
 PROMPTS = (
@@ -142,7 +141,7 @@ def run_load(engine: GenerationEngine, prompts: Sequence[tuple[int, ...]], concu
 def measure(decoder: OnnxDecoder, tokenizer: TextTokenizer, prompts: Sequence[tuple[int, ...]], batching: bool,
             concurrency: int, requests: int, tokens: int) -> Sample:
     # eos_id None: every request makes exactly `tokens` tokens (ignore_eos as well)
-    engine = GenerationEngine(decoder, tokenizer, None, EngineLimits(max_batch_size=16, batching=batching))
+    engine = GenerationEngine(decoder, tokenizer, None, EngineLimits(max_num_seqs=16, batching=batching))
     engine.start()
     try:
         run_load(engine, prompts, 1, 1, tokens)  # warm up
@@ -247,7 +246,7 @@ def render(results: list[RunResult], steps: dict[str, dict[int, float]], low: in
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_engine", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_engine", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated demo models")
     parser.add_argument("--concurrency", default="1,4,16", help="comma-separated client counts")
     parser.add_argument("--requests", type=int, default=32, help="requests per run and round, at least one per client")

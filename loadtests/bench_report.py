@@ -1,7 +1,7 @@
-"""Benchmark report: Switchyard under concurrency 1, 4, 16 against a FastAPI + transformers peer.
+"""Benchmark report: Pointsman under concurrency 1, 4, 16 against a FastAPI + transformers peer.
 
-    python -m loadtests.bench_report                 # full run (~5 minutes on 2 cores)
-    python -m loadtests.bench_report --quick         # ~1 minute: shorter cells, concurrency 1 and 4
+    python -m pointsman.loadtests.bench_report                 # full run (~5 minutes on 2 cores)
+    python -m pointsman.loadtests.bench_report --quick         # ~1 minute: shorter cells, concurrency 1 and 4
 
 In one run on this machine it starts its own tritonserver (free loopback ports) on the
 project's model_repository/ and the peer (loadtests/peer_server.py) on the same demo
@@ -13,7 +13,7 @@ checkpoint, then drives each target with N closed-loop clients for a fixed time:
     router hybrid   POST /v2/models/router/generate  preferred_model=gpt2
     peer            POST /generate on the FastAPI server      (model.generate())
 
-Every request generates exactly --max-tokens new tokens (ignore_eos for Switchyard,
+Every request generates exactly --max-tokens new tokens (ignore_eos for Pointsman,
 min_new_tokens = max_new_tokens for the peer), so tokens/s compare like with like.
 It writes reports/benchmark.md, reports/benchmark.json and PNG plots, and prints the
 ratios. Router rows degrade to a note when the router model is not loaded.
@@ -59,7 +59,7 @@ class Target:
     """One thing to load: a server endpoint plus the fields that select the path."""
 
     name: str
-    server: str  # "switchyard" | "peer"
+    server: str  # "pointsman" | "peer"
     path: str
     fields: Mapping[str, Any] = field(default_factory=dict)
 
@@ -69,10 +69,10 @@ class Target:
 
 
 TARGETS = (
-    Target("gpt2 direct", "switchyard", "/v2/models/gpt2/generate"),
-    Target("router manual", "switchyard", "/v2/models/router/generate", {"model": "gpt2"}),
-    Target("router auto", "switchyard", "/v2/models/router/generate", {"auto_select": True}),
-    Target("router hybrid", "switchyard", "/v2/models/router/generate",
+    Target("gpt2 direct", "pointsman", "/v2/models/gpt2/generate"),
+    Target("router manual", "pointsman", "/v2/models/router/generate", {"model": "gpt2"}),
+    Target("router auto", "pointsman", "/v2/models/router/generate", {"auto_select": True}),
+    Target("router hybrid", "pointsman", "/v2/models/router/generate",
            {"preferred_model": "gpt2", "fallback_mode": "auto"}),
     Target("peer", "peer", "/generate"),
 )
@@ -305,13 +305,13 @@ class Settings:
 
 
 def run_benchmark(settings: Settings) -> dict[str, Any]:
-    from router_backend.tritonserver import ServerPorts, TritonServer
+    from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
     settings.reports.mkdir(parents=True, exist_ok=True)
     targets = [t for t in TARGETS if t.name in settings.targets]
     meta: dict[str, Any] = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
                             "machine": machine_info(), "notes": []}
-    with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as state:
+    with tempfile.TemporaryDirectory(prefix="pointsman-bench-") as state:
         logs = (settings.reports / "bench-tritonserver.log", settings.reports / "bench-peer.log")
         for log in logs:
             log.unlink(missing_ok=True)  # both servers append: start each run clean
@@ -329,7 +329,7 @@ def run_benchmark(settings: Settings) -> dict[str, Any]:
             have_router = router_loaded(server.ports.http)
             if not have_router:
                 meta["notes"].append("the router model is not loaded on this server: router rows are empty")
-            ports = {"switchyard": server.ports.http, "peer": peer.port}
+            ports = {"pointsman": server.ports.http, "peer": peer.port}
             cells = []
             for target in targets:
                 if target.is_router and not have_router:
@@ -357,7 +357,7 @@ def wait_until_answers(port: int, target: Target, timeout: float = 30.0) -> str 
     deadline = time.monotonic() + timeout
     try:
         while True:
-            sample = call(client, target, PROMPTS[0], 1 if target.server == "switchyard" else 2)
+            sample = call(client, target, PROMPTS[0], 1 if target.server == "pointsman" else 2)
             if sample.error is None or "expected" in sample.error:
                 return None
             if time.monotonic() > deadline:
@@ -441,7 +441,7 @@ def _cell(cells: Sequence[Mapping[str, Any]], target: str, concurrency: int) -> 
 
 
 def ratios(result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per concurrency: Switchyard against the peer, and the router hop."""
+    """Per concurrency: Pointsman against the peer, and the router hop."""
     cells = result["cells"]
     out = []
     for concurrency in sorted({c["concurrency"] for c in cells}):
@@ -472,7 +472,7 @@ def _fmt(value: Any, digits: int = 1, unit: str = "") -> str:
 def render_markdown(result: Mapping[str, Any], plots: Sequence[str]) -> str:
     s, m = result["settings"], result["machine"]
     lines = [
-        "# Switchyard benchmark",
+        "# Pointsman benchmark",
         "",
         f"Machine: {m['cpus']} CPUs, {m['platform']}, Python {m['python']}; tritonserver "
         f"{result.get('triton_version', '?')}, onnxruntime {m['onnxruntime']}"
@@ -595,8 +595,8 @@ def print_ratios(result: Mapping[str, Any]) -> None:
     for r in ratios(result):
         parts = [f"concurrency {r['concurrency']:>2}:"]
         if "throughput_vs_peer" in r:
-            parts.append(f"tokens/s Switchyard gpt2 ÷ peer {r['throughput_vs_peer']:.2f}x, "
-                         f"p50 peer ÷ Switchyard {r['p50_peer_over_direct']:.2f}x")
+            parts.append(f"tokens/s Pointsman gpt2 ÷ peer {r['throughput_vs_peer']:.2f}x, "
+                         f"p50 peer ÷ Pointsman {r['p50_peer_over_direct']:.2f}x")
         if "router_hop_p50_ms" in r:
             parts.append(f"router hop {r['router_hop_p50_ms']:+.1f} ms p50, "
                          f"router ÷ direct tokens/s {r['router_throughput_vs_direct']:.2f}x")
@@ -652,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(args.render_only.read_text())
     else:
         if "peer" in settings.targets and not (settings.checkpoint / "config.json").exists():
-            print(f"bench_report: no checkpoint at {settings.checkpoint}: run `switchyard demo-models`",  # noqa: T201
+            print(f"bench_report: no checkpoint at {settings.checkpoint}: run `pointsman demo-models`",  # noqa: T201
                   file=sys.stderr)
             return 2
         started = time.monotonic()

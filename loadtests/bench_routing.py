@@ -1,7 +1,7 @@
 """Routing quality: how often auto-selection picks the model that is best at the prompt.
 
-    .venv/bin/python -m loadtests.bench_routing
-    .venv/bin/python -m loadtests.bench_routing --windows 64
+    .venv/bin/python -m pointsman.loadtests.bench_routing
+    .venv/bin/python -m pointsman.loadtests.bench_routing --windows 64
 
 Over the validation prompts, each prompt gets a held-out continuation from the domain of
 its true task (coding: Python source; creative, qa, reasoning: English prose; files
@@ -10,7 +10,7 @@ continuation after the prompt (its exported ONNX graph, the one Triton serves); 
 model is the one with the lowest perplexity. Routing regret is the chosen model's
 cross-entropy minus the best one's, in nats per token (0 when it picks the best;
 exp(regret) is the perplexity ratio). Strategies: the router's auto policy in process
-(router_backend.selection.Selector on an idle board) fed by the auto analysis (lexical
+(pointsman.policy.selection.Selector on an idle board) fed by the auto analysis (lexical
 when confident, else the classifier), the same fed by the lexical analyser alone and by
 the true task (an oracle analyser), always-gpt2, and uniform random routing (its
 expectation).
@@ -27,15 +27,14 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
-from export.demo_corpus import held_out_chunks
-from export.specialization import DOMAIN_OF_TASK, SequenceScorer
-from loadtests.bench_classifier import auto_decision
-from router_backend.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
-from router_backend.analysis.classifier import OnnxPromptClassifier
-from router_backend.analysis.dataset import LabelledPrompt, load_prompts
-from router_backend.catalog import load_catalog
-from router_backend.contract import parse_router
+from pointsman.export.dataset import LabelledPrompt, load_prompts
+from pointsman.export.demo_corpus import held_out_chunks
+from pointsman.export.specialization import DOMAIN_OF_TASK, SequenceScorer
+from pointsman.loadtests.bench_classifier import auto_decision
+from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
+from pointsman.policy.analysis.classifier import OnnxPromptClassifier
+from pointsman.policy.catalog import load_catalog
+from pointsman.policy.contract import parse_router
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = ROOT / "model_repository"
@@ -63,8 +62,8 @@ class FunctionAnalyzer:
 
 def router_choice(analyzer) -> Callable[[str], tuple[str, str]]:
     """(model, detected task) from the lead's selection policy, all models ready and idle."""
-    from router_backend.selection.selector import Selector
-    from router_backend.selection.status import StatusBoard
+    from pointsman.policy.selection.selector import Selector
+    from pointsman.policy.selection.status import StatusBoard
 
     catalog = load_catalog()
     board = StatusBoard(catalog)
@@ -130,7 +129,7 @@ def render(outcomes: list[Outcome], ce: np.ndarray, models: list[str], prompts: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_routing", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_routing", description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=48, help="held-out continuations per domain")
     args = parser.parse_args(argv)
     models = load_catalog().names

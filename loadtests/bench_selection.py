@@ -1,6 +1,6 @@
 """Selection decision time in process: p50/p99 over 10,000 varied prompts, per mode.
 
-    .venv/bin/python -m loadtests.bench_selection [--prompts 10000]
+    .venv/bin/python -m pointsman.loadtests.bench_selection [--prompts 10000]
 
 The decision is everything the router does before its BLS call: validate the request,
 analyse the prompt (lexical analyser), score every ready model against live load, pick
@@ -18,16 +18,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pointsman.export.dataset import PROMPTS_FILE as PROMPTS
+from pointsman.policy.analysis import LexicalAnalyzer
+from pointsman.policy.catalog import load_catalog
+from pointsman.policy.contract import parse_router
+from pointsman.policy.selection.selector import Selector
+from pointsman.policy.selection.status import StatusBoard
 from rich.console import Console
 from rich.table import Table
-
-from router_backend.analysis import LexicalAnalyzer
-from router_backend.catalog import load_catalog
-from router_backend.contract import parse_router
-from router_backend.selection.selector import Selector
-from router_backend.selection.status import StatusBoard
-
-PROMPTS = Path(__file__).resolve().parents[1] / "router_backend" / "data" / "prompts.jsonl"
 
 
 def varied_prompts(count: int, seed: int = 0) -> list[str]:

@@ -1,7 +1,7 @@
 """Serving overhead at concurrency 1: per-token latency through Triton vs the raw onnxruntime loop.
 
-    .venv/bin/python -m loadtests.bench_serving
-    .venv/bin/python -m loadtests.bench_serving --url 127.0.0.1:8001 --requests 20 --tokens 64
+    .venv/bin/python -m pointsman.loadtests.bench_serving
+    .venv/bin/python -m pointsman.loadtests.bench_serving --url 127.0.0.1:8001 --requests 20 --tokens 64
 
 Through the server: tritonclient gRPC streaming to the model (stream true, ignore_eos),
 one request at a time; per-token latency is each request's inter-token latency as the
@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
-from router_backend.engine.decoder import OnnxDecoder
-from router_backend.engine.tokenizer import TextTokenizer
+from pointsman.engine.decoder import OnnxDecoder
+from pointsman.engine.tokenizer import TextTokenizer
 
 PROMPT = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"
 TARGET = 1.3
@@ -173,7 +172,7 @@ def report(model: str, tokens: int, requests: int, served: Timings, raw: Timings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_serving", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_serving", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="gRPC host:port of a running server (default: start one on free ports)")
     parser.add_argument("--model", default="gpt2")
     parser.add_argument("--requests", type=int, default=20)
@@ -191,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.url:
         served, raw, pieces = run(args.url, args.model, folder, args.requests, args.tokens, args.warmup)
     else:
-        from router_backend.tritonserver import ServerPorts, TritonServer
+        from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
         with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
             # a repository of just this model: nothing else competes for the cores or can fail to load

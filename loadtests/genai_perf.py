@@ -1,9 +1,9 @@
-"""genai-perf against Switchyard, from its own virtualenv: gpt2 direct and the router side by side.
+"""genai-perf against Pointsman, from its own virtualenv: gpt2 direct and the router side by side.
 
-    .venv/bin/python -m loadtests.genai_perf --setup-only                    # once: venv + perf_analyzer
-    .venv/bin/python -m loadtests.genai_perf --url 127.0.0.1:8001 --targets direct,manual,auto,hybrid
+    .venv/bin/python -m pointsman.loadtests.genai_perf --setup-only                    # once: venv + perf_analyzer
+    .venv/bin/python -m pointsman.loadtests.genai_perf --url 127.0.0.1:8001 --targets direct,manual,auto,hybrid
 
-genai-perf lives in .switchyard/genai-perf-venv, never in the project's venv (later
+genai-perf lives in .pointsman/genai-perf-venv, never in the project's venv (later
 genai-perf releases pull numpy 2, which breaks the Python backend stub). Version 0.0.8 is
 pinned: it is the release of the Triton 24.11 line, still takes `--service-kind triton
 --backend tensorrtllm` and the text_input/max_tokens tensor names, and drives the
@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from loadtests.perf_analyzer import ROOT, TOOLS_DIR, PerfAnalyzerError, ensure_perf_analyzer
+from pointsman.loadtests.perf_analyzer import ROOT, TOOLS_DIR, PerfAnalyzerError, ensure_perf_analyzer
 
 LOGGER = logging.getLogger(__name__)
 
 GENAI_PERF_VERSION = "0.0.8"
-VENV = ROOT / ".switchyard" / "genai-perf-venv"
-ARTIFACTS = ROOT / ".switchyard" / "genai-perf"
+VENV = ROOT / ".pointsman" / "genai-perf-venv"
+ARTIFACTS = ROOT / ".pointsman" / "genai-perf"
 DEFAULT_TOKENIZER = ROOT / "build" / "checkpoints" / "gpt2"
 
 # target -> (Triton model, extra inputs); {model} is the language model under test
@@ -211,7 +211,7 @@ def results_table(results: Sequence[GenaiPerfResult]):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.genai_perf", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.genai_perf", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC host:port")
     parser.add_argument("--model", default="gpt2", help="the language model called directly and named to the router")
     parser.add_argument("--targets", default="direct,manual", help=f"comma-separated, of {', '.join(TARGETS)}")

@@ -1,4 +1,4 @@
-"""Locust load test of Switchyard: manual, auto and hybrid requests over HTTP and gRPC.
+"""Locust load test of Pointsman: manual, auto and hybrid requests over HTTP and gRPC.
 
     .venv/bin/locust -f loadtests/locustfile.py --headless -u 4 -r 2 -t 20s --host http://127.0.0.1:8000
     .venv/bin/locust -f loadtests/locustfile.py --headless -u 4 -r 2 -t 20s --host http://127.0.0.1:8000 \
@@ -8,17 +8,17 @@ Every request is named by how its model is chosen ("router manual", "router auto
 "router hybrid", "direct" for a model called without the router), so locust's stats
 give per-mode latency; `direct` against `router manual` is the router hop. The HTTP
 user posts to the generate endpoint; the gRPC user speaks tritonclient's bidirectional
-stream (the only way to call a decoupled model over gRPC) through client.SwitchyardClient
+stream (the only way to call a decoupled model over gRPC) through client.PointsmanClient
 and reports to locust's request events. Each answer is checked: text, tokens, and for
 the router the mode and model it reports.
 
 Options (locust arguments, or the environment variables in brackets):
-    --mode-weights  manual=1,auto=1,hybrid=1[,direct=0]    [SWITCHYARD_MODE_WEIGHTS]
-    --models        models for manual, hybrid and direct     [SWITCHYARD_MODELS]
-    --max-tokens    new tokens per request (default 16)      [SWITCHYARD_MAX_TOKENS]
-    --fallback      hybrid fallback_mode (default auto)      [SWITCHYARD_FALLBACK]
+    --mode-weights  manual=1,auto=1,hybrid=1[,direct=0]    [POINTSMAN_MODE_WEIGHTS]
+    --models        models for manual, hybrid and direct     [POINTSMAN_MODELS]
+    --max-tokens    new tokens per request (default 16)      [POINTSMAN_MAX_TOKENS]
+    --fallback      hybrid fallback_mode (default auto)      [POINTSMAN_FALLBACK]
     --grpc-url      host:port of gRPC (default: the --host port + 1, Triton's 8000/8001 layout)
-                                                             [SWITCHYARD_GRPC_URL]
+                                                             [POINTSMAN_GRPC_URL]
 Pick one user class by naming it last (RouterHttpUser or RouterGrpcUser); both run by default.
 """
 
@@ -41,14 +41,14 @@ _WORKLOAD: Workload | None = None
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser) -> None:
-    group = parser.add_argument_group("switchyard")
-    group.add_argument("--mode-weights", default=DEFAULT_WEIGHTS, env_var="SWITCHYARD_MODE_WEIGHTS",
+    group = parser.add_argument_group("pointsman")
+    group.add_argument("--mode-weights", default=DEFAULT_WEIGHTS, env_var="POINTSMAN_MODE_WEIGHTS",
                        help=f"request mix, MODE=WEIGHT pairs (modes: {', '.join(MODES)})")
-    group.add_argument("--models", default=DEFAULT_MODELS, env_var="SWITCHYARD_MODELS",
+    group.add_argument("--models", default=DEFAULT_MODELS, env_var="POINTSMAN_MODELS",
                        help="comma-separated models for manual, hybrid and direct requests")
-    group.add_argument("--max-tokens", type=int, default=16, env_var="SWITCHYARD_MAX_TOKENS")
-    group.add_argument("--fallback", default="auto", env_var="SWITCHYARD_FALLBACK", help="hybrid fallback_mode")
-    group.add_argument("--grpc-url", default="", env_var="SWITCHYARD_GRPC_URL",
+    group.add_argument("--max-tokens", type=int, default=16, env_var="POINTSMAN_MAX_TOKENS")
+    group.add_argument("--fallback", default="auto", env_var="POINTSMAN_FALLBACK", help="hybrid fallback_mode")
+    group.add_argument("--grpc-url", default="", env_var="POINTSMAN_GRPC_URL",
                        help="gRPC host:port (default: the --host port + 1)")
 
 
@@ -109,24 +109,24 @@ class RouterHttpUser(FastHttpUser):
 
 
 class RouterGrpcUser(User):
-    """The same workload over gRPC through the Switchyard client, reported as request type grpc."""
+    """The same workload over gRPC through the Pointsman client, reported as request type grpc."""
 
     weight = 1
     wait_time = between(0.05, 0.25)
 
     def on_start(self) -> None:
-        from client.sync import SwitchyardClient
+        from pointsman.client.sync import PointsmanClient
 
         self.rng = random.Random()
         url = self.environment.parsed_options.grpc_url or default_grpc_url(self.host or "127.0.0.1:8000")
-        self.client = SwitchyardClient(url, protocol="grpc", timeout=60.0)
+        self.client = PointsmanClient(url, protocol="grpc", timeout=60.0)
 
     def on_stop(self) -> None:
         self.client.close()
 
     @task
     def generate(self) -> None:
-        from client.types import SwitchyardClientError
+        from pointsman.client.types import PointsmanClientError
 
         request = _workload().next_request(self.rng)
         start = time.perf_counter()
@@ -140,7 +140,7 @@ class RouterGrpcUser(User):
             problem = check_answer(request, outputs)
             if problem:
                 exception = AssertionError(problem)
-        except SwitchyardClientError as exc:
+        except PointsmanClientError as exc:
             exception = exc
         self.environment.events.request.fire(
             request_type="grpc", name=request_name(request), response_time=(time.perf_counter() - start) * 1e3,

@@ -1,13 +1,13 @@
 """The peer: a plain FastAPI + transformers `generate()` server, what a team writes without Triton.
 
-    python -m loadtests.peer_server --checkpoint build/checkpoints/gpt2 --port 18500
+    python -m pointsman.loadtests.peer_server --checkpoint build/checkpoints/gpt2 --port 18500
     curl -X POST 127.0.0.1:18500/generate -d '{"prompt": "def add(a, b):", "max_new_tokens": 16}'
 
 One process, one model, one `model.generate()` call per request. The endpoint is a plain
 `def`, so FastAPI runs it in its thread pool and concurrent requests overlap in torch
 (the stronger of the two usual shapes: an `async def` calling generate() would serialise
 every request on the event loop). No batching across requests: that is the point of
-comparison with Switchyard's in-flight batching engine. bench_report.py starts it.
+comparison with Pointsman's in-flight batching engine. bench_report.py starts it.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (args.checkpoint / "config.json").exists():
-        print(f"peer_server: --checkpoint {args.checkpoint}: no config.json (run `switchyard demo-models`)",  # noqa: T201
+        print(f"peer_server: --checkpoint {args.checkpoint}: no config.json (run `pointsman demo-models`)",  # noqa: T201
               file=sys.stderr)
         return 2
     import uvicorn

@@ -1,12 +1,12 @@
 """Router against direct with Triton's perf_analyzer: latency p50/p99, throughput and the router hop.
 
-    .venv/bin/python -m loadtests.perf_analyzer --url 127.0.0.1:8001
-    .venv/bin/python -m loadtests.perf_analyzer --url 127.0.0.1:8001 --concurrency 1,4 --modes direct,manual,auto
+    .venv/bin/python -m pointsman.loadtests.perf_analyzer --url 127.0.0.1:8001
+    .venv/bin/python -m pointsman.loadtests.perf_analyzer --url 127.0.0.1:8001 --concurrency 1,4 --modes direct,manual,auto
 
 perf_analyzer comes from the tritonclient 2.51.0 wheel: the PyPI `perf-analyzer` package
 is an empty placeholder and the binaries of newer tritonclient wheels need a newer glibc
 than this machine's. The wheel is downloaded once (`pip download`) into
-.switchyard/tools/, the binary extracted, and the libraries it lacks (libb64, libcudart)
+.pointsman/tools/, the binary extracted, and the libraries it lacks (libb64, libcudart)
 resolved from nvidia_pytriton.libs through symlinks named as the binary asks.
 
 The router and the language models are decoupled, which perf_analyzer drives only over
@@ -37,7 +37,7 @@ LOGGER = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = Path(__file__).resolve().with_name("perf_inputs")
-TOOLS_DIR = ROOT / ".switchyard" / "tools"
+TOOLS_DIR = ROOT / ".pointsman" / "tools"
 WHEEL_VERSION = "2.51.0"
 WHEEL_BINARY = f"tritonclient-{WHEEL_VERSION}.data/data/bin/perf_analyzer"
 
@@ -81,7 +81,7 @@ class PerfAnalyzer:
 
 def bundled_libs() -> Path:
     """nvidia_pytriton.libs: the wheel's vendored libraries (libb64, libcudart, ...)."""
-    from router_backend.tritonserver import pytriton_root
+    from pointsman.launcher.tritonserver import pytriton_root
 
     libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
     if not libs.is_dir():
@@ -258,7 +258,7 @@ def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
 def run_comparison(tool: PerfAnalyzer, *, url: str, model: str, modes: Sequence[str], concurrencies: Sequence[int],
                    rounds: int, request_count: int, max_tokens: int | None, timeout: float) -> list[Measurement]:
     measurements = []
-    with tempfile.TemporaryDirectory(prefix="switchyard-pa-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pointsman-pa-") as tmp:
         for concurrency in concurrencies:
             for round_ in range(rounds):
                 # alternate the order so neither side always runs first on a warming machine
@@ -296,7 +296,7 @@ def _ints(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.perf_analyzer", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.perf_analyzer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC host:port")
     parser.add_argument("--model", default="gpt2", help="the language model: called directly and named to the router")
     parser.add_argument("--modes", default="direct,manual",

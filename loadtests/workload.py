@@ -11,7 +11,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from client.request import FALLBACK_MODES, GenerateRequest
+from pointsman.client.request import FALLBACK_MODES, GenerateRequest
 
 MODES = ("manual", "auto", "hybrid", "direct")
 DEFAULT_WEIGHTS = "manual=1,auto=1,hybrid=1,direct=0"

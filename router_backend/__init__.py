@@ -1,5 +1,5 @@
-"""Switchyard: model selection policy and generation engine, importable without Triton.
+"""Pointsman: model selection policy and generation engine, importable without Triton.
 
-    from router_backend.catalog import load_catalog
+    from pointsman.policy.catalog import load_catalog
     catalog = load_catalog()
 """

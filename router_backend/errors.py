@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 
-class SwitchyardError(Exception):
+class PointsmanError(Exception):
     """Base of every error the package raises on purpose."""
 
 
-class InvalidRequest(SwitchyardError):
+class InvalidRequest(PointsmanError):
     """A request field is missing, of the wrong type or out of range."""
 
     def __init__(self, field: str, accepted: str, got: Any = None) -> None:
@@ -26,18 +26,18 @@ class ModelRejected(InvalidRequest):
     """The chosen model refused the request as invalid; its own message names the field."""
 
     def __init__(self, message: str) -> None:
-        SwitchyardError.__init__(self, message)
+        PointsmanError.__init__(self, message)
         self.field = ""
         self.accepted = message
 
 
-class ModelUnavailable(SwitchyardError):
+class ModelUnavailable(PointsmanError):
     """The named model is not loaded or not ready."""
 
 
-class GenerationFailed(SwitchyardError):
+class GenerationFailed(PointsmanError):
     """A model failed while generating (a run-time error, not bad input)."""
 
 
-class CatalogError(SwitchyardError):
+class CatalogError(PointsmanError):
     """The model catalog is malformed."""

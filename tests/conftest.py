@@ -1,7 +1,7 @@
 """Shared fakes for the engine tests: a decoder, a tokenizer and a recording sink.
 
     def test_something(make_engine, make_sink):
-        engine, decoder = make_engine(max_batch_size=2); sink = make_sink(); ...
+        engine, decoder = make_engine(max_num_seqs=2); sink = make_sink(); ...
 
 Fixtures: fake_decoder, fake_tokenizer, make_sink (RecordingSink), make_engine (an
 engine over a fresh FakeDecoder; returns both). The fake decoder keeps each sequence's
@@ -20,9 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pytest
-
-from router_backend.engine.decoder import KVCache
-from router_backend.engine.scheduler import EngineLimits, GenerationEngine, GenerationResult
+from pointsman.engine.decoder import KVCache
+from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationResult
 
 VOCAB = "\x00abcdefghijklmnopqrstuvwxyz.,!? "  # id 0 is EOS (decodes to nothing)
 EOS_ID = 0

@@ -1,6 +1,6 @@
 """In-flight batching: active sequences of one model decode together, one step at a time.
 
-    engine = GenerationEngine(decoder, tokenizer, EngineLimits(max_batch_size=8))
+    engine = GenerationEngine(decoder, tokenizer, EngineLimits(max_num_seqs=8))
     engine.start(); engine.submit(request, sink); ...; engine.stop()
 
 A new request is prefilled and joins the batch at the next step; a finished or
@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
-
-from router_backend.engine.decoder import Decoder, KVCache
-from router_backend.engine.detokenize import IncrementalDetokenizer
-from router_backend.engine.sampling import Sampler, SamplingParams
-from router_backend.errors import GenerationFailed
+from pointsman.engine.decoder import Decoder, KVCache
+from pointsman.engine.detokenize import IncrementalDetokenizer
+from pointsman.engine.sampling import Sampler, SamplingParams
+from pointsman.errors import GenerationFailed
 
 LOGGER = logging.getLogger(__name__)
 QUEUE_SWEEP_S = 0.05  # how often queued requests are asked whether their caller is still there
@@ -70,11 +69,32 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class EngineLimits:
-    """Bounds on one instance's memory; beyond them requests wait in the queue."""
+    """Bounds on one instance's memory; beyond them requests wait in the queue.
 
-    max_batch_size: int = 16
-    max_tokens_in_flight: int = 16384
+    The one place that owns the engine's defaults: export writes them into a model's
+    config.pbtxt parameters and the backend reads them back with from_parameters.
+    max_num_seqs is vLLM's word for it, so it is never mistaken for Triton's max_batch_size.
+    """
+
+    max_num_seqs: int = 16  # sequences decoding together in one step
+    max_tokens_in_flight: int = 16384  # prompt + max_tokens, summed over the admitted sequences
     batching: bool = True  # False: one sequence at a time (the benchmark baseline)
+
+    def as_parameters(self) -> dict[str, str]:
+        """The config.pbtxt parameters that carry these limits."""
+        return {"max_num_seqs": str(self.max_num_seqs), "max_tokens_in_flight": str(self.max_tokens_in_flight),
+                "batching": str(self.batching).lower()}
+
+    @classmethod
+    def from_parameters(cls, params: dict[str, str]) -> "EngineLimits":
+        """Limits from config.pbtxt parameters; a missing one keeps its default."""
+        default = cls()
+        try:
+            return cls(max_num_seqs=int(params.get("max_num_seqs", default.max_num_seqs)),
+                       max_tokens_in_flight=int(params.get("max_tokens_in_flight", default.max_tokens_in_flight)),
+                       batching=str(params.get("batching", default.batching)).lower() == "true")
+        except ValueError as exc:
+            raise ValueError(f"engine parameters max_num_seqs and max_tokens_in_flight must be integers: {exc}") from None
 
 
 @dataclass
@@ -188,7 +208,7 @@ class GenerationEngine:
 
     def _admit(self) -> list[_Sequence]:
         """Move queued requests into the active set while the limits allow."""
-        capacity = self.limits.max_batch_size if self.limits.batching else 1
+        capacity = self.limits.max_num_seqs if self.limits.batching else 1
         admitted = []
         with self._wake:
             while self._queue and len(self._active) < capacity:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from router_backend.contract import GenerateParams
-from router_backend.engine.sampling import SamplingParams
-from router_backend.engine.scheduler import GenerationRequest
-from router_backend.errors import InvalidRequest
+from pointsman.engine.sampling import SamplingParams
+from pointsman.engine.scheduler import GenerationRequest
+from pointsman.errors import InvalidRequest
+from pointsman.policy.contract import GenerateParams
 
 
 class TextTokenizer:

@@ -37,7 +37,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 K8S = DOCKER / "k8s"
-DASHBOARD = DOCKER / "grafana" / "dashboards" / "switchyard.json"
+DASHBOARD = DOCKER / "grafana" / "dashboards" / "pointsman.json"
 TRITON_IMAGE = re.compile(r"^nvcr\.io/nvidia/tritonserver:\d{2}\.\d{2}-py3$")
 TRITON_PORTS = {"8000", "8001", "8002"}
 # kubernetes-validate ships schemas per release: an older one clusters still run, and the newest
@@ -150,7 +150,7 @@ def adapter_rules() -> list[dict[str, Any]]:
 def adapter_query(template: str) -> str:
     """Fill a prometheus-adapter metricsQuery template as the adapter would."""
     return (template.replace("<<.GroupBy>>", "pod")
-            .replace("<<.LabelMatchers>>", 'namespace="default",pod=~"switchyard-.*"'))
+            .replace("<<.LabelMatchers>>", 'namespace="default",pod=~"pointsman-.*"'))
 
 
 # -- Dockerfile ----------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def test_image_installs_every_runtime_dependency_of_the_project():
         assert wanted in installed, f"{dependency} is a runtime dependency but the image does not install {wanted}"
 
 
-FIRST_PARTY = {"router_backend", "export", "client", "loadtests", "triton_python_backend_utils"}
+FIRST_PARTY = {"pointsman", "triton_python_backend_utils"}
 
 
 def served_imports() -> set[str]:
@@ -278,7 +278,7 @@ def test_every_copied_path_exists_and_reaches_the_build_context():
 
 
 @pytest.mark.parametrize("path", [".venv", "build/checkpoints/gpt2/model.safetensors", "reports/benchmark.md",
-                                  ".switchyard", "tests/unit", "model_repository/gpt2/1/__pycache__",
+                                  ".pointsman", "tests/unit", "model_repository/gpt2/1/__pycache__",
                                   "model_repository/gpt2/1/TensorrtExecutionProvider_cache.engine"])
 def test_build_context_leaves_out_local_state_and_caches(path):
     assert not dockerignore_allows(path)
@@ -286,8 +286,7 @@ def test_build_context_leaves_out_local_state_and_caches(path):
 
 def test_configure_models_sets_execution_providers_of_language_models_only(tmp_path):
     from google.protobuf import text_format
-
-    from export.repository import LlmFolderSpec, llm_config
+    from pointsman.export.repository import LlmFolderSpec, llm_config
 
     (tmp_path / "gpt2").mkdir()
     (tmp_path / "gpt2" / "config.pbtxt").write_text(text_format.MessageToString(
@@ -308,7 +307,7 @@ def test_configure_models_sets_execution_providers_of_language_models_only(tmp_p
 
 @pytest.mark.parametrize("value", ["auto", "tensorrt", "cuda", "cpu", "rocm"])
 def test_configure_models_accepts_exactly_what_the_engine_accepts(tmp_path, value):
-    from router_backend.engine.decoder import choose_providers
+    from pointsman.engine.decoder import choose_providers
 
     try:
         choose_providers(value, ["CPUExecutionProvider"], str(tmp_path))
@@ -322,7 +321,7 @@ def test_configure_models_accepts_exactly_what_the_engine_accepts(tmp_path, valu
 
 
 def test_exported_language_models_default_to_auto_execution_providers():
-    from export.repository import LlmFolderSpec, llm_config
+    from pointsman.export.repository import LlmFolderSpec, llm_config
 
     config = llm_config(LlmFolderSpec(name="gpt2", context_length=512, eos_token_id=0))
     assert config.parameters["execution_providers"].string_value == "auto"
@@ -344,14 +343,14 @@ def test_compose_file_validates_against_the_compose_spec():
     assert not errors, errors
 
 
-def test_compose_runs_switchyard_with_prometheus_and_grafana():
+def test_compose_runs_pointsman_with_prometheus_and_grafana():
     services = compose()["services"]
-    assert {"switchyard", "prometheus", "grafana"} <= set(services)
-    switchyard = services["switchyard"]
-    assert (DOCKER / switchyard["build"]["context"] / switchyard["build"]["dockerfile"]).resolve() == \
+    assert {"pointsman", "prometheus", "grafana"} <= set(services)
+    pointsman = services["pointsman"]
+    assert (DOCKER / pointsman["build"]["context"] / pointsman["build"]["dockerfile"]).resolve() == \
         (DOCKER / "Dockerfile").resolve()
-    assert {p.split(":")[-1] for p in switchyard["ports"]} == TRITON_PORTS
-    (device,) = switchyard["deploy"]["resources"]["reservations"]["devices"]
+    assert {p.split(":")[-1] for p in pointsman["ports"]} == TRITON_PORTS
+    (device,) = pointsman["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     for name, service in services.items():
         if "image" in service and "build" not in service:
@@ -366,10 +365,10 @@ def test_compose_bind_mounts_point_at_files_in_docker():
                 assert (DOCKER / source).exists(), f"{name}: {source} does not exist"
 
 
-def test_prometheus_scrapes_the_triton_metrics_port_of_the_switchyard_service():
+def test_prometheus_scrapes_the_triton_metrics_port_of_the_pointsman_service():
     config = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
     targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
-    assert "switchyard:8002" in targets
+    assert "pointsman:8002" in targets
     assert "/etc/prometheus/prometheus.yml" in " ".join(compose()["services"]["prometheus"]["volumes"])
 
 
@@ -377,7 +376,7 @@ def test_grafana_provisions_the_datasource_and_the_dashboard_the_compose_file_mo
     provisioning = DOCKER / "grafana" / "provisioning"
     (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
     assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
-    (provider,) = yaml.safe_load((provisioning / "dashboards" / "switchyard.yaml").read_text())["providers"]
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "pointsman.yaml").read_text())["providers"]
     mounts = dict(v.split(":")[:2] for v in compose()["services"]["grafana"]["volumes"] if v.startswith("."))
     assert mounts["./grafana/dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
@@ -415,7 +414,7 @@ def test_every_listed_metric_is_used_by_the_dashboard_or_the_autoscaler():
 def test_metrics_list_names_a_source_per_metric():
     assert set(listed_metrics().values()) <= {"triton", "engine", "router"}
     for name, source in listed_metrics().items():
-        assert name.startswith("nv_" if source == "triton" else "switchyard_"), name
+        assert name.startswith("nv_" if source == "triton" else "pointsman_"), name
 
 
 # -- Kubernetes ----------------------------------------------------------------------------------
@@ -467,15 +466,15 @@ def test_pod_runs_the_image_command_with_resources_and_an_optional_gpu(name):
 
 
 def launcher_environment() -> set[str]:
-    """SWITCHYARD_* variables router_backend.tritonserver gives a local server."""
-    return set(re.findall(r'env\["(SWITCHYARD_\w+)"\]', (ROOT / "router_backend" / "tritonserver.py").read_text()))
+    """POINTSMAN_* variables pointsman.launcher.tritonserver gives a local server."""
+    return set(re.findall(r'env\["(POINTSMAN_\w+)"\]', (ROOT / "router_backend" / "launcher" / "tritonserver.py").read_text()))
 
 
 def test_image_sets_every_variable_the_local_launcher_sets():
     image_env = " ".join(instructions("ENV", final_stage()))
     assert launcher_environment() and all(f"{name}=" in image_env for name in launcher_environment())
-    assert "SWITCHYARD_HTTP_URL=http://127.0.0.1:8000" in image_env
-    assert "SWITCHYARD_METRICS_URL=http://127.0.0.1:8002/metrics" in image_env
+    assert "POINTSMAN_HTTP_URL=http://127.0.0.1:8000" in image_env
+    assert "POINTSMAN_METRICS_URL=http://127.0.0.1:8002/metrics" in image_env
 
 
 @pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
@@ -485,8 +484,8 @@ def test_pod_points_the_router_at_its_own_ports(name):
     assert launcher_environment() <= set(env)
     flags = dict(a.split("=", 1) for a in c["args"] if a.startswith("--") and "=" in a)
     http, metrics = flags.get("--http-port", "8000"), flags.get("--metrics-port", "8002")
-    assert env["SWITCHYARD_HTTP_URL"] == f"http://127.0.0.1:{http}"
-    assert env["SWITCHYARD_METRICS_URL"] == f"http://127.0.0.1:{metrics}/metrics"
+    assert env["POINTSMAN_HTTP_URL"] == f"http://127.0.0.1:{http}"
+    assert env["POINTSMAN_METRICS_URL"] == f"http://127.0.0.1:{metrics}/metrics"
 
 
 def test_deployment_and_kserve_serve_the_same_image():
@@ -532,7 +531,7 @@ def test_kserve_predictor_is_a_valid_pod_spec(version):
     replicas = {k: predictor.pop(k) for k in ("minReplicas", "maxReplicas")}
     assert 1 <= replicas["minReplicas"] <= replicas["maxReplicas"]
     # a PredictorSpec is a PodSpec plus KServe's own fields
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "switchyard-predictor"}, "spec": predictor}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pointsman-predictor"}, "spec": predictor}
     kubernetes_validate.validate(pod, version, strict=True)
     c = container(isvc)
     assert c["name"] == "kserve-container"

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from router_backend.engine.decoder import OnnxDecoder
-from router_backend.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, greedy_reference
-from router_backend.engine.tokenizer import TextTokenizer
+from pointsman.engine.decoder import OnnxDecoder
+from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, greedy_reference
+from pointsman.engine.tokenizer import TextTokenizer
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 MODELS = ["gpt2", "distilgpt2", "codegen"]
@@ -65,10 +64,10 @@ class Collect:
         return False
 
 
-@pytest.mark.parametrize("max_batch_size", [4, 16])
-def test_batched_greedy_tokens_equal_unbatched_greedy_reference(model, max_batch_size: int) -> None:
+@pytest.mark.parametrize("max_num_seqs", [4, 16])
+def test_batched_greedy_tokens_equal_unbatched_greedy_reference(model, max_num_seqs: int) -> None:
     name, decoder, tokenizer = model
-    engine = GenerationEngine(decoder, tokenizer, eos_id=None, limits=EngineLimits(max_batch_size=max_batch_size))
+    engine = GenerationEngine(decoder, tokenizer, eos_id=None, limits=EngineLimits(max_num_seqs=max_num_seqs))
 
     def request(text: str, n: int) -> GenerationRequest:
         return GenerationRequest(prompt_ids=tuple(tokenizer.encode(text)), max_new_tokens=n, stream=True,

@@ -17,10 +17,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+import pointsman.export.onnx_export as onnx_export  # noqa: E402
+from pointsman.export.pipeline import export_model, export_record  # noqa: E402
 from rich.console import Console  # noqa: E402
-
-import export.onnx_export as onnx_export  # noqa: E402
-from export.pipeline import export_model  # noqa: E402
 
 CONTEXT = 64
 TEXT = [
@@ -32,7 +31,7 @@ TEXT = [
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
-    from export.demo_models import train_tokenizer
+    from pointsman.export.demo_models import train_tokenizer
 
     return train_tokenizer(TEXT, tmp_path_factory.mktemp("tokenizer"))
 
@@ -66,21 +65,22 @@ def quiet() -> tuple[Console, io.StringIO]:
 
 
 @pytest.mark.parametrize("family", ["gpt2", "codegen"])
-def test_export_writes_config_adapter_tokenizer_and_onnx_within_parity(family, checkpoints, tmp_path):
+def test_export_writes_only_config_tokenizer_and_onnx_within_parity(family, checkpoints, tmp_path):
     repository = tmp_path / "repo"
     console, _ = quiet()
 
     stamp = export_model(checkpoints[family], f"tiny-{family}", repository, console=console)
 
     folder = repository / f"tiny-{family}"
-    for path in ("config.pbtxt", "1/model.py", "1/tokenizer.json", "1/model.onnx", "1/export.json"):
-        assert (folder / path).is_file(), path
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert written == ["1/model.onnx", "1/tokenizer.json", "config.pbtxt"]  # no model.py: the backend has it
     config = (folder / "config.pbtxt").read_text()
-    assert f'name: "tiny-{family}"' in config and "decoupled: true" in config
-    assert '"text_input"' in config and '"text_output"' in config
-    assert stamp["max_abs_diff_prefill"] <= 1e-3
-    assert stamp["max_abs_diff_decode"] <= 1e-3
-    assert json.loads((folder / "1" / "export.json").read_text()) == stamp
+    assert f'name: "tiny-{family}"' in config and 'backend: "pointsman_llm"' in config
+    assert "decoupled: true" in config
+    assert "input" not in config.split("parameters")[0]  # the backend completes inputs from the contract
+    assert float(stamp["max_abs_diff_prefill"]) <= 1e-3
+    assert float(stamp["max_abs_diff_decode"]) <= 1e-3
+    assert export_record(folder) == stamp
 
 
 def test_onnx_graph_has_the_names_the_engine_feeds(checkpoints, tmp_path):
@@ -147,4 +147,4 @@ def test_a_refused_re_export_keeps_the_model_already_served(checkpoints, tmp_pat
         export_model(checkpoints["gpt2"], "tiny", tmp_path, force=True, console=quiet()[0])
 
     assert (tmp_path / "tiny" / "1" / "model.onnx").is_file()
-    assert json.loads((tmp_path / "tiny" / "1" / "export.json").read_text()) == first
+    assert export_record(tmp_path / "tiny") == first

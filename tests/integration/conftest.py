@@ -3,13 +3,13 @@
     def test_gpt2_answers(triton):
         status, body = triton.generate("gpt2", {"text_input": "def add(a, b):", "max_tokens": 4})
 
-The `triton` fixture starts router_backend.tritonserver.TritonServer once per session on
+The `triton` fixture starts pointsman.launcher.tritonserver.TritonServer once per session on
 the project's own model_repository/ (every model in it is loaded, whatever it holds),
 waits until all of them are ready and stops the server at the end. Helpers speak plain
 HTTP (urllib) for the generate endpoints and tritonclient gRPC for streaming. When a
 test that uses the fixture fails, the tail of the server log is attached to its report.
 Every test in this folder is marked `integration` (deselect with `-m "not integration"`).
-SWITCHYARD_TEST_REPOSITORY=DIR serves DIR instead (it must hold the demo models too).
+POINTSMAN_TEST_REPOSITORY=DIR serves DIR instead (it must hold the demo models too).
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pytest
-
-from client.request import scalar
-from router_backend.tritonserver import ServerError, ServerPorts, TritonServer
+from pointsman.client.request import scalar
+from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_REPOSITORY = ROOT / "model_repository"
 DEMO_MODELS = ("gpt2", "distilgpt2", "codegen")
-REPOSITORY_VARIABLE = "SWITCHYARD_TEST_REPOSITORY"  # serve another repository instead (debugging)
+REPOSITORY_VARIABLE = "POINTSMAN_TEST_REPOSITORY"  # serve another repository instead (debugging)
 READY_TIMEOUT_S = 240.0  # every model loads at start; more models on 2 cores take longer
 LOG_TAIL_LINES = 60
 
@@ -232,7 +231,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonHandle]:
                     f"run `make setup` first", pytrace=False)
     state = tmp_path_factory.mktemp("tritonserver")
     log_file = state / "tritonserver.log"
-    # own backend folder: never races another developer's server over .switchyard/
+    # own backend folder: never races another developer's server over .pointsman/
     server = TritonServer(repository, ports=ServerPorts.free(), state_dir=state, log_file=log_file)
     handle = TritonHandle(server=server, log_file=log_file, repository=repository)
     server.start()

@@ -1,8 +1,8 @@
-"""The Python client, the `switchyard` client commands and the load tools against a real tritonserver.
+"""The Python client, the `pointsman` client commands and the load tools against a real tritonserver.
 
     .venv/bin/pytest tests/integration/test_client_cli.py -q
 
-Every command runs over HTTP and over gRPC. The CLI runs in process (router_backend.cli.main,
+Every command runs over HTTP and over gRPC. The CLI runs in process (pointsman.launcher.cli.main,
 what the console script calls) except once, where the console script itself must end a
 server error with one line and exit code 1. locust and perf_analyzer run as the user
 would run them, as subprocesses.
@@ -18,9 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from client import AsyncSwitchyardClient, SwitchyardClient, SwitchyardClientError
-from router_backend.cli import main as switchyard_main
+from pointsman.client import AsyncPointsmanClient, PointsmanClient, PointsmanClientError
+from pointsman.launcher.cli import main as pointsman_main
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,9 +34,9 @@ def address(triton, protocol: str) -> str:
 
 
 def cli(triton, capsys, protocol: str, *argv: str) -> tuple[int, str, str]:
-    """Run `switchyard ARGV --url ... --protocol ...` in process: (exit code, stdout, stderr)."""
+    """Run `pointsman ARGV --url ... --protocol ...` in process: (exit code, stdout, stderr)."""
     capsys.readouterr()
-    code = switchyard_main([*argv, "--url", address(triton, protocol), "--protocol", protocol])
+    code = pointsman_main([*argv, "--url", address(triton, protocol), "--protocol", protocol])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -48,7 +47,7 @@ def cli_json(triton, capsys, protocol: str, *argv: str):
     return json.loads(out)
 
 
-# -- switchyard infer -----------------------------------------------------------------------
+# -- pointsman infer -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -92,7 +91,7 @@ def test_a_server_error_is_one_line_on_stderr_and_exit_code_1(triton, capsys, pr
     code, out, err = cli(triton, capsys, protocol, "infer", "hello", "--model", "nope")
     assert code == 1 and out == ""
     [line] = err.strip().splitlines()
-    assert line.startswith("switchyard infer: error: router: invalid 'model'")
+    assert line.startswith("pointsman infer: error: router: invalid 'model'")
     assert "nope" in line and "gpt2" in line  # names the bad value and the loaded models
 
 
@@ -101,15 +100,15 @@ def test_a_field_the_server_refuses_is_reported_in_its_words(triton, capsys, pro
     code, _, err = cli(triton, capsys, protocol, "infer", "hello", "--max-tokens", "100000")
     assert code == 1
     [line] = err.strip().splitlines()
-    assert line.startswith("switchyard infer: error: router: invalid 'max_tokens'") and "100000" in line
+    assert line.startswith("pointsman infer: error: router: invalid 'max_tokens'") and "100000" in line
 
 
 def test_the_console_script_ends_a_server_error_without_a_traceback(triton):
-    done = subprocess.run([str(BIN / "switchyard"), "infer", "hello", "--model", "nope", "--url",
+    done = subprocess.run([str(BIN / "pointsman"), "infer", "hello", "--model", "nope", "--url",
                            triton.http_address], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith("switchyard infer: error: router: invalid 'model'")
+    assert done.stderr.startswith("pointsman infer: error: router: invalid 'model'")
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -119,7 +118,7 @@ def test_infer_direct_skips_the_router(triton, capsys, protocol):
     assert (answer["selected_model"], answer["tokens"], answer["selection_mode"]) == ("gpt2", 3, None)
 
 
-# -- switchyard models / recommend ----------------------------------------------------------
+# -- pointsman models / recommend ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -137,7 +136,7 @@ def test_models_lists_each_language_model_with_metadata_and_live_status(triton, 
 def test_models_prints_a_table(triton, capsys):
     code, out, _ = cli(triton, capsys, "http", "models")
     assert code == 0
-    assert "Switchyard models" in out and all(name in out for name in LANGUAGE_MODELS)
+    assert "Pointsman models" in out and all(name in out for name in LANGUAGE_MODELS)
     assert "specialization" in out and "queue_length" in out
 
 
@@ -163,7 +162,7 @@ def test_recommend_prints_one_readable_answer(triton, capsys):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_stream_yields_pieces_then_the_final_metadata(triton, protocol):
-    with SwitchyardClient(address(triton, protocol), protocol) as client:
+    with PointsmanClient(address(triton, protocol), protocol) as client:
         stream = client.stream(POEM_PROMPT, model="gpt2", max_tokens=8, ignore_eos=True)
         pieces = list(stream)
     assert len(pieces) > 1 and "".join(pieces) == stream.response.text
@@ -172,7 +171,7 @@ def test_stream_yields_pieces_then_the_final_metadata(triton, protocol):
 
 
 def test_a_grpc_stream_left_early_leaves_the_client_usable(triton):
-    with SwitchyardClient(triton.grpc_url, "grpc") as client:
+    with PointsmanClient(triton.grpc_url, "grpc") as client:
         with client.stream(POEM_PROMPT, model="gpt2", max_tokens=64, ignore_eos=True) as stream:
             first = next(iter(stream))
         assert first
@@ -180,7 +179,7 @@ def test_a_grpc_stream_left_early_leaves_the_client_usable(triton):
 
 
 def test_one_grpc_client_serves_several_threads(triton):
-    with SwitchyardClient(triton.grpc_url, "grpc") as client, ThreadPoolExecutor(4) as pool:
+    with PointsmanClient(triton.grpc_url, "grpc") as client, ThreadPoolExecutor(4) as pool:
         models = ["gpt2", "distilgpt2", "codegen", "gpt2"]
         answers = list(pool.map(lambda m: client.generate(CODE_PROMPT, model=m, max_tokens=4), models))
     assert [a.selected_model for a in answers] == models
@@ -189,14 +188,14 @@ def test_one_grpc_client_serves_several_threads(triton):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_the_asyncio_client_runs_modes_concurrently_and_raises_server_errors(triton, protocol):
     async def scenario():
-        async with AsyncSwitchyardClient(address(triton, protocol), protocol) as client:
+        async with AsyncPointsmanClient(address(triton, protocol), protocol) as client:
             manual, auto, hybrid = await asyncio.gather(
                 client.generate(CODE_PROMPT, model="codegen", max_tokens=4),
                 client.generate(POEM_PROMPT, auto=True, max_tokens=4),
                 client.generate(POEM_PROMPT, prefer="gpt2", fallback="none", max_tokens=4))
             stream = client.stream(CODE_PROMPT, model="distilgpt2", max_tokens=6, ignore_eos=True)
             pieces = [piece async for piece in stream]
-            with pytest.raises(SwitchyardClientError) as caught:
+            with pytest.raises(PointsmanClientError) as caught:
                 await client.generate("hello", model="nope")
             advice = await client.recommend(CODE_PROMPT)
             models = await client.models()
@@ -242,7 +241,7 @@ def test_perf_analyzer_compares_the_router_with_gpt2_called_directly(triton, tmp
     assert "router hop ms" in done.stdout
 
 
-# -- switchyard experiments / usage ---------------------------------------------------------
+# -- pointsman experiments / usage ---------------------------------------------------------
 
 
 def test_experiment_created_fed_and_reported_from_the_cli(triton, capsys):
@@ -256,7 +255,7 @@ def test_experiment_created_fed_and_reported_from_the_cli(triton, capsys):
         import time
 
         time.sleep(1.2)  # the router reloads experiments at most once a second
-        with SwitchyardClient(triton.http_address, "http") as client:
+        with PointsmanClient(triton.http_address, "http") as client:
             answers = [client.generate(f"{POEM_PROMPT} {i}", auto=True, max_tokens=4, user=f"u{i}") for i in range(24)]
         assert {a.selected_model for a in answers} == {"gpt2", "distilgpt2"}
         time.sleep(0.5)  # the router writes records in the background

@@ -2,7 +2,7 @@
 
     pytest tests/integration/test_experiments.py
 
-The store is the server's own SQLite file ($SWITCHYARD_STATE_DIR/switchyard.db, the
+The store is the server's own SQLite file ($POINTSMAN_STATE_DIR/pointsman.db, the
 session's temporary state folder): tests write request records into it exactly as the
 router does, then read reports and summaries back over HTTP, and check the statistics
 against values computed here from the same numbers.
@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pointsman.ops.usage.records import RequestRecord
+from pointsman.ops.usage.store import StateStore, default_db_path
 from scipy import stats as sps
-
-from router_backend.usage.records import RequestRecord
-from router_backend.usage.store import StateStore, default_db_path
 
 pytestmark = pytest.mark.integration
 
@@ -277,8 +276,8 @@ def test_metrics_endpoint_shows_router_metrics_after_traffic(triton):
 
     with urllib.request.urlopen(triton.metrics_url, timeout=10) as resp:
         text = resp.read().decode()
-    for family in ("switchyard_requests_total", "switchyard_selection_seconds_bucket", "switchyard_tokens_total",
-                   "switchyard_time_to_first_token_seconds_count", "switchyard_request_duration_seconds_sum"):
+    for family in ("pointsman_requests_total", "pointsman_selection_seconds_bucket", "pointsman_tokens_total",
+                   "pointsman_time_to_first_token_seconds_count", "pointsman_request_duration_seconds_sum"):
         assert family in text, family
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/pytest tests/integration/test_metrics_names.py -q
 
-docker/metrics.txt lists every metric name that docker/grafana/dashboards/switchyard.json
+docker/metrics.txt lists every metric name that docker/grafana/dashboards/pointsman.json
 and docker/k8s (HPA, prometheus-adapter rules) use; tests/deploy checks they use no
 other. Here a real tritonserver gets a few requests (direct, then through the router in
 each mode, one that falls back and one that fails) and each listed name must appear on

@@ -2,7 +2,7 @@
 
     .venv/bin/pytest tests/integration/test_prompt_classifier.py -q
 
-Needs the generated graph and tokenizer (`switchyard build-classifier`, run by `make setup`).
+Needs the generated graph and tokenizer (`pointsman build-classifier`, run by `make setup`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
-from router_backend.analysis import TASKS
+from pointsman.policy.analysis import TASKS
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +57,7 @@ def test_one_request_may_carry_several_prompts(triton):
 
 
 def test_served_outputs_match_the_in_process_classifier(triton):
-    from router_backend.analysis.classifier import OnnxPromptClassifier
+    from pointsman.policy.analysis.classifier import OnnxPromptClassifier
 
     prompt = "How do I sort a dictionary by value in Python?"
     local_probs, local_complexity = OnnxPromptClassifier.from_folder(triton.repository / MODEL / "1").predict([prompt])

@@ -10,9 +10,8 @@ import itertools
 from typing import Callable, Iterator
 
 import pytest
-
-from router_backend.usage.records import RequestRecord
-from router_backend.usage.store import StateStore
+from pointsman.ops.usage.records import RequestRecord
+from pointsman.ops.usage.store import StateStore
 
 _IDS = itertools.count()
 
@@ -33,6 +32,6 @@ def make_record() -> Callable[..., RequestRecord]:
 
 @pytest.fixture
 def state_store(tmp_path) -> Iterator[StateStore]:
-    store = StateStore(tmp_path / "state" / "switchyard.db")
+    store = StateStore(tmp_path / "state" / "pointsman.db")
     yield store
     store.close()

@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from loadtests.bench_report import (
+from pointsman.loadtests.bench_report import (
     TARGETS,
     CellResult,
     Sample,
@@ -86,7 +85,7 @@ def result_with(cells: list[CellResult]) -> dict:
                             "direct_p50_ms": 10.0, "router_p50_ms": 11.5}]}
 
 
-def test_ratios_compare_switchyard_with_the_peer_and_the_router_with_direct():
+def test_ratios_compare_pointsman_with_the_peer_and_the_router_with_direct():
     result = result_with([
         CellResult("gpt2 direct", 1, 10, 0, tokens_per_s=400.0, p50_ms=80.0, p99_ms=100.0),
         CellResult("router manual", 1, 10, 0, tokens_per_s=360.0, p50_ms=90.0, p99_ms=110.0),
@@ -118,9 +117,9 @@ def test_unknown_target_is_refused_with_the_known_ones():
         settings_from(build_parser().parse_args(["--targets", "gpt3"]))
 
 
-@pytest.mark.skipif(not (CHECKPOINT / "config.json").exists(), reason="run `switchyard demo-models` first")
+@pytest.mark.skipif(not (CHECKPOINT / "config.json").exists(), reason="run `pointsman demo-models` first")
 def test_peer_generates_exactly_the_requested_tokens():
-    from loadtests.peer_server import GenerateRequest, create_app
+    from pointsman.loadtests.peer_server import GenerateRequest, create_app
 
     app = create_app(CHECKPOINT, threads=1)
     (route,) = [r for r in app.routes if getattr(r, "path", "") == "/generate"]

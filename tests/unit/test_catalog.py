@@ -7,9 +7,8 @@ import tomllib
 from typing import Any, Callable
 
 import pytest
-
-from router_backend.catalog import DEFAULT_CATALOG, TASKS, load_catalog, parse_catalog
-from router_backend.errors import CatalogError
+from pointsman.errors import CatalogError
+from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, load_catalog, parse_catalog
 
 SHIPPED = tomllib.loads(DEFAULT_CATALOG.read_text())
 

@@ -14,24 +14,23 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
-
-from client.cli import describe_generation, generate_options
-from client.request import GenerateRequest, as_request, build_inputs, input_specs, recommend_fields, scalar
-from client.types import (
+from pointsman.client.cli import describe_generation, generate_options
+from pointsman.client.request import GenerateRequest, as_request, build_inputs, input_specs, recommend_fields, scalar
+from pointsman.client.types import (
     GenerationResponse,
     ModelInfo,
+    PointsmanClientError,
     Recommendation,
     ResponseAssembler,
-    SwitchyardClientError,
     one_line,
     parse_catalog,
 )
-from client.wire import checked_body, http_error_message, is_missing_model, split_url, transport_error
-from loadtests.workload import Workload, check_answer, default_grpc_url, parse_weights, request_name
-from router_backend.cli import build_parser
-from router_backend.cli import main as switchyard_main
-from router_backend.contract import parse_generate, parse_router
+from pointsman.client.wire import checked_body, http_error_message, is_missing_model, split_url, transport_error
+from pointsman.launcher.cli import build_parser
+from pointsman.launcher.cli import main as pointsman_main
+from pointsman.loadtests.workload import Workload, check_answer, default_grpc_url, parse_weights, request_name
+from pointsman.policy.contract import parse_generate, parse_router
+from tritonclient.utils import InferenceServerException
 
 SELECTION_FIELDS = {"model", "auto_select", "preferred_model", "fallback_mode"}
 
@@ -160,7 +159,7 @@ def test_recommendation_parses_alternatives_and_refuses_a_wrong_shape() -> None:
         "task": "coding"})
     assert advice.recommended_model == "codegen" and advice.confidence == pytest.approx(0.85)
     assert [(a.model, a.score) for a in advice.alternatives] == [("gpt2", 0.7), ("distilgpt2", 0.4)]
-    with pytest.raises(SwitchyardClientError, match="recommend: unexpected answer shape"):
+    with pytest.raises(PointsmanClientError, match="recommend: unexpected answer shape"):
         Recommendation.from_outputs({"confidence": 0.5})
 
 
@@ -173,7 +172,7 @@ def test_catalog_entries_become_model_info() -> None:
     assert (info.model_name, info.loaded, info.capabilities) == ("gpt2", True, ("general", "creative"))
     assert info.current_status["queue_length"] == 2 and info.source == "catalog"
     assert parse_catalog(entry)[0].model_name == "gpt2"  # one model asked for by name
-    with pytest.raises(SwitchyardClientError, match="catalog: unexpected answer shape"):
+    with pytest.raises(PointsmanClientError, match="catalog: unexpected answer shape"):
         parse_catalog("[{}]")
 
 
@@ -195,7 +194,7 @@ def test_server_messages_become_one_line_without_transport_prefixes() -> None:
     assert one_line("[StatusCode.INVALID_ARGUMENT] invalid 'model':\n  unknown") == "invalid 'model': unknown"
     assert one_line("[400] bad\tthing") == "bad thing"
     assert one_line("x" * 1000, limit=50).endswith("...") and len(one_line("x" * 1000, limit=50)) == 50
-    error = SwitchyardClientError("invalid 'max_tokens'\n(got 0)", model="router", status=400)
+    error = PointsmanClientError("invalid 'max_tokens'\n(got 0)", model="router", status=400)
     assert str(error) == "router: invalid 'max_tokens' (got 0)" and error.status == 400
 
 
@@ -214,7 +213,7 @@ def test_server_messages_become_one_line_without_transport_prefixes() -> None:
 ])
 def test_transport_errors_map_to_one_exception_type(exc, model, message, status) -> None:
     error = transport_error(exc, model=model, where="grpc://h:1")
-    assert isinstance(error, SwitchyardClientError)
+    assert isinstance(error, PointsmanClientError)
     assert (str(error), error.status) == (message, status)
 
 
@@ -225,17 +224,17 @@ def test_http_error_bodies_yield_the_servers_message() -> None:
     assert (str(error), error.status) == ("router: invalid 'model': must be one of gpt2 (got 'x')", 400)
     assert http_error_message(b'data: {"error":"boom"}\n\n', "Bad Request") == "boom"
     assert http_error_message(b"", "Bad Request") == "Bad Request"
-    with pytest.raises(SwitchyardClientError, match="gpt2: boom"):
+    with pytest.raises(PointsmanClientError, match="gpt2: boom"):
         checked_body({"error": "boom"}, "gpt2")  # Triton 2.51 may send an error with status 200
     assert checked_body({"model_name": "gpt2", "model_version": "1", "text_output": "x"}, "gpt2") == {
         "text_output": "x"}
 
 
 def test_a_missing_model_is_told_apart_from_other_errors() -> None:
-    assert is_missing_model(SwitchyardClientError("Request for unknown model: 'catalog' is not found"), "catalog")
-    assert is_missing_model(SwitchyardClientError("Request for unknown model: 'catalog' has no available versions"),
+    assert is_missing_model(PointsmanClientError("Request for unknown model: 'catalog' is not found"), "catalog")
+    assert is_missing_model(PointsmanClientError("Request for unknown model: 'catalog' has no available versions"),
                             "catalog")
-    assert not is_missing_model(SwitchyardClientError("internal error: KeyError"), "catalog")
+    assert not is_missing_model(PointsmanClientError("internal error: KeyError"), "catalog")
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -298,18 +297,18 @@ def test_recommend_and_models_parse_their_options() -> None:
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_an_unreachable_server_is_one_line_on_stderr_and_exit_code_1(capsys, protocol) -> None:
-    code = switchyard_main(["infer", "hello", "--url", "127.0.0.1:1", "--protocol", protocol, "--timeout", "5"])
+    code = pointsman_main(["infer", "hello", "--url", "127.0.0.1:1", "--protocol", protocol, "--timeout", "5"])
     err = capsys.readouterr().err.strip()
     assert code == 1
-    assert err.startswith("switchyard infer: error: cannot reach Triton at ") and "\n" not in err
+    assert err.startswith("pointsman infer: error: cannot reach Triton at ") and "\n" not in err
     assert "Traceback" not in err
 
 
 def test_a_usage_error_exits_with_2_and_one_line(capsys) -> None:
-    code = switchyard_main(["infer", "hello", "--fallback", "none"])
+    code = pointsman_main(["infer", "hello", "--fallback", "none"])
     assert code == 2
     assert capsys.readouterr().err.strip() == (
-        "switchyard infer: error: --fallback applies to a preferred model: add --prefer MODEL")
+        "pointsman infer: error: --fallback applies to a preferred model: add --prefer MODEL")
 
 
 def test_the_summary_line_says_how_the_answer_was_chosen() -> None:
@@ -372,14 +371,14 @@ def test_grpc_defaults_to_the_port_above_http() -> None:
     ("lex=policy:lexical:1.5", {"name": "lex", "policy": "lexical", "weight": 1.5}),
 ])
 def test_arm_flags_become_experiment_arms(text, arm):
-    from client.ops_cli import parse_arm
+    from pointsman.client.ops_cli import parse_arm
 
     assert parse_arm(text) == arm
 
 
 @pytest.mark.parametrize("text", ["a=gpt2:50", "a=model:gpt2", "model:gpt2:50", "a=thing:gpt2:50", "a=model:gpt2:x"])
 def test_malformed_arm_flags_are_refused_with_the_expected_shape(text):
-    from client.ops_cli import parse_arm
+    from pointsman.client.ops_cli import parse_arm
 
     with pytest.raises(ValueError, match="NAME=model:MODEL:WEIGHT"):
         parse_arm(text)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from router_backend.contract import MAX_TOKENS_CAP, parse_generate, parse_router
-from router_backend.errors import InvalidRequest
+from pointsman.errors import InvalidRequest
+from pointsman.policy.contract import MAX_TOKENS_CAP, parse_generate, parse_router
 
 PARSERS = [parse_generate, parse_router]
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pointsman.engine.detokenize import REPLACEMENT, IncrementalDetokenizer
+from pointsman.engine.tokenizer import TextTokenizer
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-from router_backend.engine.detokenize import REPLACEMENT, IncrementalDetokenizer
-from router_backend.engine.tokenizer import TextTokenizer
 
 TEXTS = [
     "plain ascii, the cat sat",

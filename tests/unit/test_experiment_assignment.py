@@ -10,9 +10,8 @@ import subprocess
 import sys
 
 import pytest
-
-from router_backend.experiments.assignment import pick_arm, user_bucket
-from router_backend.experiments.definition import parse_experiment
+from pointsman.ops.experiments.assignment import pick_arm, user_bucket
+from pointsman.ops.experiments.definition import parse_experiment
 
 ARMS = parse_experiment({"name": "e", "arms": [{"name": "a", "model": "gpt2", "weight": 1},
                                                 {"name": "b", "model": "distilgpt2", "weight": 3}]}).arms
@@ -31,7 +30,7 @@ def test_user_bucket_is_sha256_of_experiment_and_user() -> None:
 
 
 def test_user_bucket_is_the_same_in_another_process_with_another_hash_seed() -> None:
-    code = "from router_backend.experiments.assignment import user_bucket; print(repr(user_bucket('e', 'bob')))"
+    code = "from pointsman.ops.experiments.assignment import user_bucket; print(repr(user_bucket('e', 'bob')))"
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert float(out.stdout) == user_bucket("e", "bob")

@@ -6,11 +6,10 @@ import copy
 from pathlib import Path
 
 import pytest
-
-from router_backend.catalog import load_catalog
-from router_backend.errors import InvalidRequest
-from router_backend.experiments.definition import ExperimentFileError, load_experiments_file, parse_experiment
-from router_backend.experiments.manager import ExperimentManager
+from pointsman.errors import InvalidRequest
+from pointsman.ops.experiments.definition import ExperimentFileError, load_experiments_file, parse_experiment
+from pointsman.ops.experiments.manager import ExperimentManager
+from pointsman.policy.catalog import load_catalog
 
 SHIPPED_EXPERIMENTS = Path(__file__).resolve().parents[2] / "model_repository" / "experiments" / "experiments.toml"
 MODELS = {"gpt2", "distilgpt2", "codegen"}

@@ -6,10 +6,9 @@ import json
 import random
 
 import pytest
-
-from router_backend.errors import InvalidRequest
-from router_backend.experiments.manager import ACTIONS, ExperimentManager
-from router_backend.usage.store import StateStore
+from pointsman.errors import InvalidRequest
+from pointsman.ops.experiments.manager import ACTIONS, ExperimentManager
+from pointsman.ops.usage.store import StateStore
 
 MODELS = {"gpt2", "distilgpt2", "codegen"}
 CREATIVE = {"name": "creative-small", "filter": {"task": "creative"},
@@ -121,7 +120,7 @@ def test_policy_experiment_matches_before_analysis(manager) -> None:
 
 
 def test_another_process_sees_changes_after_its_refresh_interval(tmp_path, clock) -> None:
-    path = tmp_path / "switchyard.db"
+    path = tmp_path / "pointsman.db"
     admin = ExperimentManager(StateStore(path), known_models=MODELS, clock=clock)
     router = ExperimentManager(StateStore(path), clock=clock, refresh_s=1.0)
     admin.create(CREATIVE)
@@ -134,7 +133,7 @@ def test_another_process_sees_changes_after_its_refresh_interval(tmp_path, clock
 
 
 def test_experiments_statuses_and_outcomes_survive_a_restart(tmp_path, clock, make_record) -> None:
-    path = tmp_path / "switchyard.db"
+    path = tmp_path / "pointsman.db"
     store = StateStore(path)
     before = ExperimentManager(store, known_models=MODELS, clock=clock)
     before.create(CREATIVE)

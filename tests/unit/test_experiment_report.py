@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pointsman.ops.experiments.definition import parse_experiment
+from pointsman.ops.experiments.report import build_report
 from scipy import stats as sps
-
-from router_backend.experiments.definition import parse_experiment
-from router_backend.experiments.report import build_report
 
 
 def experiment(metric: str = "duration_s", arms: tuple[str, ...] = ("a", "b"), min_n: int = 10, max_n: int = 100,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from router_backend.analysis import TASKS, LexicalAnalyzer, PromptAnalysis, PromptAnalyzer
-from router_backend.analysis.dataset import load_prompts
-from router_backend.analysis.lexical import Rule
+from pointsman.export.dataset import load_prompts
+from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis, PromptAnalyzer
+from pointsman.policy.analysis.lexical import Rule
 
 ANALYZER = LexicalAnalyzer()
 

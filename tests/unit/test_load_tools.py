@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from loadtests import genai_perf, perf_analyzer
-from loadtests.perf_analyzer import Measurement, find_vendored, input_data, parse_csv, summarize
+from pointsman.loadtests import genai_perf, perf_analyzer
+from pointsman.loadtests.perf_analyzer import Measurement, find_vendored, input_data, parse_csv, summarize
 
 
 def test_vendored_libraries_are_found_by_soname_despite_auditwheels_hash(tmp_path: Path) -> None:
@@ -56,7 +55,7 @@ def test_input_files_are_rewritten_only_when_the_model_or_length_differ(tmp_path
 
 
 def test_every_perf_input_file_is_a_valid_request_for_its_model() -> None:
-    from router_backend.contract import parse_generate, parse_router
+    from pointsman.policy.contract import parse_generate, parse_router
 
     for model, name in perf_analyzer.MODES.values():
         rows = json.loads((perf_analyzer.INPUTS / name).read_text())["data"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from router_backend.analysis import TASKS, PromptAnalysis
-from router_backend.analysis.classifier import LEXICAL_OVERRIDE, analysis_from_outputs, combine
-from router_backend.analysis.dataset import PROMPTS_FILE
+from pointsman.export.dataset import PROMPTS_FILE
+from pointsman.policy.analysis import TASKS, PromptAnalysis
+from pointsman.policy.analysis.classifier import LEXICAL_OVERRIDE, analysis_from_outputs, combine
 
 
 def analysis(task: str, confidence: float, analyzer: str, complexity: float = 0.4) -> PromptAnalysis:
@@ -65,12 +64,12 @@ def test_combined_complexity_is_the_mean_of_both():
 
 def test_committed_config_is_the_generated_one_with_batching_on():
     pytest.importorskip("tritonclient.grpc")
-    from export.classifier import NAME, classifier_config, render_config
+    from pointsman.export.classifier import NAME, classifier_config, render_config
 
     folder = PROMPTS_FILE.parents[2] / "model_repository" / NAME
     config = classifier_config()
 
-    assert (folder / "config.pbtxt").read_text() == render_config(), "run: python -m export.classifier --write-config"
+    assert (folder / "config.pbtxt").read_text() == render_config(), "run: python -m pointsman.export.classifier --write-config"
     assert config.max_batch_size > 0 and config.HasField("dynamic_batching")
     assert [o.name for o in config.output] == ["probabilities", "complexity", "task"]
     assert list(config.output[0].dims) == [len(TASKS)]
@@ -107,7 +106,7 @@ def _unavailable(prompt: str) -> PromptAnalysis:
     (analysis("qa", 0.5, "lexical"), _unavailable, "qa", "lexical (classifier unavailable)"),
 ])
 def test_two_stage_analyzer_calls_the_classifier_only_when_unsure(lexical, classify, task, decided_by):
-    from router_backend.analysis import TwoStageAnalyzer
+    from pointsman.policy.analysis import TwoStageAnalyzer
 
     result = TwoStageAnalyzer(_Lexical(lexical), classify).analyze("any prompt")
 

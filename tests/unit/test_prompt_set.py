@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
-from export import prompt_set
-from router_backend.analysis import TASKS
-from router_backend.analysis.dataset import load_prompts, split_of
+from pointsman.export import prompt_set
+from pointsman.export.dataset import load_prompts, split_of
+from pointsman.policy.analysis import TASKS
 
 PROMPTS = load_prompts()
 
@@ -76,7 +75,7 @@ def test_complexity_annotations_are_in_range_and_reasoning_is_hardest_on_average
 
 
 def test_committed_file_is_what_the_generator_makes():
-    assert prompt_set.main(["--check"]) == 0, "run: python -m export.prompt_set"
+    assert prompt_set.main(["--check"]) == 0, "run: python -m pointsman.export.prompt_set"
 
 
 def test_unknown_split_is_refused():

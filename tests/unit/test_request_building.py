@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from router_backend.contract import parse_generate
-from router_backend.engine.sampling import SamplingParams
-from router_backend.engine.tokenizer import build_generation_request
-from router_backend.errors import InvalidRequest
+from pointsman.engine.sampling import SamplingParams
+from pointsman.engine.tokenizer import build_generation_request
+from pointsman.errors import InvalidRequest
+from pointsman.policy.contract import parse_generate
 
 CONTEXT = 16  # the fake tokenizer makes one token per character
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
-from router_backend.adapters.router_metrics import FAMILIES, PREFIX, RouterMetrics
+from pointsman.triton_adapters.router_metrics import FAMILIES, PREFIX, RouterMetrics
 
 
 class FakeMetric:
@@ -60,8 +59,8 @@ def only(families, name) -> list[FakeMetric]:
 
 def test_every_family_is_created_with_the_prefix_and_kind(metrics, families) -> None:
     assert set(families) == {PREFIX + n for n in FAMILIES}
-    assert families["switchyard_selection_seconds"].kind == "HISTOGRAM"
-    assert families["switchyard_requests_total"].kind == "COUNTER"
+    assert families["pointsman_selection_seconds"].kind == "HISTOGRAM"
+    assert families["pointsman_requests_total"].kind == "COUNTER"
 
 
 def test_a_successful_request_counts_once_and_observes_its_latencies(metrics, families, make_record) -> None:
@@ -112,4 +111,4 @@ def test_a_failing_metric_never_raises(metrics, families, make_record, caplog) -
     metrics.observe(make_record())
     only(families, "requests_total")[0].increment = lambda value: 1 / 0
     metrics.observe(make_record())
-    assert "could not update metric switchyard_requests_total" in caplog.text
+    assert "could not update metric pointsman_requests_total" in caplog.text

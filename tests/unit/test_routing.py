@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from pointsman.errors import GenerationFailed, InvalidRequest, ModelUnavailable
+from pointsman.policy.routing import ModelCallError, RoutingService
+from pointsman.policy.selection.live import parse_load, parse_ready
+from pointsman.policy.selection.metadata import model_metadata
 
-from router_backend.errors import GenerationFailed, InvalidRequest, ModelUnavailable
-from router_backend.routing import ModelCallError, RoutingService
-from router_backend.selection.live import parse_load, parse_ready
-from router_backend.selection.metadata import model_metadata
 from tests.unit.test_selection import make_selector
 
 
@@ -149,18 +149,18 @@ def test_router_in_flight_count_returns_to_zero():
 METRICS = """# TYPE nv_inference_pending_request_count gauge
 nv_inference_pending_request_count{model="gpt2",version="1"} 3
 nv_inference_pending_request_count{model="router",version="1"} 1
-# TYPE switchyard_engine_active gauge
-switchyard_engine_active{model="gpt2"} 5
-# TYPE switchyard_engine_queued gauge
-switchyard_engine_queued{model="gpt2"} 2
+# TYPE pointsman_engine_active gauge
+pointsman_engine_active{model="gpt2"} 5
+# TYPE pointsman_engine_queued gauge
+pointsman_engine_queued{model="gpt2"} 2
 """
 
 
 def test_metrics_text_gives_pending_and_engine_load_per_model():
     load = parse_load(METRICS)
-    assert load["gpt2"] == {"nv_inference_pending_request_count": 3.0, "switchyard_engine_active": 5.0,
-                            "switchyard_engine_queued": 2.0}
-    assert "switchyard_engine_active" not in load["router"]
+    assert load["gpt2"] == {"nv_inference_pending_request_count": 3.0, "pointsman_engine_active": 5.0,
+                            "pointsman_engine_queued": 2.0}
+    assert "pointsman_engine_active" not in load["router"]
 
 
 def test_repository_index_gives_ready_models():
@@ -255,7 +255,8 @@ def test_arm_whose_model_is_not_ready_leaves_the_request_out_of_the_experiment()
 
 
 def test_classifier_policy_uses_the_classifier_and_falls_back_to_lexical_when_it_is_away():
-    from router_backend.analysis import ClassifierAnalyzer, LexicalAnalyzer
+    from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer
+
     from tests.unit.test_selection import FixedAnalyzer
 
     served = FixedAnalyzer("reasoning")

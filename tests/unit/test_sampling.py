@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from router_backend.engine.sampling import Sampler, SamplingParams, filtered_probabilities
+from pointsman.engine.sampling import Sampler, SamplingParams, filtered_probabilities
 
 # softmax at temperature 1 gives exactly these probabilities
 PROBS = np.array([0.05, 0.5, 0.15, 0.3])

@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from router_backend.engine import scheduler
-from router_backend.engine.sampling import SamplingParams
-from router_backend.engine.scheduler import GenerationRequest, greedy_reference
+from pointsman.engine import scheduler
+from pointsman.engine.sampling import SamplingParams
+from pointsman.engine.scheduler import GenerationRequest, greedy_reference
 
 
 def request(tokenizer, text: str, max_new_tokens: int, **options) -> GenerationRequest:
@@ -70,10 +69,10 @@ def test_non_streaming_request_gets_only_the_final_result(make_engine, make_sink
 PROMPTS = [("a", 9), ("hello world", 3), ("the cat sat on the mat", 14), ("xy", 1), ("lorem ipsum", 7), ("q", 11)]
 
 
-@pytest.mark.parametrize("max_batch_size", [1, 3, 16])
+@pytest.mark.parametrize("max_num_seqs", [1, 3, 16])
 def test_batched_output_equals_greedy_reference_per_sequence(make_engine, make_sink, fake_tokenizer,
-                                                             fake_decoder, max_batch_size: int) -> None:
-    engine, decoder = make_engine(max_batch_size=max_batch_size)
+                                                             fake_decoder, max_num_seqs: int) -> None:
+    engine, decoder = make_engine(max_num_seqs=max_num_seqs)
     sinks = [make_sink() for _ in PROMPTS]
     for (text, n), sink in zip(PROMPTS, sinks, strict=True):
         engine.submit(request(fake_tokenizer, text, n), sink)
@@ -81,7 +80,7 @@ def test_batched_output_equals_greedy_reference_per_sequence(make_engine, make_s
     for (text, n), sink in zip(PROMPTS, sinks, strict=True):
         assert sink.result.text == expected_text(fake_tokenizer, fake_decoder, text, n)
     decoding = sum(n > 1 for _, n in PROMPTS)  # a one-token request ends at prefill
-    assert max(decoder.batch_sizes) == min(max_batch_size, decoding)
+    assert max(decoder.batch_sizes) == min(max_num_seqs, decoding)
 
 
 def test_new_request_joins_mid_flight_and_a_finished_one_leaves_at_once(make_engine, make_sink,
@@ -102,7 +101,7 @@ def test_new_request_joins_mid_flight_and_a_finished_one_leaves_at_once(make_eng
 
 
 def test_cancellation_frees_the_slot_for_the_next_request(make_engine, make_sink, fake_tokenizer) -> None:
-    engine, decoder = make_engine(max_batch_size=1)
+    engine, decoder = make_engine(max_num_seqs=1)
     cancelled, waiting = make_sink(cancel_after=2), make_sink()
     engine.submit(request(fake_tokenizer, "abc", 50, stream=True), cancelled)
     engine.submit(request(fake_tokenizer, "defg", 3), waiting)
@@ -114,7 +113,7 @@ def test_cancellation_frees_the_slot_for_the_next_request(make_engine, make_sink
 
 
 def test_request_cancelled_while_queued_is_never_prefilled(make_engine, make_sink, fake_tokenizer) -> None:
-    engine, decoder = make_engine(max_batch_size=1)
+    engine, decoder = make_engine(max_num_seqs=1)
     running, gone = make_sink(), make_sink()
     engine.submit(request(fake_tokenizer, "abc", 3), running)
     engine.submit(request(fake_tokenizer, "defg", 3), gone)
@@ -126,8 +125,8 @@ def test_request_cancelled_while_queued_is_never_prefilled(make_engine, make_sin
 
 
 @pytest.mark.parametrize(("limits", "admitted"), [
-    ({"max_batch_size": 2}, 2),
-    ({"max_batch_size": 3, "max_tokens_in_flight": 1000}, 3),
+    ({"max_num_seqs": 2}, 2),
+    ({"max_num_seqs": 3, "max_tokens_in_flight": 1000}, 3),
     ({"max_tokens_in_flight": 16}, 2),  # each request reserves 3 prompt + 5 new tokens
     ({"max_tokens_in_flight": 23}, 2),
     ({"max_tokens_in_flight": 24}, 3),
@@ -214,7 +213,7 @@ def test_engine_thread_keeps_serving_after_errors(make_engine, make_sink, fake_t
 
 
 def test_engine_thread_serves_concurrent_submitters(make_engine, make_sink, fake_tokenizer, fake_decoder) -> None:
-    engine, decoder = make_engine(max_batch_size=4)
+    engine, decoder = make_engine(max_num_seqs=4)
     sinks = [make_sink() for _ in PROMPTS]
     engine.start()
     try:
@@ -290,7 +289,7 @@ def test_result_times_are_ordered(make_engine, make_sink, fake_tokenizer) -> Non
 def test_request_cancelled_while_queued_leaves_the_queue(make_engine, make_sink, fake_tokenizer,
                                                          monkeypatch) -> None:
     monkeypatch.setattr(scheduler, "QUEUE_SWEEP_S", 0.0)  # sweep at every step
-    engine, _ = make_engine(max_batch_size=1)
+    engine, _ = make_engine(max_num_seqs=1)
     seen = []
     gone = make_sink()
 
@@ -308,8 +307,7 @@ def test_request_cancelled_while_queued_leaves_the_queue(make_engine, make_sink,
 
 def test_token_logprob_is_the_log_softmax_of_the_chosen_token():
     import numpy as np
-
-    from router_backend.engine.scheduler import token_logprob
+    from pointsman.engine.scheduler import token_logprob
 
     logits = np.array([2.0, 1.0, 0.5, -1.0], dtype=np.float32)
     expected = np.log(np.exp(logits) / np.exp(logits).sum())

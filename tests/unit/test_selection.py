@@ -5,16 +5,14 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-
-from router_backend.analysis import PromptAnalysis
-from router_backend.catalog import TASKS, parse_catalog
-from router_backend.contract import parse_router
-from router_backend.errors import InvalidRequest, ModelUnavailable
-from router_backend.selection.recommend import recommend
-from router_backend.selection.scoring import Requirements, score_models
-from router_backend.selection.selector import Selector
-from router_backend.selection.status import StatusBoard
-
+from pointsman.errors import InvalidRequest, ModelUnavailable
+from pointsman.policy.analysis import PromptAnalysis
+from pointsman.policy.catalog import TASKS, parse_catalog
+from pointsman.policy.contract import parse_router
+from pointsman.policy.selection.recommend import recommend
+from pointsman.policy.selection.scoring import Requirements, score_models
+from pointsman.policy.selection.selector import Selector
+from pointsman.policy.selection.status import StatusBoard
 
 # A fixed catalog: the shipped one's scores are measured (export.specialization) and change
 # when the demo models are retrained; these tests pin the policy, not the measurements.

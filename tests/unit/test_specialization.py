@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from export.demo_corpus import is_held_out, is_prose, split
-from export.specialization import rewrite_catalog, scores_from
-from router_backend.catalog import DEFAULT_CATALOG, TASKS, parse_catalog
+from pointsman.export.demo_corpus import is_held_out, is_prose, split
+from pointsman.export.specialization import rewrite_catalog, scores_from
+from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, parse_catalog
 
 CROSS_ENTROPY = {"gpt2": {"code": 4.0, "prose": 3.0}, "distilgpt2": {"code": 4.4, "prose": 3.3},
                  "codegen": {"code": 2.0, "prose": 4.5}}

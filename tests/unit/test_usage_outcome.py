@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from router_backend.contract import parse_router
-from router_backend.errors import GenerationFailed, InvalidRequest, ModelRejected, ModelUnavailable, SwitchyardError
-from router_backend.experiments.assignment import Assignment
-from router_backend.routing import Outcome, RoutedResult
-from router_backend.selection.scoring import Candidate
-from router_backend.selection.selector import Decision
-from router_backend.usage.outcome import error_kind, record_from_outcome
+from pointsman.errors import GenerationFailed, InvalidRequest, ModelRejected, ModelUnavailable, PointsmanError
+from pointsman.ops.experiments.assignment import Assignment
+from pointsman.ops.usage.outcome import error_kind, record_from_outcome
+from pointsman.policy.contract import parse_router
+from pointsman.policy.routing import Outcome, RoutedResult
+from pointsman.policy.selection.scoring import Candidate
+from pointsman.policy.selection.selector import Decision
 
 
 def candidate(model: str, load: int) -> Candidate:
@@ -48,7 +47,7 @@ def test_a_request_rejected_before_selection_still_gives_a_record() -> None:
 @pytest.mark.parametrize(("error", "kind"), [
     (None, None), (InvalidRequest("f", "x"), "invalid_request"), (ModelRejected("bad"), "invalid_request"),
     (ModelUnavailable("m"), "unavailable"), (GenerationFailed("g"), "generation_failed"),
-    (SwitchyardError("?"), "internal"), (RuntimeError("?"), "internal"),
+    (PointsmanError("?"), "internal"), (RuntimeError("?"), "internal"),
 ])
 def test_error_kinds(error, kind) -> None:
     assert error_kind(error) == kind

@@ -7,10 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from router_backend.usage.records import RequestRecord
-from router_backend.usage.store import StateStore, default_db_path
-from router_backend.usage.writer import RecordWriter
+from pointsman.ops.usage.records import RequestRecord
+from pointsman.ops.usage.store import StateStore, default_db_path
+from pointsman.ops.usage.writer import RecordWriter
 
 
 @pytest.mark.parametrize(("overrides", "per_token", "tokens_per_s"), [
@@ -38,15 +37,15 @@ def test_record_round_trips_through_a_dict(make_record) -> None:
 
 
 def test_default_db_path_prefers_argument_then_environment_then_cwd(monkeypatch) -> None:
-    monkeypatch.delenv("SWITCHYARD_STATE_DIR", raising=False)
-    assert default_db_path() == Path(".switchyard/switchyard.db")
-    monkeypatch.setenv("SWITCHYARD_STATE_DIR", "/srv/state")
-    assert default_db_path() == Path("/srv/state/switchyard.db")
-    assert default_db_path("/x") == Path("/x/switchyard.db")
+    monkeypatch.delenv("POINTSMAN_STATE_DIR", raising=False)
+    assert default_db_path() == Path(".pointsman/pointsman.db")
+    monkeypatch.setenv("POINTSMAN_STATE_DIR", "/srv/state")
+    assert default_db_path() == Path("/srv/state/pointsman.db")
+    assert default_db_path("/x") == Path("/x/pointsman.db")
 
 
 def test_store_keeps_every_field_and_survives_reopening(tmp_path, make_record) -> None:
-    path = tmp_path / "switchyard.db"
+    path = tmp_path / "pointsman.db"
     full = make_record(timestamp=11.0, selection_mode="hybrid", fallback_used=True,
                        fallback_reason="preferred_unavailable", preferred_model="codegen",
                        candidates_busy={"gpt2": 2, "distilgpt2": 0}, ttft_s=None, error_kind="unavailable",
@@ -97,7 +96,7 @@ def _write_from_another_process(path: str, records: list[RequestRecord]) -> None
 
 
 def test_two_processes_write_one_database_without_losing_records(tmp_path, make_record) -> None:
-    path = str(tmp_path / "switchyard.db")
+    path = str(tmp_path / "pointsman.db")
     StateStore(path).close()
     ctx = multiprocessing.get_context("fork")
     batches = {p: [make_record(request_id=f"{p}-{i}", timestamp=float(i)) for i in range(100)] for p in ("a", "b")}
@@ -113,7 +112,7 @@ def test_two_processes_write_one_database_without_losing_records(tmp_path, make_
 
 
 def test_experiments_version_moves_on_every_change_seen_by_another_connection(tmp_path) -> None:
-    path = tmp_path / "switchyard.db"
+    path = tmp_path / "pointsman.db"
     with StateStore(path) as writer, StateStore(path) as reader:
         start = reader.experiments_version()
         assert writer.insert_experiment("e", {"name": "e"}, "active", "runtime", 1.0)
@@ -145,7 +144,7 @@ def test_writer_drops_records_when_its_queue_is_full_instead_of_blocking(state_s
 
 
 def test_writer_survives_a_database_error(tmp_path, make_record, caplog) -> None:
-    store = StateStore(tmp_path / "switchyard.db")
+    store = StateStore(tmp_path / "pointsman.db")
     writer = RecordWriter(store, flush_interval_s=0.01)
     store._conn.execute("DROP TABLE requests")
     writer.record(make_record())

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from router_backend.catalog import load_catalog
-from router_backend.usage.suggestions import Thresholds, specialists_from_catalog, suggest
+from pointsman.ops.usage.suggestions import Thresholds, specialists_from_catalog, suggest
+from pointsman.policy.catalog import load_catalog
 
 SPECIALISTS = {"coding": "codegen", "creative": "gpt2"}
 

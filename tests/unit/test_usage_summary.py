@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from router_backend.errors import InvalidRequest
-from router_backend.usage.analytics import describe, summarize
-from router_backend.usage.service import UsageAnalytics, parse_window
+from pointsman.errors import InvalidRequest
+from pointsman.ops.usage.analytics import describe, summarize
+from pointsman.ops.usage.service import UsageAnalytics, parse_window
 
 
 @pytest.mark.parametrize(("values", "expected"), [

@@ -6,11 +6,10 @@
 import json
 
 import triton_python_backend_utils as pb_utils
-
-from router_backend.adapters.triton_io import model_parameters, request_fields, response, to_triton_error
-from router_backend.errors import InvalidRequest
-from router_backend.selection.live import start_live_status
-from router_backend.selection.metadata import model_metadata
+from pointsman.errors import InvalidRequest
+from pointsman.policy.selection.live import start_live_status
+from pointsman.policy.selection.metadata import model_metadata
+from pointsman.triton_adapters.triton_io import model_parameters, request_fields, response, to_triton_error
 
 
 class TritonPythonModel:

@@ -2,23 +2,23 @@
 
     curl -X POST localhost:8000/v2/models/experiments/generate -d '{"action": "list"}'
 
-Actions: create, pause, resume, stop, list, report, feedback (router_backend.experiments.ACTIONS).
+Actions: create, pause, resume, stop, list, report, feedback (pointsman.ops.experiments.ACTIONS).
 """
 
 import json
 from pathlib import Path
 
-from router_backend.adapters.triton_io import (
+from pointsman.errors import InvalidRequest
+from pointsman.ops.experiments import ACTIONS, ExperimentManager
+from pointsman.ops.usage import StateStore, default_db_path, to_json
+from pointsman.policy.catalog import DEFAULT_CATALOG, load_catalog
+from pointsman.triton_adapters.triton_io import (
     check_known_fields,
     error_response,
     model_parameters,
     request_fields,
     response,
 )
-from router_backend.catalog import DEFAULT_CATALOG, load_catalog
-from router_backend.errors import InvalidRequest
-from router_backend.experiments import ACTIONS, ExperimentManager
-from router_backend.usage import StateStore, default_db_path, to_json
 
 INPUTS = ["action", "payload"]
 

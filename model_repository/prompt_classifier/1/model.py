@@ -4,7 +4,7 @@
       -d '{"inputs":[{"name":"text_input","datatype":"BYTES","shape":[1,1],"data":["def add(a, b):"]}]}'
 
 Triton's dynamic batcher hands execute() the prompts of concurrent requests together;
-they run as one onnxruntime batch (router_backend.analysis.classifier).
+they run as one onnxruntime batch (pointsman.policy.analysis.classifier).
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-
-from router_backend.adapters.triton_io import model_parameters, to_triton_error
-from router_backend.analysis.base import TASKS
-from router_backend.analysis.classifier import OnnxPromptClassifier
-from router_backend.errors import InvalidRequest
+from pointsman.errors import InvalidRequest
+from pointsman.policy.analysis.base import TASKS
+from pointsman.policy.analysis.classifier import OnnxPromptClassifier
+from pointsman.triton_adapters.triton_io import model_parameters, to_triton_error
 
 
 def _texts(request) -> list[str]:

@@ -6,19 +6,25 @@
 import json
 
 import triton_python_backend_utils as pb_utils
+from pointsman.policy.analysis import LexicalAnalyzer, TwoStageAnalyzer
+from pointsman.policy.contract import RECOMMEND_OUTPUTS, RecommendParams, field_names, input_tensors, parse_recommend
+from pointsman.policy.selection.live import start_live_status
+from pointsman.policy.selection.recommend import recommend
+from pointsman.policy.selection.scoring import Requirements
+from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
+from pointsman.triton_adapters.classifier_bls import BlsClassifier
+from pointsman.triton_adapters.model_config import complete_config
+from pointsman.triton_adapters.triton_io import model_parameters, request_fields, response, to_triton_error
 
-from router_backend.adapters.triton_io import model_parameters, request_fields, response, to_triton_error
-from router_backend.adapters.classifier_bls import MODEL as CLASSIFIER, BlsClassifier
-from router_backend.analysis import LexicalAnalyzer, TwoStageAnalyzer
-from router_backend.contract import parse_recommend
-from router_backend.selection.live import start_live_status
-from router_backend.selection.recommend import recommend
-from router_backend.selection.scoring import Requirements
-
-INPUTS = ["text_input", "max_tokens", "max_response_time", "min_quality", "prefer_speed"]
+INPUTS = field_names(RecommendParams)
 
 
 class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        return complete_config(auto_complete_model_config, input_tensors(RecommendParams), RECOMMEND_OUTPUTS,
+                               decoupled=False)
+
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
         # the router measures; this model reads its figures back from the metrics port

@@ -1,4 +1,4 @@
-"""Triton adapter of the router: requests -> RoutingService (router_backend.routing) -> responses.
+"""Triton adapter of the router: requests -> RoutingService (pointsman.policy.routing) -> responses.
 
     curl -X POST localhost:8000/v2/models/router/generate -d '{"text_input": "def f():", "auto_select": true}'
 """
@@ -6,20 +6,29 @@
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from router_backend.adapters.bls import generate_via_bls
-from router_backend.adapters.classifier_bls import MODEL as CLASSIFIER, BlsClassifier
-from router_backend.adapters.router_metrics import RouterMetrics
-from router_backend.adapters.status_gauges import StatusGauges
-from router_backend.adapters.triton_io import FINAL, model_parameters, request_fields, require_decoupled, response, send_error
-from router_backend.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
-from router_backend.contract import RouterParams
-from router_backend.experiments import ExperimentManager
-from router_backend.routing import Outcome, RoutedResult, RoutingService
-from router_backend.selection.live import start_live_status
-from router_backend.selection.selector import Selector
-from router_backend.usage import RecordWriter, StateStore, default_db_path, record_from_outcome
+from pointsman.ops.experiments import ExperimentManager
+from pointsman.ops.usage import RecordWriter, StateStore, default_db_path, record_from_outcome
+from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
+from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, field_names, input_tensors
+from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
+from pointsman.policy.selection.live import start_live_status
+from pointsman.policy.selection.selector import Selector
+from pointsman.triton_adapters.bls import generate_via_bls
+from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
+from pointsman.triton_adapters.classifier_bls import BlsClassifier
+from pointsman.triton_adapters.model_config import complete_config
+from pointsman.triton_adapters.router_metrics import RouterMetrics
+from pointsman.triton_adapters.status_gauges import StatusGauges
+from pointsman.triton_adapters.triton_io import (
+    FINAL,
+    model_parameters,
+    request_fields,
+    require_decoupled,
+    response,
+    send_error,
+)
 
-INPUTS = list(RouterParams.model_fields)
+INPUTS = field_names(RouterParams)
 
 
 class _Sink:
@@ -43,6 +52,10 @@ class _Sink:
 
 
 class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        return complete_config(auto_complete_model_config, input_tensors(RouterParams), ROUTER_OUTPUTS, decoupled=True)
+
     def initialize(self, args):
         config = json.loads(args["model_config"])
         require_decoupled(config, args["model_name"])

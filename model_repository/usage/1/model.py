@@ -1,19 +1,19 @@
-"""Triton adapter of usage analytics: window_s -> router_backend.usage -> summary (JSON).
+"""Triton adapter of usage analytics: window_s -> pointsman.ops.usage -> summary (JSON).
 
     curl -X POST localhost:8000/v2/models/usage/generate -d '{"window_s": 3600}'
 """
 
 import json
 
-from router_backend.adapters.triton_io import (
+from pointsman.ops.usage import StateStore, UsageAnalytics, default_db_path, specialists_from_catalog, to_json
+from pointsman.policy.catalog import DEFAULT_CATALOG, load_catalog
+from pointsman.triton_adapters.triton_io import (
     check_known_fields,
     error_response,
     model_parameters,
     request_fields,
     response,
 )
-from router_backend.catalog import DEFAULT_CATALOG, load_catalog
-from router_backend.usage import StateStore, UsageAnalytics, default_db_path, specialists_from_catalog, to_json
 
 INPUTS = ["window_s"]
 

@@ -1,0 +1,1 @@
+"""Operations, importable without Triton: usage analytics and A/B experiments."""

@@ -1,0 +1,62 @@
+"""The usage endpoint's logic: read a window of records from the store and summarise it.
+
+    analytics = UsageAnalytics(StateStore(default_db_path()), specialists_from_catalog(load_catalog()))
+    analytics.summary(window_s=3600)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Mapping
+
+from pointsman.errors import InvalidRequest
+from pointsman.ops.usage.analytics import summarize
+from pointsman.ops.usage.store import StateStore
+from pointsman.ops.usage.suggestions import Thresholds
+
+MAX_RECORDS = 200_000  # the most recent ones; bounds the memory and time of one summary
+
+
+class UsageAnalytics:
+    def __init__(self, store: StateStore, specialists: Mapping[str, str] | None = None,
+                 thresholds: Thresholds | None = None, max_records: int = MAX_RECORDS) -> None:
+        self.store = store
+        self.specialists = dict(specialists or {})
+        self.thresholds = thresholds or Thresholds()
+        self.max_records = max_records
+
+    def summary(self, window_s: float | None = None, now: float | None = None) -> dict[str, Any]:
+        """Summary of the last window_s seconds (all records when None)."""
+        window_s = parse_window(window_s)
+        now = time.time() if now is None else now
+        since = None if window_s is None else now - window_s
+        records = self.store.records(since=since, until=now, limit=self.max_records)
+        summary = summarize(records, window_s=window_s, now=now, specialists=self.specialists,
+                            thresholds=self.thresholds)
+        summary["truncated"] = len(records) >= self.max_records
+        return summary
+
+
+    def prune(self, retention_days: float, now: float | None = None) -> int:
+        """Delete records older than retention_days (0 keeps everything); returns how many went."""
+        if retention_days <= 0:
+            return 0
+        now = time.time() if now is None else now
+        return self.store.prune(before=now - retention_days * 86_400.0)
+
+
+def parse_window(value: Any) -> float | None:
+    """None or a positive finite number of seconds; 0 also means every record."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidRequest("window_s", "must be a number of seconds > 0 (absent or 0: every record)", got=value)
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise InvalidRequest("window_s", "must be a number of seconds > 0 (absent or 0: every record)",
+                             got=value) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidRequest("window_s", "must be a number of seconds > 0 (absent or 0: every record)", got=value)
+    return seconds or None

@@ -1,0 +1,193 @@
+"""The request contract, declared once: every field's tensor type, alias, default and hint.
+
+    params = parse_generate({"text_input": "def add(a, b):", "max_tokens": 16})
+    params.max_tokens  # 16
+
+Field names follow Triton's LLM convention; the original API's names (prompt,
+max_length) are accepted as aliases. Unknown fields are rejected, never ignored.
+Everything else is derived from here, never written again: the router's, recommend's
+and the language models' Triton inputs and outputs (auto-completed by their model.py),
+the BLS tensor types, the exported model config and the client's field list.
+tests/unit/test_contract_derived.py and tests/integration/test_contract_served.py fail
+when any of them disagrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from pointsman.errors import InvalidRequest
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+
+MAX_TOKENS_CAP = 4096
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One Triton tensor: a name, Triton's data type name and whether a request may omit it."""
+
+    name: str
+    data_type: str  # as config.pbtxt spells it: TYPE_STRING, TYPE_INT32, ...
+    optional: bool = True
+    dims: tuple[int, ...] = (1,)
+
+
+def _field(default: Any, data_type: str, hint: str, alias: str | None = None, **constraints: Any) -> Any:
+    """A pydantic field that also carries its Triton data type and the hint its error shows."""
+    extra = {"data_type": data_type, "hint": hint}
+    if alias is not None:
+        constraints["validation_alias"] = AliasChoices(alias[0], alias[1])
+    return Field(default, json_schema_extra=extra, **constraints)
+
+
+_TEXT = ("text_input", "prompt")
+_MAX = ("max_tokens", "max_length")
+
+
+class GenerateParams(BaseModel):
+    """What one language model needs to generate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    # optional as a tensor so the alias `prompt` can stand in; required here
+    text_input: str = _field(..., "TYPE_STRING", "a non-empty string (alias: prompt)", _TEXT, min_length=1)
+    # strict: true/false are not token counts, "5" is not a seed
+    max_tokens: int = _field(20, "TYPE_INT32", f"an integer from 1 to {MAX_TOKENS_CAP} (alias: max_length)", _MAX,
+                             ge=1, le=MAX_TOKENS_CAP, strict=True)
+    temperature: float = _field(0.0, "TYPE_FP32", "a number from 0 (greedy) to 100", ge=0.0, le=100.0)
+    top_k: int = _field(0, "TYPE_INT32", "an integer >= 0 (0 disables top-k)", ge=0, strict=True)
+    top_p: float = _field(1.0, "TYPE_FP32", "a number in (0, 1]", gt=0.0, le=1.0)
+    seed: int | None = _field(None, "TYPE_UINT64", "an integer from 0 to 2**63-1", ge=0, lt=2**63, strict=True)
+    stream: bool = _field(False, "TYPE_BOOL", "true or false")
+    ignore_eos: bool = _field(False, "TYPE_BOOL", "true or false")
+
+
+class RouterParams(GenerateParams):
+    """A router request: generation fields plus how to choose the model."""
+
+    model: str | None = _field(None, "TYPE_STRING", "the name of a loaded model", min_length=1)
+    auto_select: bool | None = _field(None, "TYPE_BOOL", "true or false")
+    preferred_model: str | None = _field(None, "TYPE_STRING", "the name of a model", min_length=1)
+    fallback_mode: str = _field("auto", "TYPE_STRING", "one of auto, fastest, none", pattern="^(auto|fastest|none)$")
+    max_response_time: float | None = _field(None, "TYPE_FP32", "a number of seconds > 0", gt=0.0)
+    min_quality: float | None = _field(None, "TYPE_FP32", "a number from 0 to 1", ge=0.0, le=1.0)
+    prefer_speed: bool = _field(False, "TYPE_BOOL", "true or false")
+    user: str | None = _field(None, "TYPE_STRING", "a string identifying the caller")
+
+
+class RecommendParams(BaseModel):
+    """A recommendation request: the prompt and what the answer must meet."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    text_input: str = GenerateParams.model_fields["text_input"]
+    max_tokens: int = GenerateParams.model_fields["max_tokens"]
+    max_response_time: float | None = RouterParams.model_fields["max_response_time"]
+    min_quality: float | None = RouterParams.model_fields["min_quality"]
+    prefer_speed: bool = RouterParams.model_fields["prefer_speed"]
+
+
+# -- outputs ---------------------------------------------------------------------------
+_TEXT_OUTPUT = TensorSpec("text_output", "TYPE_STRING", optional=False)
+_TOKENS = TensorSpec("tokens", "TYPE_INT32", optional=False)
+_FINISH = TensorSpec("finish_reason", "TYPE_STRING", optional=False)
+
+# a language model: streamed pieces carry text_output only; the final response all four
+LLM_OUTPUTS: tuple[TensorSpec, ...] = (
+    _TEXT_OUTPUT, _TOKENS, _FINISH,
+    TensorSpec("mean_logprob", "TYPE_FP32", optional=False),  # NaN when no token was generated
+)
+ROUTER_OUTPUTS: tuple[TensorSpec, ...] = (
+    _TEXT_OUTPUT, _TOKENS, _FINISH,
+    TensorSpec("selected_model", "TYPE_STRING", optional=False),
+    TensorSpec("selection_mode", "TYPE_STRING", optional=False),
+    TensorSpec("selection_reason", "TYPE_STRING", optional=False),
+    TensorSpec("fallback_used", "TYPE_BOOL", optional=False),
+    TensorSpec("task", "TYPE_STRING", optional=False),
+    TensorSpec("analyzer", "TYPE_STRING", optional=False),
+    TensorSpec("selection_ms", "TYPE_FP32", optional=False),
+    TensorSpec("request_id", "TYPE_STRING", optional=False),
+)
+RECOMMEND_OUTPUTS: tuple[TensorSpec, ...] = (
+    TensorSpec("recommended_model", "TYPE_STRING", optional=False),
+    TensorSpec("confidence", "TYPE_FP32", optional=False),
+    TensorSpec("alternatives", "TYPE_STRING", optional=False),  # a JSON list of model names
+    TensorSpec("reasoning", "TYPE_STRING", optional=False),
+    TensorSpec("task", "TYPE_STRING", optional=False),
+)
+
+
+def _extra(info: FieldInfo) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    if not isinstance(extra, dict) or "data_type" not in extra:
+        raise TypeError("every contract field is declared with _field(), which gives its tensor type")
+    return extra
+
+
+def input_tensors(model: type[BaseModel]) -> tuple[TensorSpec, ...]:
+    """The Triton inputs of a request model, all optional (the contract checks what is required)."""
+    return tuple(TensorSpec(name, str(_extra(info)["data_type"])) for name, info in model.model_fields.items())
+
+
+def field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    """The canonical field names of a request model, in declaration order."""
+    return tuple(model.model_fields)
+
+
+def aliases(model: type[BaseModel]) -> dict[str, str]:
+    """alias -> canonical name, e.g. {"prompt": "text_input", "max_length": "max_tokens"}."""
+    out = {}
+    for name, info in model.model_fields.items():
+        if isinstance(info.validation_alias, AliasChoices):
+            out.update({str(a): name for a in info.validation_alias.choices if a != name})
+    return out
+
+
+def accepted_fields(model: type[BaseModel]) -> list[str]:
+    """Canonical names followed by their aliases, as an error lists them."""
+    names = []
+    for name in model.model_fields:
+        names.append(name)
+        names.extend(alias for alias, canonical in aliases(model).items() if canonical == name)
+    return names
+
+
+def _hint(model: type[BaseModel], name: str, fallback: str) -> str:
+    info = model.model_fields.get(name)
+    return str(_extra(info)["hint"]) if info is not None else fallback
+
+
+def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
+    canonical = aliases(model)
+    for alias, name in canonical.items():
+        if alias in fields and name in fields:
+            raise InvalidRequest(alias, f"is an alias of '{name}'; give one of them, not both")
+    try:
+        return model.model_validate(dict(fields))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "request"
+        if first["type"] == "extra_forbidden":
+            accepted = ", ".join(accepted_fields(model))
+            raise InvalidRequest(name, f"unknown field; accepted fields: {accepted}") from None
+        name = canonical.get(name, name)
+        if first["type"] == "missing":
+            raise InvalidRequest(name, f"is required: {_hint(model, name, first['msg'])}") from None
+        raise InvalidRequest(name, f"must be {_hint(model, name, first['msg'])}", got=first.get("input")) from None
+
+
+def parse_generate(fields: Mapping[str, Any]) -> GenerateParams:
+    """Validate a language-model request; raise InvalidRequest naming the field."""
+    return _parse(GenerateParams, fields)
+
+
+def parse_router(fields: Mapping[str, Any]) -> RouterParams:
+    """Validate a router request; raise InvalidRequest naming the field."""
+    return _parse(RouterParams, fields)
+
+
+def parse_recommend(fields: Mapping[str, Any]) -> RecommendParams:
+    """Validate a recommendation request; raise InvalidRequest naming the field."""
+    return _parse(RecommendParams, fields)

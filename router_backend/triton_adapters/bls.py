@@ -1,0 +1,83 @@
+"""Every BLS call goes through here: build the request, check each response's error, raise.
+
+    for piece, final in generate_via_bls("gpt2", {"text_input": "hi", "max_tokens": 8, "stream": True}):
+        ...
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors
+from pointsman.policy.routing import ModelCallError, ModelOutput
+from pointsman.triton_adapters.model_config import numpy_types
+
+# generation fields forwarded to a language model, typed as the contract declares them
+LLM_FIELD_TYPES = numpy_types(input_tensors(GenerateParams))
+LLM_OUTPUT_NAMES = [spec.name for spec in LLM_OUTPUTS]
+
+
+class BlsError(ModelCallError):
+    """A BLS call answered with an error; INVALID_ARG means the request, not the model, is at fault."""
+
+    def __init__(self, model: str, message: str, code: int | None = None) -> None:
+        # Triton 2.51 does not carry a Python model's error code through BLS: our models'
+        # own "invalid '<field>': ..." messages mark the caller's fault
+        invalid = code == pb_utils.TritonError.INVALID_ARG or message.startswith("invalid '")
+        super().__init__(message, invalid_argument=invalid)
+        self.model = model
+        self.code = code
+
+
+def _tensor(name: str, value: Any) -> "pb_utils.Tensor":
+    dtype = LLM_FIELD_TYPES[name]
+    if dtype is np.object_:
+        return pb_utils.Tensor(name, np.array([str(value).encode("utf-8")], dtype=np.object_))
+    return pb_utils.Tensor(name, np.array([value], dtype=dtype))
+
+
+def _checked(model: str, response) -> Any:
+    if response.has_error():
+        error = response.error()
+        code = error.code() if hasattr(error, "code") else None
+        raise BlsError(model, error.message(), code)
+    return response
+
+
+def _output(response, name: str) -> Any:
+    tensor = pb_utils.get_output_tensor_by_name(response, name)
+    if tensor is None:
+        return None
+    value = tensor.as_numpy().reshape(-1)[0]
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value.item()
+
+
+def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda: False
+                     ) -> Iterator[tuple[str, ModelOutput | None]]:
+    """Call a decoupled language model; yield (text piece, None) then ("", ModelOutput)."""
+    inputs = [_tensor(name, value) for name, value in fields.items() if value is not None]
+    request = pb_utils.InferenceRequest(model_name=model, inputs=inputs, requested_output_names=LLM_OUTPUT_NAMES)
+    try:
+        responses = request.exec(decoupled=True)
+    except pb_utils.TritonModelException as exc:  # e.g. the model was unloaded a moment ago
+        raise BlsError(model, str(exc)) from None
+    for response in responses:
+        if is_cancelled():
+            cancel = getattr(responses, "cancel", None)
+            if cancel is not None:
+                cancel()
+            return
+        _checked(model, response)
+        if not response.output_tensors():
+            continue  # a bare final flag
+        reason = _output(response, "finish_reason")
+        text = _output(response, "text_output") or ""
+        if reason is None:
+            yield text, None
+        else:
+            logprob = _output(response, "mean_logprob")
+            yield "", ModelOutput(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
+                                   mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob))

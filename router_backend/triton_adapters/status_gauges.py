@@ -1,0 +1,55 @@
+"""Publish the router's live measurements per model as gauges on Triton's metrics port.
+
+    gauges = StatusGauges(board); gauges.start()
+
+The catalog and recommend models (other processes) read them back through
+pointsman.policy.selection.live, so every endpoint reports the same measured figures.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import triton_python_backend_utils as pb_utils
+from pointsman.policy.selection.live import LIVE_GAUGES
+from pointsman.policy.selection.status import StatusBoard
+
+_DOCS = {
+    "tokens_per_s": "Decoding speed measured by the router (EWMA), tokens per second",
+    "ttft_s": "Time to first token measured by the router (EWMA), seconds",
+    "requests_served": "Requests the router completed on this model",
+    "errors": "Requests the router saw fail on this model",
+    "in_flight": "The router's requests running on this model now",
+    "last_used": "When the router last sent this model a request (unix seconds)",
+}
+
+
+class StatusGauges:
+    def __init__(self, board: StatusBoard, interval: float = 0.25) -> None:
+        self.board = board
+        self.interval = interval
+        self._families = {
+            field: pb_utils.MetricFamily(name=metric, description=_DOCS[field], kind=pb_utils.MetricFamily.GAUGE)
+            for field, metric in LIVE_GAUGES.items()
+        }
+        self._metrics = {
+            (field, model): family.Metric(labels={"model": model})
+            for field, family in self._families.items() for model in board.catalog.names
+        }
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="status-gauges", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def publish(self) -> None:
+        for name, status in self.board.snapshot().items():
+            for field in LIVE_GAUGES:
+                value = getattr(status, field)
+                self._metrics[(field, name)].set(float(value or 0.0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.publish()

@@ -1,0 +1,111 @@
+"""Shared Triton plumbing for the adapters: read a request, map errors, send responses.
+
+    fields = request_fields(request, ["text_input", "max_tokens"])
+    send_error(sender, exc)
+
+With bls, classifier_bls, engine_io, status_gauges and router_metrics, one of the modules that
+import triton_python_backend_utils (besides the model.py files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from pointsman.errors import InvalidRequest, ModelUnavailable, PointsmanError
+from pointsman.triton_adapters.model_config import OUTPUT_TYPES
+
+LOGGER = logging.getLogger(__name__)
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+def _scalar(array: np.ndarray) -> Any:
+    value = array.reshape(-1)[0] if array.size else None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def request_fields(request, input_names: Iterable[str]) -> dict[str, Any]:
+    """Inputs present as tensors plus request parameters (unknown JSON keys land there)."""
+    fields: dict[str, Any] = {}
+    raw = request.parameters()
+    if raw:
+        fields.update(json.loads(raw) if isinstance(raw, str) else raw)
+    for name in input_names:
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        if tensor is not None:
+            fields[name] = _scalar(tensor.as_numpy())
+    return fields
+
+
+def model_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
+    return {k: v.get("string_value", "") for k, v in model_config.get("parameters", {}).items()}
+
+
+def require_decoupled(model_config: Mapping[str, Any], name: str) -> None:
+    if not model_config.get("model_transaction_policy", {}).get("decoupled"):
+        raise pb_utils.TritonModelException(f"{name} must be decoupled (model_transaction_policy {{ decoupled: true }})")
+
+
+def to_triton_error(exc: BaseException) -> "pb_utils.TritonError":
+    """The one mapping from package errors to Triton errors; messages stay short."""
+    codes = pb_utils.TritonError
+    if isinstance(exc, InvalidRequest):
+        code = codes.INVALID_ARG
+    elif isinstance(exc, ModelUnavailable):
+        code = codes.UNAVAILABLE
+    elif isinstance(exc, PointsmanError):
+        code = codes.INTERNAL
+    else:
+        LOGGER.exception("unexpected error", exc_info=exc)
+        return pb_utils.TritonError(f"internal error: {type(exc).__name__}", codes.INTERNAL)
+    return pb_utils.TritonError(str(exc), code)
+
+
+def error_response(exc: BaseException) -> "pb_utils.InferenceResponse":
+    """A response carrying the mapped error; non-decoupled models return it from execute."""
+    return pb_utils.InferenceResponse(error=to_triton_error(exc))
+
+
+def send_error(sender, exc: BaseException) -> None:
+    sender.send(error_response(exc), flags=FINAL)
+
+
+def check_known_fields(fields: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    """Reject a field the model does not take (a misspelling must not pass silently)."""
+    accepted = list(accepted)
+    for name in fields:
+        if name not in accepted:
+            raise InvalidRequest(name, f"unknown field; accepted fields: {', '.join(accepted)}")
+
+
+def tensor(name: str, value: Any, dtype=None) -> "pb_utils.Tensor":
+    if isinstance(value, str):
+        return pb_utils.Tensor(name, np.array([value.encode("utf-8")], dtype=np.object_))
+    return pb_utils.Tensor(name, np.array([value], dtype=dtype))
+
+
+def response(**outputs: Any) -> "pb_utils.InferenceResponse":
+    """A response from keyword outputs, typed as the contract declares them.
+
+    Outputs the contract does not declare (the control models') are typed from the value:
+    str -> BYTES, bool -> BOOL, int -> INT32, float -> FP32.
+    """
+    tensors = []
+    for name, value in outputs.items():
+        declared = OUTPUT_TYPES.get(name)
+        if declared is not None:
+            tensors.append(tensor(name, value, None if declared is np.object_ else declared))
+        elif isinstance(value, bool):
+            tensors.append(tensor(name, value, np.bool_))
+        elif isinstance(value, int):
+            tensors.append(tensor(name, value, np.int32))
+        elif isinstance(value, float):
+            tensors.append(tensor(name, value, np.float32))
+        else:
+            tensors.append(tensor(name, value))
+    return pb_utils.InferenceResponse(output_tensors=tensors)
