@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serve test bench clean
+.PHONY: setup serve lint test bench clean
 
 setup: $(STAMP)
 	$(BIN)/pointsman demo-models
@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml
 serve: setup
 	$(BIN)/pointsman serve --host 127.0.0.1 --http-port 8000 --grpc-port 8001 --metrics-port 8002
 
-test: setup
+# ruff's rules are in pyproject.toml; CI runs lint through `make test`
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: setup lint
 	$(BIN)/pytest -q
 
 # the quick benchmarks, each against its baseline in the same run (see README for the rest)
@@ -29,4 +33,4 @@ bench: setup
 	$(BIN)/python -m pointsman.loadtests.bench_engine
 
 clean:
-	rm -rf $(VENV) build .pointsman model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen
+	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen

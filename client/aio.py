@@ -14,7 +14,10 @@ import asyncio
 import json
 import time
 import urllib.parse
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from typing_extensions import Unpack
 
 from pointsman.client.request import (
     CATALOG_MODEL,
@@ -47,7 +50,6 @@ from pointsman.client.wire import (
     split_url,
     transport_error,
 )
-from typing_extensions import Unpack
 
 
 class _AioHttpTransport:
@@ -265,7 +267,7 @@ class AsyncPointsmanClient:
     async def close(self) -> None:
         await self._transport.close()
 
-    async def __aenter__(self) -> "AsyncPointsmanClient":
+    async def __aenter__(self) -> AsyncPointsmanClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pointsman.client.request import DEFAULT_TIMEOUT_S, DEFAULT_URLS, FALLBACK_MODES, PROTOCOLS
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 try:
     import tomllib
@@ -20,7 +21,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 def add_ops_commands(subparsers: argparse._SubParsersAction, common: Callable, guarded: Callable) -> None:
     """Register `experiments` and `usage` (common: shared --url/--protocol args; guarded: error handling)."""
-    exp = subparsers.add_parser("experiments", help="A/B experiments: create, pause, resume, stop, list, report, feedback")
+    exp = subparsers.add_parser("experiments",
+                                help="A/B experiments: create, pause, resume, stop, list, report, feedback")
     actions = exp.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every experiment with its status and requests per arm")
     create = actions.add_parser("create", help="start an experiment (from --file, or from the flags)")

@@ -10,10 +10,12 @@ The server validates everything again; the client only refuses what is plainly w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
+
 from pointsman.policy.contract import GenerateParams, field_names
 
 FALLBACK_MODES = ("auto", "fastest", "none")
@@ -150,7 +152,7 @@ class GenerateOptions(TypedDict, total=False):
     user: str | None
 
 
-def as_request(prompt: "str | GenerateRequest", options: Mapping[str, Any]) -> GenerateRequest:
+def as_request(prompt: str | GenerateRequest, options: Mapping[str, Any]) -> GenerateRequest:
     """generate()'s arguments -> a GenerateRequest: a prompt with keyword options, or a ready request."""
     if isinstance(prompt, GenerateRequest):
         if options:

@@ -18,7 +18,10 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from typing_extensions import Unpack
 
 from pointsman.client.request import (
     CATALOG_MODEL,
@@ -47,7 +50,6 @@ from pointsman.client.types import (
     parse_catalog,
 )
 from pointsman.client.wire import checked_body, is_missing_model, outputs_of, split_url, transport_error
-from typing_extensions import Unpack
 
 
 class _HttpTransport:
@@ -241,7 +243,7 @@ class GenerationStream:
         if close:
             close()
 
-    def __enter__(self) -> "GenerationStream":
+    def __enter__(self) -> GenerationStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -330,7 +332,7 @@ class PointsmanClient:
     def close(self) -> None:
         self._transport.close()
 
-    def __enter__(self) -> "PointsmanClient":
+    def __enter__(self) -> PointsmanClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 MAX_ERROR_CHARS = 400
 
@@ -140,7 +141,7 @@ class Recommendation:
     task: str | None = None
 
     @classmethod
-    def from_outputs(cls, outputs: Mapping[str, Any]) -> "Recommendation":
+    def from_outputs(cls, outputs: Mapping[str, Any]) -> Recommendation:
         try:
             alternatives = tuple(Alternative(str(a["model"]), float(a["score"]))
                                  for a in _json(outputs.get("alternatives"), default=[]))
@@ -171,7 +172,7 @@ class ModelInfo:
     source: str = "catalog"
 
     @classmethod
-    def from_catalog_entry(cls, entry: Mapping[str, Any]) -> "ModelInfo":
+    def from_catalog_entry(cls, entry: Mapping[str, Any]) -> ModelInfo:
         status = dict(entry.get("current_status") or {})
         return cls(model_name=str(entry["model_name"]), loaded=_as_bool(status.get("loaded", False)),
                    capabilities=tuple(entry.get("capabilities") or ()),
@@ -179,7 +180,7 @@ class ModelInfo:
                    performance_metrics=dict(entry.get("performance_metrics") or {}), current_status=status)
 
     @classmethod
-    def from_repository(cls, index_entry: Mapping[str, Any], stats: Mapping[str, Any] | None) -> "ModelInfo":
+    def from_repository(cls, index_entry: Mapping[str, Any], stats: Mapping[str, Any] | None) -> ModelInfo:
         state = str(index_entry.get("state") or "UNAVAILABLE")
         status: dict[str, Any] = {"loaded": state == "READY", "state": state}
         if index_entry.get("reason"):

@@ -10,7 +10,8 @@ import asyncio
 import json
 import urllib.error
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pointsman.client.request import PROTOCOLS, scalar
 from pointsman.client.types import PointsmanClientError

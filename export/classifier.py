@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
 from pointsman.export.dataset import PROMPTS_FILE, load_prompts
 from pointsman.policy.analysis.base import TASKS
 from pointsman.policy.analysis.classifier import INPUT_NAMES, MAX_TOKENS, ONNX_FILE, OUTPUT_NAMES, TOKENIZER_FILE
-from tritonclient.grpc import model_config_pb2 as mc
 
 LOGGER = logging.getLogger(__name__)
 NAME = "prompt_classifier"

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 DOMAINS = ("code", "prose")
 HELD_OUT_SHARE = 0.1

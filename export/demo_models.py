@@ -15,11 +15,12 @@ import hashlib
 import logging
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+
+from rich.console import Console
 
 from pointsman.policy.catalog import load_catalog
-from rich.console import Console
 
 LOGGER = logging.getLogger(__name__)
 VOCAB_SIZE = 4096

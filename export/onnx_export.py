@@ -53,7 +53,7 @@ class _StepWrapper(torch.nn.Module):
         # transformers 5 calls the past argument `cache` (it was past_key_values)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=position_ids, cache=cache, use_cache=True)
-        present = getattr(out, "past_key_values", None) or getattr(out, "cache")
+        present = getattr(out, "past_key_values", None) or out.cache
         flat = []
         for layer in present.layers:
             flat += [layer.keys, layer.values]
@@ -148,6 +148,6 @@ def _parity(onnx_path, ids, mask, positions, ref_logits, ref_past, step, in_name
     diff = float(np.abs(logits - ref_logits)[real].max())
     step_ids, step_mask, step_pos, ref_step = step
     feeds = {"input_ids": step_ids, "attention_mask": step_mask, "position_ids": step_pos}
-    feeds.update(dict(zip(in_names[3:], ref_past)))
+    feeds.update(dict(zip(in_names[3:], ref_past, strict=True)))
     step_logits = session.run(None, feeds)[0]
     return diff, float(np.abs(step_logits - ref_step).max())

@@ -11,9 +11,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pointsman.export.repository import LlmFolderSpec, read_parameters, write_llm_folder
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from pointsman.export.repository import LlmFolderSpec, read_parameters, write_llm_folder
 
 LOGGER = logging.getLogger(__name__)
 SUPPORTED_MODEL_TYPES = ("gpt2", "codegen")  # what export.onnx_export can trace
@@ -49,14 +50,16 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
     console = console or Console(stderr=True)
     folder = repository / name
     if not (checkpoint / "config.json").exists():
-        raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json (a Hugging Face checkpoint folder is expected)")
+        raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json "
+                                "(a Hugging Face checkpoint folder is expected)")
     digest = checkpoint_digest(checkpoint)
     if not force and is_up_to_date(folder, digest):
         console.print(f"[green]{name}[/]: up to date, skipped")
         return export_record(folder)
 
-    from pointsman.export.onnx_export import export_decoder
     from transformers import AutoConfig, AutoTokenizer
+
+    from pointsman.export.onnx_export import export_decoder
 
     config = AutoConfig.from_pretrained(checkpoint)
     if config.model_type not in SUPPORTED_MODEL_TYPES:  # before anything is written
@@ -74,14 +77,15 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         tokenizer.save_pretrained(staging)
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else config.eos_token_id
-        context = getattr(config, "n_positions", None) or getattr(config, "n_ctx")
+        context = getattr(config, "n_positions", None) or config.n_ctx
         progress.update(task, advance=1, description=f"{name}: exporting ONNX and checking parity")
         (staged / "1").mkdir(parents=True)
         report = export_decoder(checkpoint, staged / "1")
         # the export's record lives in config.pbtxt: the folder holds config, graph and tokenizer only
         stamp = {
             "digest": digest, "checkpoint": str(checkpoint), "layers": str(report.layers),
-            "max_abs_diff_prefill": f"{report.max_abs_diff:.3e}", "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
+            "max_abs_diff_prefill": f"{report.max_abs_diff:.3e}",
+            "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
         }
         spec = LlmFolderSpec(name=name, context_length=int(context), eos_token_id=int(eos), export_record=stamp)
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
-from pointsman.engine.scheduler import EngineLimits
 from tritonclient.grpc import model_config_pb2 as mc
+
+from pointsman.engine.scheduler import EngineLimits
 
 BACKEND = "pointsman_llm"
 CONFIG_FILE = "config.pbtxt"

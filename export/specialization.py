@@ -18,10 +18,11 @@ import json
 import math
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+
 from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, load_catalog
 
 DOMAIN_OF_TASK = {"coding": "code", "creative": "prose", "qa": "prose", "reasoning": "prose"}
@@ -117,7 +118,8 @@ def table(cross_entropy: dict[str, dict[str, float]], scores: dict[str, dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pointsman.export.specialization", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.export.specialization",
+        description=__doc__.splitlines()[0])
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
     parser.add_argument("--write", action="store_true", help="rewrite the catalog's specialization scores")

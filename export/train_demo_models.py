@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from pointsman.export.demo_corpus import documents, split
 
 LOGGER = logging.getLogger(__name__)
@@ -90,10 +91,12 @@ def held_out_loss(model, stream: np.ndarray, windows: int = 24) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     import torch
+
     from pointsman.export.demo_models import DEMO_SHAPES, corpus, new_model, train_tokenizer
     from pointsman.policy.catalog import load_catalog
 
-    parser = argparse.ArgumentParser(prog="python -m pointsman.export.train_demo_models", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.export.train_demo_models",
+        description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     parser.add_argument("--models", nargs="*", default=list(RECIPES))
     parser.add_argument("--steps", type=int, help="override every recipe's steps (smoke runs)")

@@ -21,11 +21,12 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
+
 from pointsman.export.dataset import load_prompts
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
@@ -146,7 +147,8 @@ def triton_figures(url: str, short: Sequence[str], rounds: int, lexical: Lexical
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_classifier", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_classifier",
+        description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="gRPC host:port of a running server (default: start one)")
     parser.add_argument("--no-server", action="store_true", help="in-process figures only")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the short prompts for latency")

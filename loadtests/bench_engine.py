@@ -22,11 +22,12 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, GenerationResult
 from pointsman.engine.tokenizer import TextTokenizer
@@ -100,7 +101,7 @@ class RunResult:
     mean_batch: float
 
     @classmethod
-    def pool(cls, model: str, batching: bool, concurrency: int, samples: list[Sample]) -> "RunResult":
+    def pool(cls, model: str, batching: bool, concurrency: int, samples: list[Sample]) -> RunResult:
         sinks = [s for sample in samples for s in sample.sinks]
         return cls(model=model, batching=batching, concurrency=concurrency, requests=len(sinks),
                    tokens_per_s=max(sample.tokens_per_s for sample in samples),
@@ -246,7 +247,8 @@ def render(results: list[RunResult], steps: dict[str, dict[int, float]], low: in
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_engine", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_engine",
+        description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated demo models")
     parser.add_argument("--concurrency", default="1,4,16", help="comma-separated client counts")
     parser.add_argument("--requests", type=int, default=32, help="requests per run and round, at least one per client")

@@ -36,9 +36,10 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -256,7 +257,7 @@ class PeerProcess:
         self.threads = threads
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "PeerProcess":
+    def start(self) -> PeerProcess:
         cmd = [sys.executable, "-m", "loadtests.peer_server", "--checkpoint", str(self.checkpoint),
                "--port", str(self.port), "--threads", str(self.threads)]
         with open(self.log_file, "ab") as out:

@@ -22,11 +22,12 @@ import argparse
 import hashlib
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
 from pointsman.export.dataset import LabelledPrompt, load_prompts
 from pointsman.export.demo_corpus import held_out_chunks
 from pointsman.export.specialization import DOMAIN_OF_TASK, SequenceScorer
@@ -129,7 +130,8 @@ def render(outcomes: list[Outcome], ce: np.ndarray, models: list[str], prompts: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_routing", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_routing",
+        description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=48, help="held-out continuations per domain")
     args = parser.parse_args(argv)
     models = load_catalog().names

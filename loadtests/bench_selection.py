@@ -15,17 +15,17 @@ import json
 import random
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
+
 from pointsman.export.dataset import PROMPTS_FILE as PROMPTS
 from pointsman.policy.analysis import LexicalAnalyzer
 from pointsman.policy.catalog import load_catalog
 from pointsman.policy.contract import parse_router
 from pointsman.policy.selection.selector import Selector
 from pointsman.policy.selection.status import StatusBoard
-from rich.console import Console
-from rich.table import Table
 
 
 def varied_prompts(count: int, seed: int = 0) -> list[str]:

@@ -21,11 +21,12 @@ import queue
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.tokenizer import TextTokenizer
 
@@ -172,7 +173,8 @@ def report(model: str, tokens: int, requests: int, served: Timings, raw: Timings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_serving", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_serving",
+        description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="gRPC host:port of a running server (default: start one on free ports)")
     parser.add_argument("--model", default="gpt2")
     parser.add_argument("--requests", type=int, default=20)

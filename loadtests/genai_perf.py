@@ -24,9 +24,9 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 from pointsman.loadtests.perf_analyzer import ROOT, TOOLS_DIR, PerfAnalyzerError, ensure_perf_analyzer
 
@@ -126,7 +126,7 @@ class GenaiPerfResult:
     output_tokens_avg: float
 
     @classmethod
-    def from_export(cls, target: str, model: str, concurrency: int, export: dict) -> "GenaiPerfResult":
+    def from_export(cls, target: str, model: str, concurrency: int, export: dict) -> GenaiPerfResult:
         def stat(metric: str, key: str) -> float | None:
             value = export.get(metric, {}).get(key)
             return None if value is None else float(value)
@@ -211,7 +211,8 @@ def results_table(results: Sequence[GenaiPerfResult]):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.genai_perf", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.genai_perf",
+        description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC host:port")
     parser.add_argument("--model", default="gpt2", help="the language model called directly and named to the router")
     parser.add_argument("--targets", default="direct,manual", help=f"comma-separated, of {', '.join(TARGETS)}")

@@ -1,7 +1,8 @@
 """Router against direct with Triton's perf_analyzer: latency p50/p99, throughput and the router hop.
 
     .venv/bin/python -m pointsman.loadtests.perf_analyzer --url 127.0.0.1:8001
-    .venv/bin/python -m pointsman.loadtests.perf_analyzer --url 127.0.0.1:8001 --concurrency 1,4 --modes direct,manual,auto
+    .venv/bin/python -m pointsman.loadtests.perf_analyzer --url 127.0.0.1:8001 \
+        --concurrency 1,4 --modes direct,manual,auto
 
 perf_analyzer comes from the tritonclient 2.51.0 wheel: the PyPI `perf-analyzer` package
 is an empty placeholder and the binaries of newer tritonclient wheels need a newer glibc
@@ -29,9 +30,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 LOGGER = logging.getLogger(__name__)
 
@@ -296,7 +297,8 @@ def _ints(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.perf_analyzer", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.perf_analyzer",
+        description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC host:port")
     parser.add_argument("--model", default="gpt2", help="the language model: called directly and named to the router")
     parser.add_argument("--modes", default="direct,manual",

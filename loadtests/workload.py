@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pointsman.client.request import FALLBACK_MODES, GenerateRequest
 
@@ -65,7 +66,7 @@ class Workload:
     fallback: str
 
     @classmethod
-    def from_options(cls, options: Any) -> "Workload":
+    def from_options(cls, options: Any) -> Workload:
         models = tuple(m.strip() for m in options.models.split(",") if m.strip())
         if not models:
             raise ValueError("--models needs at least one model name")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+
 from pointsman.engine.decoder import KVCache
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationResult
 
@@ -93,7 +94,7 @@ class FakeTokenizer:
 class RecordingSink:
     """TokenSink that records everything; on_piece runs after each piece (to act mid-flight)."""
 
-    def __init__(self, on_piece: Callable[["RecordingSink"], None] | None = None,
+    def __init__(self, on_piece: Callable[[RecordingSink], None] | None = None,
                  cancel_after: int | None = None) -> None:
         self.pieces: list[str] = []
         self.piece_times: list[float] = []
@@ -156,3 +157,18 @@ def make_engine(fake_tokenizer: FakeTokenizer) -> Callable[..., tuple[Generation
 @pytest.fixture
 def fake_decoder() -> FakeDecoder:
     return FakeDecoder()
+
+
+@pytest.fixture
+def fake_pb_utils(monkeypatch: pytest.MonkeyPatch):
+    """An empty triton_python_backend_utils, so an adapter module imports outside the stub.
+
+    Only for reading what an adapter declares at import time (its tensor types); nothing
+    that calls into Triton may run against it.
+    """
+    import sys
+    import types
+
+    module = types.ModuleType("triton_python_backend_utils")
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", module)
+    return module

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -87,7 +88,7 @@ class OnnxDecoder:
         self._last_step = _LastStep()
 
     @classmethod
-    def from_file(cls, path: str, threads: int = 0, providers: str = "auto") -> "OnnxDecoder":
+    def from_file(cls, path: str, threads: int = 0, providers: str = "auto") -> OnnxDecoder:
         import onnxruntime as ort
 
         options = ort.SessionOptions()

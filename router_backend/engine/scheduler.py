@@ -1,6 +1,6 @@
 """In-flight batching: active sequences of one model decode together, one step at a time.
 
-    engine = GenerationEngine(decoder, tokenizer, EngineLimits(max_num_seqs=8))
+    engine = GenerationEngine(decoder, tokenizer, eos_id=0, limits=EngineLimits(max_num_seqs=8))
     engine.start(); engine.submit(request, sink); ...; engine.stop()
 
 A new request is prefilled and joins the batch at the next step; a finished or
@@ -13,10 +13,12 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
+
 from pointsman.engine.decoder import Decoder, KVCache
 from pointsman.engine.detokenize import IncrementalDetokenizer
 from pointsman.engine.sampling import Sampler, SamplingParams
@@ -37,7 +39,7 @@ class TokenSink(Protocol):
     def on_text(self, piece: str) -> None:
         """A streamed piece of new text (called only for streaming requests)."""
 
-    def on_finish(self, result: "GenerationResult") -> None:
+    def on_finish(self, result: GenerationResult) -> None:
         """The final result; called exactly once unless on_error is."""
 
     def on_error(self, error: Exception) -> None:
@@ -86,7 +88,7 @@ class EngineLimits:
                 "batching": str(self.batching).lower()}
 
     @classmethod
-    def from_parameters(cls, params: dict[str, str]) -> "EngineLimits":
+    def from_parameters(cls, params: dict[str, str]) -> EngineLimits:
         """Limits from config.pbtxt parameters; a missing one keeps its default."""
         default = cls()
         try:
@@ -94,7 +96,8 @@ class EngineLimits:
                        max_tokens_in_flight=int(params.get("max_tokens_in_flight", default.max_tokens_in_flight)),
                        batching=str(params.get("batching", default.batching)).lower() == "true")
         except ValueError as exc:
-            raise ValueError(f"engine parameters max_num_seqs and max_tokens_in_flight must be integers: {exc}") from None
+            raise ValueError(f"engine parameters max_num_seqs and max_tokens_in_flight must be integers: {exc}"
+                             ) from None
 
 
 @dataclass
@@ -194,7 +197,7 @@ class GenerationEngine:
                     break
             try:
                 self._admit_and_step()
-            except Exception:  # noqa: BLE001 - one bad step must not kill the engine thread
+            except Exception:
                 LOGGER.exception("decoding step failed")
 
     def _admit_and_step(self) -> bool:
@@ -324,7 +327,7 @@ class GenerationEngine:
                 token_ids=tuple(seq.generated),
                 mean_logprob=seq.logprob_sum / len(seq.generated) if seq.generated else None,
             ))
-        except Exception:  # noqa: BLE001 - nothing more can reach this caller
+        except Exception:
             LOGGER.exception("could not deliver the result of a request")
 
     def _fail(self, seq: _Sequence, exc: Exception) -> None:
@@ -332,7 +335,7 @@ class GenerationEngine:
         self._release(seq)
         try:
             seq.sink.on_error(exc)
-        except Exception:  # noqa: BLE001 - nothing more can reach this caller
+        except Exception:
             LOGGER.exception("could not deliver the error of a request")
 
 
@@ -344,7 +347,7 @@ def _is_cancelled(seq: _Sequence) -> bool:
 
 
 def token_logprob(logits: np.ndarray, token: int) -> float:
-    """log p(token) under the model's own distribution (softmax at temperature 1)."""
+    """Log p(token) under the model's own distribution (softmax at temperature 1)."""
     row = logits.astype(np.float64)
     top = row.max()
     return float(row[token] - top - np.log(np.exp(row - top).sum()))

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pointsman.engine.sampling import SamplingParams
 from pointsman.engine.scheduler import GenerationRequest
@@ -19,7 +19,7 @@ class TextTokenizer:
         self._tokenizer = tokenizer
 
     @classmethod
-    def from_file(cls, path: str) -> "TextTokenizer":
+    def from_file(cls, path: str) -> TextTokenizer:
         from tokenizers import Tokenizer
 
         return cls(Tokenizer.from_file(path))

@@ -33,9 +33,12 @@ def _serve(args: argparse.Namespace) -> int:
         return server.stop() or 130
     base = f"http://{server.http_url}"
     print(  # noqa: T201
-        f"\nPointsman is ready: HTTP {base}, gRPC {server.grpc_url}, metrics http://{args.host}:{args.metrics_port}/metrics\n"
-        f"Try:\n  curl -X POST {base}/v2/models/gpt2/generate -d '{{\"text_input\":\"def add(a, b):\",\"max_tokens\":16}}'\n"
-        f"  curl -X POST {base}/v2/models/router/generate -d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n",
+        f"\nPointsman is ready: HTTP {base}, gRPC {server.grpc_url}, "
+        f"metrics http://{args.host}:{args.metrics_port}/metrics\n"
+        f"Try:\n  curl -X POST {base}/v2/models/gpt2/generate "
+        f"-d '{{\"text_input\":\"def add(a, b):\",\"max_tokens\":16}}'\n"
+        f"  curl -X POST {base}/v2/models/router/generate "
+        f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n",
         flush=True,
     )
     try:

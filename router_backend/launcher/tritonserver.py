@@ -10,6 +10,7 @@ first on PATH (the stub finds python3 there), numpy 1.x.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -37,7 +38,7 @@ class ServerPorts:
     metrics: int = 8002
 
     @classmethod
-    def free(cls) -> "ServerPorts":
+    def free(cls) -> ServerPorts:
         """Three free loopback ports (for tests)."""
         socks = [socket.socket() for _ in range(3)]
         try:
@@ -130,7 +131,7 @@ class TritonServer:
             "--exit-timeout-secs=5", "--strict-readiness=true", f"--log-verbose={self.verbose}",
         ]
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         out = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115 - owned by the process
         env = server_env()
         # the router reads live load from the metrics port; analytics keep state here
@@ -179,12 +180,11 @@ class TritonServer:
         return self.process.returncode
 
     def _kill_leftovers(self) -> None:
-        try:
+        # ProcessLookupError: nothing is left of the server's process group
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # nothing is left of the server's process group
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         self.start()
         try:
             self.wait_ready()

@@ -10,11 +10,13 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10 (the nvcr Triton image's Python)
     import tomli as tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pointsman.errors import CatalogError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 TASKS = ("coding", "creative", "qa", "reasoning")
 CAPABILITIES = ("general",) + TASKS

@@ -14,12 +14,14 @@ when any of them disagrees.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from pointsman.errors import InvalidRequest
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
+
+from pointsman.errors import InvalidRequest
 
 MAX_TOKENS_CAP = 4096
 
@@ -137,7 +139,7 @@ def field_names(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 def aliases(model: type[BaseModel]) -> dict[str, str]:
-    """alias -> canonical name, e.g. {"prompt": "text_input", "max_length": "max_tokens"}."""
+    """Alias -> canonical name, e.g. {"prompt": "text_input", "max_length": "max_tokens"}."""
     out = {}
     for name, info in model.model_fields.items():
         if isinstance(info.validation_alias, AliasChoices):

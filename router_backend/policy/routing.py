@@ -13,8 +13,9 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 from pointsman.errors import GenerationFailed, ModelRejected, ModelUnavailable, PointsmanError
 from pointsman.policy.contract import GenerateParams, RouterParams, parse_router
@@ -171,7 +172,7 @@ class RoutingService:
         for observe in self.observers:
             try:
                 observe(outcome)
-            except Exception:  # noqa: BLE001 - analytics must never fail a request
+            except Exception:
                 LOGGER.exception("observer failed")
         return outcome
 
@@ -225,6 +226,7 @@ class RoutingService:
         ttft = (first - began) if first is not None else None
         self.board.finished(model, final.tokens, duration, ttft)
         if stream:
-            final = ModelOutput("".join(pieces), final.tokens, final.finish_reason, getattr(final, "mean_logprob", None))
+            final = ModelOutput("".join(pieces), final.tokens, final.finish_reason,
+                                getattr(final, "mean_logprob", None))
         return final, ttft
 

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors
 from pointsman.policy.routing import ModelCallError, ModelOutput
 from pointsman.triton_adapters.model_config import numpy_types
@@ -32,7 +34,7 @@ class BlsError(ModelCallError):
         self.code = code
 
 
-def _tensor(name: str, value: Any) -> "pb_utils.Tensor":
+def _tensor(name: str, value: Any) -> pb_utils.Tensor:
     dtype = LLM_FIELD_TYPES[name]
     if dtype is np.object_:
         return pb_utils.Tensor(name, np.array([str(value).encode("utf-8")], dtype=np.object_))

@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
 from pointsman.policy.analysis import PromptAnalysis, analysis_from_outputs
 from pointsman.triton_adapters.bls import BlsError
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import triton_python_backend_utils as pb_utils
+
 from pointsman.engine.scheduler import GenerationEngine, GenerationResult
 from pointsman.errors import GenerationFailed
 from pointsman.triton_adapters.triton_io import FINAL, error_response, response
@@ -66,17 +67,22 @@ class Outbox:
                 texts.setdefault(sender, []).append(piece)
                 continue
             if sender in texts:  # its earlier text goes first
-                _send(sender, lambda joined="".join(texts.pop(sender)): response(text_output=joined), 0)
+                _send_text(sender, texts.pop(sender))
             _send(sender, build, flags)
         for sender, pieces in texts.items():
-            _send(sender, lambda joined="".join(pieces): response(text_output=joined), 0)
+            _send_text(sender, pieces)
+
+
+def _send_text(sender, pieces: list[str]) -> None:
+    joined = "".join(pieces)
+    _send(sender, lambda: response(text_output=joined), 0)
 
 
 def _send(sender, build: Callable[[], object], flags: int) -> None:
     try:
         sender.send(build(), flags=flags)
     except Exception:  # noqa: BLE001 - the caller is gone; nothing more can reach it
-        pass
+        return
 
 
 class ResponseSink:

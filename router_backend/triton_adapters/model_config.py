@@ -12,9 +12,11 @@ No triton_python_backend_utils import: `config` is the ModelConfig object Triton
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+
 from pointsman.policy.contract import LLM_OUTPUTS, RECOMMEND_OUTPUTS, ROUTER_OUTPUTS, TensorSpec
 
 NUMPY_TYPES: dict[str, Any] = {
@@ -32,7 +34,7 @@ class ContractMismatch(ValueError):
 
 
 def numpy_types(specs: Iterable[TensorSpec]) -> dict[str, Any]:
-    """name -> numpy dtype, e.g. for the tensors of a BLS request."""
+    """Name -> numpy dtype, e.g. for the tensors of a BLS request."""
     return {spec.name: NUMPY_TYPES[spec.data_type] for spec in specs}
 
 

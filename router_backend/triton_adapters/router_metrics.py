@@ -131,7 +131,7 @@ class RouterMetrics:
         for family, labels, op, value in updates(record):
             try:
                 getattr(self._metric(family, labels), op)(value)
-            except Exception:  # noqa: BLE001 - a metric must never fail a request
+            except Exception:
                 LOGGER.exception("could not update metric %s%s %s", PREFIX, family, labels)
 
     def _metric(self, family: str, labels: dict[str, str]) -> Any:

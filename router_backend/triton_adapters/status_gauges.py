@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import triton_python_backend_utils as pb_utils
+
 from pointsman.policy.selection.live import LIVE_GAUGES
 from pointsman.policy.selection.status import StatusBoard
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
 from pointsman.errors import InvalidRequest, ModelUnavailable, PointsmanError
 from pointsman.triton_adapters.model_config import OUTPUT_TYPES
 
@@ -48,10 +50,11 @@ def model_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
 
 def require_decoupled(model_config: Mapping[str, Any], name: str) -> None:
     if not model_config.get("model_transaction_policy", {}).get("decoupled"):
-        raise pb_utils.TritonModelException(f"{name} must be decoupled (model_transaction_policy {{ decoupled: true }})")
+        raise pb_utils.TritonModelException(
+            f"{name} must be decoupled (model_transaction_policy {{ decoupled: true }})")
 
 
-def to_triton_error(exc: BaseException) -> "pb_utils.TritonError":
+def to_triton_error(exc: BaseException) -> pb_utils.TritonError:
     """The one mapping from package errors to Triton errors; messages stay short."""
     codes = pb_utils.TritonError
     if isinstance(exc, InvalidRequest):
@@ -66,7 +69,7 @@ def to_triton_error(exc: BaseException) -> "pb_utils.TritonError":
     return pb_utils.TritonError(str(exc), code)
 
 
-def error_response(exc: BaseException) -> "pb_utils.InferenceResponse":
+def error_response(exc: BaseException) -> pb_utils.InferenceResponse:
     """A response carrying the mapped error; non-decoupled models return it from execute."""
     return pb_utils.InferenceResponse(error=to_triton_error(exc))
 
@@ -83,13 +86,13 @@ def check_known_fields(fields: Mapping[str, Any], accepted: Iterable[str]) -> No
             raise InvalidRequest(name, f"unknown field; accepted fields: {', '.join(accepted)}")
 
 
-def tensor(name: str, value: Any, dtype=None) -> "pb_utils.Tensor":
+def tensor(name: str, value: Any, dtype=None) -> pb_utils.Tensor:
     if isinstance(value, str):
         return pb_utils.Tensor(name, np.array([value.encode("utf-8")], dtype=np.object_))
     return pb_utils.Tensor(name, np.array([value], dtype=dtype))
 
 
-def response(**outputs: Any) -> "pb_utils.InferenceResponse":
+def response(**outputs: Any) -> pb_utils.InferenceResponse:
     """A response from keyword outputs, typed as the contract declares them.
 
     Outputs the contract does not declare (the control models') are typed from the value:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, greedy_reference
 from pointsman.engine.tokenizer import TextTokenizer

@@ -9,7 +9,6 @@ trained on a few lines), so the whole module runs in seconds and needs no downlo
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import pointsman.export.onnx_export as onnx_export  # noqa: E402
-from pointsman.export.pipeline import export_model, export_record  # noqa: E402
-from rich.console import Console  # noqa: E402
+from rich.console import Console
+
+import pointsman.export.onnx_export as onnx_export
+from pointsman.export.pipeline import export_model, export_record
 
 CONTEXT = 64
 TEXT = [

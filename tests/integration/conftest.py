@@ -19,12 +19,14 @@ import os
 import queue
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pytest
+
 from pointsman.client.request import scalar
 from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 

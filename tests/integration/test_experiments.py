@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats as sps
+
 from pointsman.ops.usage.records import RequestRecord
 from pointsman.ops.usage.store import StateStore, default_db_path
-from scipy import stats as sps
 
 pytestmark = pytest.mark.integration
 

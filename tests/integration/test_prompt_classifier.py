@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+
 from pointsman.policy.analysis import TASKS
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+
 from pointsman.ops.usage.records import RequestRecord
 from pointsman.ops.usage.store import StateStore
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from pointsman.loadtests.bench_report import (
     TARGETS,
     CellResult,

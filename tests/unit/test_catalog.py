@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
-import tomllib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+import tomllib
+
 from pointsman.errors import CatalogError
 from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, load_catalog, parse_catalog
 

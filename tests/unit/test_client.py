@@ -14,6 +14,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
 from pointsman.client.cli import describe_generation, generate_options
 from pointsman.client.request import GenerateRequest, as_request, build_inputs, input_specs, recommend_fields, scalar
 from pointsman.client.types import (
@@ -30,7 +32,6 @@ from pointsman.launcher.cli import build_parser
 from pointsman.launcher.cli import main as pointsman_main
 from pointsman.loadtests.workload import Workload, check_answer, default_grpc_url, parse_weights, request_name
 from pointsman.policy.contract import parse_generate, parse_router
-from tritonclient.utils import InferenceServerException
 
 SELECTION_FIELDS = {"model", "auto_select", "preferred_model", "fallback_mode"}
 

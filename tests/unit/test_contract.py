@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pointsman.errors import InvalidRequest
 from pointsman.policy.contract import MAX_TOKENS_CAP, parse_generate, parse_router
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
 from pointsman.engine.detokenize import REPLACEMENT, IncrementalDetokenizer
 from pointsman.engine.tokenizer import TextTokenizer
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 TEXTS = [
     "plain ascii, the cat sat",

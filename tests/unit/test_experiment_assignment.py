@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+
 from pointsman.ops.experiments.assignment import pick_arm, user_bucket
 from pointsman.ops.experiments.definition import parse_experiment
 

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+
 from pointsman.errors import InvalidRequest
 from pointsman.ops.experiments.definition import ExperimentFileError, load_experiments_file, parse_experiment
 from pointsman.ops.experiments.manager import ExperimentManager

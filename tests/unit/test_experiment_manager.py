@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+
 from pointsman.errors import InvalidRequest
 from pointsman.ops.experiments.manager import ACTIONS, ExperimentManager
 from pointsman.ops.usage.store import StateStore

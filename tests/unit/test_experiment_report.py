@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as sps
+
 from pointsman.ops.experiments.definition import parse_experiment
 from pointsman.ops.experiments.report import build_report
-from scipy import stats as sps
 
 
 def experiment(metric: str = "duration_s", arms: tuple[str, ...] = ("a", "b"), min_n: int = 10, max_n: int = 100,

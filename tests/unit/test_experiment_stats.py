@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from pointsman.ops.experiments.stats import compare_proportions, mean_ci, welch, wilson_ci
 from scipy import stats as sps
+
+from pointsman.ops.experiments.stats import compare_proportions, mean_ci, welch, wilson_ci
 
 T_975 = {3: 3.182446305284263, 4: 2.7764451051977987, 9: 2.2621571627409915}  # Student t quantiles (tables)
 Z_975 = 1.959963984540054

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from pointsman.export.dataset import load_prompts
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis, PromptAnalyzer
 from pointsman.policy.analysis.lexical import Rule

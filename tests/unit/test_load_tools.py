@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from pointsman.loadtests import genai_perf, perf_analyzer
 from pointsman.loadtests.perf_analyzer import Measurement, find_vendored, input_data, parse_csv, summarize
 
@@ -72,7 +73,7 @@ def test_genai_perf_commands_select_the_mode_with_extra_inputs(tmp_path: Path) -
     hybrid = genai_perf.profile_command(Path("genai-perf"), target="hybrid", **common)
     assert direct[direct.index("-m") + 1] == "gpt2" and hybrid[hybrid.index("-m") + 1] == "router"
     assert "preferred_model:gpt2" in hybrid and "ignore_eos:true" in hybrid and "--streaming" in hybrid
-    assert ["--service-kind", "triton", "--backend", "tensorrtllm"] == direct[4:8]
+    assert direct[4:8] == ["--service-kind", "triton", "--backend", "tensorrtllm"]
 
 
 def test_the_shim_drops_genai_perfs_model_label_and_keeps_a_model_input(tmp_path: Path) -> None:

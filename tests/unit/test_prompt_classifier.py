@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from pointsman.export.dataset import PROMPTS_FILE
 from pointsman.policy.analysis import TASKS, PromptAnalysis
 from pointsman.policy.analysis.classifier import LEXICAL_OVERRIDE, analysis_from_outputs, combine
@@ -69,7 +70,8 @@ def test_committed_config_is_the_generated_one_with_batching_on():
     folder = PROMPTS_FILE.parents[2] / "model_repository" / NAME
     config = classifier_config()
 
-    assert (folder / "config.pbtxt").read_text() == render_config(), "run: python -m pointsman.export.classifier --write-config"
+    regenerate = "run: python -m pointsman.export.classifier --write-config"
+    assert (folder / "config.pbtxt").read_text() == render_config(), regenerate
     assert config.max_batch_size > 0 and config.HasField("dynamic_batching")
     assert [o.name for o in config.output] == ["probabilities", "complexity", "task"]
     assert list(config.output[0].dims) == [len(TASKS)]

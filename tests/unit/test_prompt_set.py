@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
 from pointsman.export import prompt_set
 from pointsman.export.dataset import load_prompts, split_of
 from pointsman.policy.analysis import TASKS

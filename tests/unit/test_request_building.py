@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pointsman.engine.sampling import SamplingParams
 from pointsman.engine.tokenizer import build_generation_request
 from pointsman.errors import InvalidRequest

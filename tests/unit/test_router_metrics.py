@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from pointsman.triton_adapters.router_metrics import FAMILIES, PREFIX, RouterMetrics
 
 
@@ -26,13 +27,13 @@ class FakeMetricFamily:
     """The shape of pb_utils.MetricFamily in Triton 2.51 (kinds as class attributes)."""
 
     COUNTER, GAUGE, HISTOGRAM = "COUNTER", "GAUGE", "HISTOGRAM"
-    created: dict[str, "FakeMetricFamily"] = {}
+    created: dict[str, FakeMetricFamily] = {}
 
     def __init__(self, name: str, description: str, kind: str) -> None:
         self.name, self.kind, self.metrics = name, kind, []
         FakeMetricFamily.created[name] = self
 
-    def Metric(self, labels: dict, buckets: list | None = None) -> FakeMetric:  # noqa: N802 - Triton's name
+    def Metric(self, labels: dict, buckets: list | None = None) -> FakeMetric:
         if (self.kind == "HISTOGRAM") != (buckets is not None):
             raise ValueError("Failed to create metric. Missing required buckets / Unexpected buckets found.")
         metric = FakeMetric(self.kind, labels, buckets)

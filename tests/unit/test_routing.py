@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+
 from pointsman.errors import GenerationFailed, InvalidRequest, ModelUnavailable
 from pointsman.policy.routing import ModelCallError, RoutingService
 from pointsman.policy.selection.live import parse_load, parse_ready
 from pointsman.policy.selection.metadata import model_metadata
-
 from tests.unit.test_selection import make_selector
 
 
@@ -256,7 +256,6 @@ def test_arm_whose_model_is_not_ready_leaves_the_request_out_of_the_experiment()
 
 def test_classifier_policy_uses_the_classifier_and_falls_back_to_lexical_when_it_is_away():
     from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer
-
     from tests.unit.test_selection import FixedAnalyzer
 
     served = FixedAnalyzer("reasoning")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from pointsman.engine.sampling import Sampler, SamplingParams, filtered_probabilities
 
 # softmax at temperature 1 gives exactly these probabilities

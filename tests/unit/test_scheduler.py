@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from pointsman.engine import scheduler
 from pointsman.engine.sampling import SamplingParams
 from pointsman.engine.scheduler import GenerationRequest, greedy_reference
@@ -307,6 +308,7 @@ def test_request_cancelled_while_queued_leaves_the_queue(make_engine, make_sink,
 
 def test_token_logprob_is_the_log_softmax_of_the_chosen_token():
     import numpy as np
+
     from pointsman.engine.scheduler import token_logprob
 
     logits = np.array([2.0, 1.0, 0.5, -1.0], dtype=np.float32)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import tomllib
 
-import pytest
 from pointsman.errors import InvalidRequest, ModelUnavailable
 from pointsman.policy.analysis import PromptAnalysis
 from pointsman.policy.catalog import TASKS, parse_catalog

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from pointsman.export.demo_corpus import is_held_out, is_prose, split
 from pointsman.export.specialization import rewrite_catalog, scores_from
 from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, parse_catalog

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pointsman.errors import GenerationFailed, InvalidRequest, ModelRejected, ModelUnavailable, PointsmanError
 from pointsman.ops.experiments.assignment import Assignment
 from pointsman.ops.usage.outcome import error_kind, record_from_outcome

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from pointsman.ops.usage.records import RequestRecord
 from pointsman.ops.usage.store import StateStore, default_db_path
 from pointsman.ops.usage.writer import RecordWriter

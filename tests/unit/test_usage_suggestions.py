@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pointsman.ops.usage.suggestions import Thresholds, specialists_from_catalog, suggest
 from pointsman.policy.catalog import load_catalog
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pointsman.errors import InvalidRequest
 from pointsman.ops.usage.analytics import describe, summarize
 from pointsman.ops.usage.service import UsageAnalytics, parse_window

@@ -6,6 +6,7 @@
 import json
 
 import triton_python_backend_utils as pb_utils
+
 from pointsman.errors import InvalidRequest
 from pointsman.policy.selection.live import start_live_status
 from pointsman.policy.selection.metadata import model_metadata

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
 from pointsman.errors import InvalidRequest
 from pointsman.policy.analysis.base import TASKS
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier

@@ -6,6 +6,7 @@
 import json
 
 import triton_python_backend_utils as pb_utils
+
 from pointsman.policy.analysis import LexicalAnalyzer, TwoStageAnalyzer
 from pointsman.policy.contract import RECOMMEND_OUTPUTS, RecommendParams, field_names, input_tensors, parse_recommend
 from pointsman.policy.selection.live import start_live_status

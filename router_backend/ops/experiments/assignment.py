@@ -9,8 +9,8 @@ its restarts and its replicas must all agree on a user's arm.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from pointsman.ops.experiments.definition import ArmDef
 
@@ -28,7 +28,7 @@ class Assignment:
 
 def user_bucket(experiment: str, user: str) -> float:
     """A number in [0, 1) fixed by experiment and user; independent across experiments."""
-    digest = hashlib.sha256(f"{experiment}\x00{user}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{experiment}\x00{user}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 

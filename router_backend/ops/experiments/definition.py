@@ -16,12 +16,14 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10 (the nvcr Triton image's Python)
     import tomli as tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pointsman.errors import InvalidRequest, PointsmanError
 from pointsman.policy.catalog import TASKS
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 POLICIES = ("lexical", "classifier")
 EXPERIMENT_MODES = ("auto", "hybrid")  # hybrid: only requests that fell back to auto-selection
@@ -64,7 +66,7 @@ class ArmDef(_Strict):
     policy: Literal["lexical", "classifier"] | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ArmDef":
+    def _one_kind(self) -> ArmDef:
         if (self.model is None) == (self.policy is None):
             raise ValueError("model: an arm names exactly one of model or policy")
         return self
@@ -95,7 +97,7 @@ class StoppingDef(_Strict):
     auto_stop: bool = False
 
     @model_validator(mode="after")
-    def _ordered(self) -> "StoppingDef":
+    def _ordered(self) -> StoppingDef:
         if self.max_samples_per_arm < self.min_samples_per_arm:
             raise ValueError("max_samples_per_arm: must be >= min_samples_per_arm")
         return self
@@ -110,7 +112,7 @@ class ExperimentDef(_Strict):
     stopping: StoppingDef = StoppingDef()
 
     @model_validator(mode="after")
-    def _coherent(self) -> "ExperimentDef":
+    def _coherent(self) -> ExperimentDef:
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arms: arm names must be unique, got {names}")

@@ -18,8 +18,9 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pointsman.errors import InvalidRequest
 from pointsman.ops.experiments.assignment import Assignment, pick_arm, user_bucket

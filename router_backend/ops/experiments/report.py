@@ -13,7 +13,7 @@ minimum sample size is the guard, and the report says so.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pointsman.ops.experiments.definition import METRICS, ExperimentDef
 from pointsman.ops.experiments.stats import compare_proportions, mean_ci, welch, wilson_ci

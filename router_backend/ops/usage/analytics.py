@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+
 from pointsman.ops.usage.records import SELECTION_MODES, RequestRecord
 from pointsman.ops.usage.suggestions import Thresholds, suggest
 

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 SELECTION_MODES = ("manual", "auto", "hybrid")
 # A request rejected before its selection mode is known (a malformed request) has mode "".
@@ -78,6 +79,6 @@ class RequestRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RequestRecord":
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestRecord:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pointsman.errors import InvalidRequest
 from pointsman.ops.usage.analytics import summarize

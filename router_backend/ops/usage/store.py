@@ -16,10 +16,10 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from pointsman.ops.usage.records import RequestRecord
 
@@ -110,7 +110,7 @@ class StateStore:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "StateStore":
+    def __enter__(self) -> StateStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -10,10 +10,11 @@ A rule stays silent below `min_requests` of the traffic it judges: advice from f
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
+
 from pointsman.ops.usage.records import RequestRecord
 
 Suggestion = dict

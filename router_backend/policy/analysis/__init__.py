@@ -8,5 +8,5 @@ from pointsman.policy.analysis.base import TASKS, PromptAnalysis, PromptAnalyzer
 from pointsman.policy.analysis.classifier import ClassifierAnalyzer, TwoStageAnalyzer, analysis_from_outputs, combine
 from pointsman.policy.analysis.lexical import LexicalAnalyzer
 
-__all__ = ["TASKS", "ClassifierAnalyzer", "LexicalAnalyzer", "PromptAnalysis", "PromptAnalyzer", "TwoStageAnalyzer", "analysis_from_outputs",
-           "combine"]
+__all__ = ["TASKS", "ClassifierAnalyzer", "LexicalAnalyzer", "PromptAnalysis", "PromptAnalyzer", "TwoStageAnalyzer",
+           "analysis_from_outputs", "combine"]

@@ -15,11 +15,12 @@ is not confident.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
+
 from pointsman.policy.analysis.base import TASKS, PromptAnalysis
 
 LOGGER = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class TwoStageAnalyzer:
             return fast
         try:
             slow = self.classify(prompt)
-        except Exception:  # noqa: BLE001 - the lexical answer is a complete fallback
+        except Exception:
             LOGGER.warning("prompt classifier call failed; using the lexical analysis", exc_info=True)
             return replace(fast, analyzer=f"{fast.analyzer} (classifier unavailable)")
         if slow is None:
@@ -158,7 +159,7 @@ class ClassifierAnalyzer:
     def analyze(self, prompt: str) -> PromptAnalysis:
         try:
             answer = self.classify(prompt)
-        except Exception:  # noqa: BLE001 - the fallback is a complete answer
+        except Exception:
             LOGGER.warning("prompt classifier call failed; using the fallback analysis", exc_info=True)
             answer = None
         if answer is not None:

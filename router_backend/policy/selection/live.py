@@ -18,9 +18,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from pointsman.policy.catalog import DEFAULT_CATALOG, Catalog, load_catalog
 from pointsman.policy.selection.status import StatusBoard
-from prometheus_client.parser import text_string_to_metric_families
 
 LOGGER = logging.getLogger(__name__)
 PENDING = "nv_inference_pending_request_count"

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from pointsman.errors import InvalidRequest, ModelUnavailable
 from pointsman.policy.catalog import Catalog
@@ -96,8 +97,8 @@ class Selector:
             raise InvalidRequest("auto_select", "false needs 'model' or 'preferred_model' naming the model to use")
         for name, value in (("model", params.model), ("preferred_model", params.preferred_model)):
             if value is not None and value not in self.catalog:
-                raise InvalidRequest(name, f"must be one of the served language models: {', '.join(self.catalog.names)}",
-                                     got=value)
+                served = ", ".join(self.catalog.names)
+                raise InvalidRequest(name, f"must be one of the served language models: {served}", got=value)
 
     def _loaded_list(self) -> str:
         return ", ".join(self.board.ready_models()) or "none"
