@@ -247,6 +247,14 @@ def test_image_installs_every_library_the_served_code_imports():
         assert any(n in installed for n in names), f"the models import {module} ({names}) but the image lacks it"
 
 
+def test_image_installs_the_language_model_backend_where_triton_looks_for_backends():
+    from pointsman.launcher.tritonserver import LLM_BACKEND, LLM_BACKEND_SOURCE
+
+    source = LLM_BACKEND_SOURCE.relative_to(ROOT)
+    runs = " ".join(instructions("RUN", final_stage()))
+    assert f"cp {source} /opt/tritonserver/backends/{LLM_BACKEND}/model.py" in runs
+
+
 def test_image_installs_the_package_itself_without_its_dependencies():
     runs = [v for v in instructions("RUN", final_stage()) if "pip install" in v and " ." in v]
     assert runs and all("--no-deps" in v for v in runs), "the pinned runtime must not be replaced by pyproject's"
