@@ -13,24 +13,41 @@ import sys
 from pathlib import Path
 
 
+class _Stop(Exception):
+    """SIGTERM or SIGHUP reached serve: stop the server like Ctrl-C does."""
+
+
+def _raise_stop(*_: object) -> None:
+    raise _Stop
+
+
 def _serve(args: argparse.Namespace) -> int:
     from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
     server = TritonServer(args.model_repository, host=args.host,
                           ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port))
-    server.start()
-    # forward SIGTERM (and SIGHUP: the server has its own session, the terminal's signals
-    # reach only us) as SIGINT so tritonserver unloads models and exits cleanly
-    for forwarded in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(forwarded, lambda *_: server.process and server.process.send_signal(signal.SIGINT))
+    # SIGTERM and SIGHUP (the server has its own session: the terminal's signals reach
+    # only us) stop it as Ctrl-C does: SIGINT, a bounded wait, then every process it started
+    for stopping in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stopping, _raise_stop)
     try:
-        server.wait_ready(timeout=args.ready_timeout)
+        return _run(server, args)
+    except KeyboardInterrupt:
+        return 130
+    except _Stop:
+        return 143
     except ServerError as exc:
         print(f"pointsman serve: {exc}", file=sys.stderr)  # noqa: T201
-        server.stop()
         return 1
-    except KeyboardInterrupt:
-        return server.stop() or 130
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the stop below is bounded
+            signal.signal(signum, signal.SIG_IGN)
+        server.stop()
+
+
+def _run(server, args: argparse.Namespace) -> int:
+    server.start()
+    server.wait_ready(timeout=args.ready_timeout)
     base = f"http://{server.http_url}"
     print(  # noqa: T201
         f"\nPointsman is ready: HTTP {base}, gRPC {server.grpc_url}, "
@@ -41,11 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
         f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n",
         flush=True,
     )
-    try:
-        code = server.process.wait()
-    except KeyboardInterrupt:
-        code = server.stop()
-    return code or 0
+    # tritonserver exiting on its own (a crash, a signal of its own) ends serve too
+    return server.process.wait() or 0
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -27,6 +27,12 @@ from pathlib import Path
 LOGGER = logging.getLogger(__name__)
 
 
+EXIT_TIMEOUT_S = 5  # tritonserver's --exit-timeout-secs: how long it waits for in-flight requests
+# how long stop() waits for tritonserver after SIGINT before killing it: it can hang on exit
+# while a gRPC stream still holds a decoupled request, past its own exit timeout
+STOP_GRACE_S = EXIT_TIMEOUT_S + 5
+
+
 class ServerError(RuntimeError):
     """tritonserver failed to start or a model failed to load."""
 
@@ -128,7 +134,7 @@ class TritonServer:
             f"--http-address={self.host}", f"--http-port={self.ports.http}",
             f"--grpc-address={self.host}", f"--grpc-port={self.ports.grpc}",
             f"--metrics-address={self.host}", f"--metrics-port={self.ports.metrics}",
-            "--exit-timeout-secs=5", "--strict-readiness=true", f"--log-verbose={self.verbose}",
+            f"--exit-timeout-secs={EXIT_TIMEOUT_S}", "--strict-readiness=true", f"--log-verbose={self.verbose}",
         ]
 
     def start(self) -> TritonServer:
@@ -166,7 +172,12 @@ class TritonServer:
             return "(see the server output above)"
         return "\n".join(Path(self.log_file).read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self, timeout: float = 30.0) -> int | None:
+    def stop(self, timeout: float = STOP_GRACE_S) -> int | None:
+        """SIGINT, then SIGKILL after `timeout`; then reap every process of the server's group.
+
+        The Python backend stubs share the server's process group, and a stub whose model
+        was not finalized (the server exited or was killed first) outlives it otherwise.
+        """
         if self.process is None:
             return None
         if self.process.poll() is None:
