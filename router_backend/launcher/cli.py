@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
+
+from pointsman.policy.admin import ADMIN_HEADER, ADMIN_KEY_ENV
 
 
 class _Stop(Exception):
@@ -25,7 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
     from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
     server = TritonServer(args.model_repository, host=args.host,
-                          ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port))
+                          ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port),
+                          admin_key=args.admin_key)
     # SIGTERM and SIGHUP (the server has its own session: the terminal's signals reach
     # only us) stop it as Ctrl-C does: SIGINT, a bounded wait, then every process it started
     for stopping in (signal.SIGTERM, signal.SIGHUP):
@@ -94,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-port", type=int, default=8001)
     serve.add_argument("--metrics-port", type=int, default=8002)
     serve.add_argument("--ready-timeout", type=float, default=300.0)
+    serve.add_argument("--admin-key", default=os.environ.get(ADMIN_KEY_ENV) or None,
+                       help=f"restrict Triton's admin APIs and experiment changes to callers sending it in the "
+                            f"'{ADMIN_HEADER}' header (default: ${ADMIN_KEY_ENV}; none: unrestricted)")
     serve.set_defaults(func=_serve)
 
     export = sub.add_parser("export", help="export a local Hugging Face checkpoint into the repository")

@@ -24,6 +24,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pointsman.policy.admin import ADMIN_KEY_ENV, triton_restriction_flags
+
 LOGGER = logging.getLogger(__name__)
 
 
@@ -108,13 +110,15 @@ class TritonServer:
     """A tritonserver child process with explicit model control and every model loaded."""
 
     def __init__(self, repository: Path, host: str = "127.0.0.1", ports: ServerPorts = ServerPorts(),
-                 state_dir: Path | None = None, log_file: Path | None = None, verbose: int = 0) -> None:
+                 state_dir: Path | None = None, log_file: Path | None = None, verbose: int = 0,
+                 admin_key: str | None = None) -> None:
         self.repository = repository.resolve()
         self.host = host
         self.ports = ports
         self.state_dir = (state_dir or Path(".pointsman")).resolve()
         self.log_file = log_file
         self.verbose = verbose
+        self.admin_key = admin_key or None  # restricts Triton's admin APIs and experiment changes
         self.process: subprocess.Popen | None = None
 
     @property
@@ -135,6 +139,7 @@ class TritonServer:
             f"--grpc-address={self.host}", f"--grpc-port={self.ports.grpc}",
             f"--metrics-address={self.host}", f"--metrics-port={self.ports.metrics}",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}", "--strict-readiness=true", f"--log-verbose={self.verbose}",
+            *(triton_restriction_flags(self.admin_key) if self.admin_key else []),
         ]
 
     def start(self) -> TritonServer:
@@ -144,6 +149,9 @@ class TritonServer:
         env["POINTSMAN_HTTP_URL"] = f"http://{self.host}:{self.ports.http}"
         env["POINTSMAN_METRICS_URL"] = f"http://{self.host}:{self.ports.metrics}/metrics"
         env["POINTSMAN_STATE_DIR"] = str(self.state_dir)
+        env.pop(ADMIN_KEY_ENV, None)
+        if self.admin_key:  # the router and experiments models read it (pointsman.policy.admin)
+            env[ADMIN_KEY_ENV] = self.admin_key
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # own process group, so stop() can also reap the Python backend stubs that a
         # crashed server leaves behind (they outlive it and ignore SIGTERM)

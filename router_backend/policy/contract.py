@@ -54,7 +54,9 @@ class GenerateParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     # optional as a tensor so the alias `prompt` can stand in; required here
-    text_input: str = _field(..., "TYPE_STRING", "a non-empty string (alias: prompt)", _TEXT, min_length=1)
+    # pattern: at least one character that is not white space (a blank prompt is refused)
+    text_input: str = _field(..., "TYPE_STRING", "a string that is not blank (alias: prompt)", _TEXT,
+                             min_length=1, pattern=r"\S")
     # strict: true/false are not token counts, "5" is not a seed
     max_tokens: int = _field(20, "TYPE_INT32", f"an integer from 1 to {MAX_TOKENS_CAP} (alias: max_length)", _MAX,
                              ge=1, le=MAX_TOKENS_CAP, strict=True)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from pointsman.errors import InvalidRequest, ModelUnavailable, PointsmanError
+from pointsman.errors import Forbidden, InvalidRequest, ModelUnavailable, PointsmanError
+from pointsman.policy.admin import ADMIN_HEADER, ADMIN_PARAMETER
 from pointsman.triton_adapters.model_config import OUTPUT_TYPES
 
 LOGGER = logging.getLogger(__name__)
@@ -31,12 +32,34 @@ def _scalar(array: np.ndarray) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def request_fields(request, input_names: Iterable[str]) -> dict[str, Any]:
-    """Inputs present as tensors plus request parameters (unknown JSON keys land there)."""
-    fields: dict[str, Any] = {}
+def _parameters(request) -> dict[str, Any]:
     raw = request.parameters()
-    if raw:
-        fields.update(json.loads(raw) if isinstance(raw, str) else raw)
+    if not raw:
+        return {}
+    return dict(json.loads(raw) if isinstance(raw, str) else raw)
+
+
+def _is_admin_key(name: str) -> bool:
+    # a forwarded header keeps the client's spelling (Pointsman-Admin-Key); HTTP ignores case
+    return name.lower() in (ADMIN_HEADER, ADMIN_PARAMETER)
+
+
+def admin_key_of(request) -> str | None:
+    """The admin key the caller sent: a forwarded header (infer, gRPC) or a body field (generate).
+
+    Triton 2.51 forwards headers to models on /infer and gRPC, not on the generate
+    endpoints: there the key travels as the `admin_key` JSON field.
+    """
+    values = [value for name, value in _parameters(request).items() if _is_admin_key(name)]
+    return str(values[0]) if values else None
+
+
+def request_fields(request, input_names: Iterable[str]) -> dict[str, Any]:
+    """Inputs present as tensors plus request parameters (unknown JSON keys land there).
+
+    The admin key is not a field: admin_key_of reads it.
+    """
+    fields = {name: value for name, value in _parameters(request).items() if not _is_admin_key(name)}
     for name in input_names:
         tensor = pb_utils.get_input_tensor_by_name(request, name)
         if tensor is not None:
@@ -57,7 +80,9 @@ def require_decoupled(model_config: Mapping[str, Any], name: str) -> None:
 def to_triton_error(exc: BaseException) -> pb_utils.TritonError:
     """The one mapping from package errors to Triton errors; messages stay short."""
     codes = pb_utils.TritonError
-    if isinstance(exc, InvalidRequest):
+    # Forbidden: a Python model cannot answer 403 through Triton 2.51; INVALID_ARG (400) says
+    # "your request", where UNAVAILABLE (503 on /infer) would invite a retry
+    if isinstance(exc, (InvalidRequest, Forbidden)):
         code = codes.INVALID_ARG
     elif isinstance(exc, ModelUnavailable):
         code = codes.UNAVAILABLE

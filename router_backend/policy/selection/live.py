@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pointsman.policy.admin import admin_headers
 from pointsman.policy.catalog import DEFAULT_CATALOG, Catalog, load_catalog
 from pointsman.policy.selection.status import StatusBoard
 
@@ -104,8 +105,9 @@ class StatusPoller:
     def poll_once(self) -> None:
         self._last_poll = time.monotonic()
         try:
+            # the repository API is restricted when the server has an admin key
             request = urllib.request.Request(f"{self.endpoints.http_url}/v2/repository/index", data=b"{}",
-                                             method="POST")
+                                             method="POST", headers=admin_headers())
             with urllib.request.urlopen(request, timeout=1.0) as resp:
                 ready = parse_ready(json.loads(resp.read()))
             self.ready_names = frozenset(ready)
