@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.waiting import wait_until
+
 CODE_PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n"
 POEM_PROMPT = "Write a short poem about the autumn rain falling on the old city"
 QA_PROMPT = "What is the capital of France?"
@@ -29,15 +31,6 @@ def routed(triton, **body) -> dict:
     status, answer = route(triton, **body)
     assert status == 200 and "error" not in answer, answer
     return answer
-
-
-def wait_until(predicate, timeout=5.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_manual_selection_uses_exactly_the_named_model(triton):

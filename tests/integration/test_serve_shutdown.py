@@ -14,25 +14,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from pointsman.launcher.tritonserver import STOP_GRACE_S, ServerPorts
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB = "triton_python_backend_stub"
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def group_members(pgid: int) -> list[int]:
