@@ -62,6 +62,7 @@ class ModelOutput:
     tokens: int
     finish_reason: str
     mean_logprob: float | None = None
+    prompt_tokens: int = 0  # as the model's tokenizer counted the prompt (rendered chat included)
 
 
 # (model, generation fields, is_cancelled) -> (piece, None)* then ("", Final)
@@ -79,6 +80,7 @@ class RoutedResult:
     duration_s: float
     streamed: bool = False  # the text already went out piece by piece
     mean_logprob: float | None = None  # the model's mean token log-likelihood (A/B quality signal)
+    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,8 @@ class RoutingService:
         result = RoutedResult(request_id=request_id, text=final.text, tokens=final.tokens,
                               finish_reason=final.finish_reason, decision=decision, ttft_s=ttft,
                               duration_s=time.perf_counter() - start, streamed=params.stream,
-                              mean_logprob=getattr(final, "mean_logprob", None))
+                              mean_logprob=getattr(final, "mean_logprob", None),
+                              prompt_tokens=getattr(final, "prompt_tokens", 0))
         return result, decision, retried
 
     def _call(self, model: str, fields: dict[str, Any], stream: bool, sink: RouterSink,
@@ -227,6 +230,6 @@ class RoutingService:
         self.board.finished(model, final.tokens, duration, ttft)
         if stream:
             final = ModelOutput("".join(pieces), final.tokens, final.finish_reason,
-                                getattr(final, "mean_logprob", None))
+                                getattr(final, "mean_logprob", None), getattr(final, "prompt_tokens", 0))
         return final, ttft
 
