@@ -1,7 +1,7 @@
 """A chat (role/content messages) -> one prompt, through the checkpoint's own chat template.
 
     template = ChatTemplate.from_folder(Path("model_repository/gpt2/1"))
-    template.render([{"role": "user", "content": "Hi"}])   # "User: Hi\nAssistant:" (the plain template)
+    template.render([{"role": "user", "content": "Hi"}])   # the plain template: "User: Hi", newline, "Assistant:"
 
 Export keeps the checkpoint's tokenizer_config.json (and chat_template.jinja, where
 transformers writes the template apart) in the model's version folder, so the template

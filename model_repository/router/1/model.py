@@ -42,7 +42,8 @@ class _Sink:
         d = result.decision
         self._sender.send(response(
             text_output="" if result.streamed else result.text, tokens=result.tokens,
-            finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens, selected_model=d.model, selection_mode=d.mode,
+            finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens,
+            selected_model=d.model, selection_mode=d.mode,
             selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task, analyzer=d.analyzer,
             selection_ms=float(d.selection_ms), request_id=result.request_id,
         ), flags=FINAL)
