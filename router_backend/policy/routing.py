@@ -98,6 +98,12 @@ class Outcome:
 
 
 class RouterSink(Protocol):
+    """Where output goes.
+
+    A sink may also have on_decision(decision): called before each model call (again after
+    a retry), so a streamed answer can name its model with its first piece.
+    """
+
     def on_text(self, piece: str) -> None: ...
     def on_finish(self, result: RoutedResult) -> None: ...
     def on_error(self, error: PointsmanError) -> None: ...
@@ -182,7 +188,10 @@ class RoutingService:
                   is_cancelled: Callable[[], bool], start: float) -> tuple[RoutedResult, Decision, bool]:
         fields = generation_fields(params)
         retried = False
+        announce = getattr(sink, "on_decision", None)
         while True:
+            if announce is not None:
+                announce(decision)
             try:
                 final, ttft = self._call(decision.model, fields, params.stream, sink, is_cancelled)
                 break
