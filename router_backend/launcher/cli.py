@@ -1,6 +1,7 @@
 """The `pointsman` command.
 
-    pointsman serve --http-port 8000
+    pointsman serve --http-port 8000            # tritonserver, and the HTTP gateway on 127.0.0.1:9000
+    pointsman gateway --triton-grpc host:8001   # the gateway alone, in front of a remote Triton
     pointsman export --checkpoint ./my-gpt2 --name gpt2
 """
 
@@ -19,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = TritonServer(args.model_repository, host=args.host,
                           ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port))
     server.start()
+    gateway = None
     # forward SIGTERM (and SIGHUP: the server has its own session, the terminal's signals
     # reach only us) as SIGINT so tritonserver unloads models and exits cleanly
     for forwarded in (signal.SIGTERM, signal.SIGHUP):
@@ -31,6 +33,25 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return server.stop() or 130
+    if not args.no_gateway:
+        from pointsman.gateway.server import GatewayError, GatewayProcess
+
+        gateway = GatewayProcess(server.grpc_url, host=args.gateway_host, port=args.gateway_port)
+        try:
+            gateway.start().wait_ready()
+        except GatewayError as exc:
+            print(f"pointsman serve: {exc}", file=sys.stderr)  # noqa: T201
+            gateway.stop()
+            server.stop()
+            return 1
+    try:
+        return _announce_and_wait(args, server, gateway)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+
+
+def _announce_and_wait(args: argparse.Namespace, server, gateway) -> int:
     base = f"http://{server.http_url}"
     print(  # noqa: T201
         f"\nPointsman is ready: HTTP {base}, gRPC {server.grpc_url}, "
@@ -41,6 +62,13 @@ def _serve(args: argparse.Namespace) -> int:
         f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n",
         flush=True,
     )
+    if gateway is not None:
+        print(  # noqa: T201
+            f"Gateway (OpenAI API and /inference): {gateway.url}\n"
+            f"  curl {gateway.url}/v1/chat/completions -H 'Content-Type: application/json' "
+            f"-d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"Write a poem\"}}]}}'\n",
+            flush=True,
+        )
     try:
         code = server.process.wait()
     except KeyboardInterrupt:
@@ -80,7 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-port", type=int, default=8001)
     serve.add_argument("--metrics-port", type=int, default=8002)
     serve.add_argument("--ready-timeout", type=float, default=300.0)
+    serve.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
+    serve.add_argument("--gateway-host", default="127.0.0.1")
+    serve.add_argument("--gateway-port", type=int, default=9000, help="the gateway's port (OpenAI API, /inference)")
     serve.set_defaults(func=_serve)
+
+    from pointsman.gateway.server import add_arguments as gateway_arguments
+    from pointsman.gateway.server import run as run_gateway
+
+    gateway = gateway_arguments(sub.add_parser("gateway", help="run the HTTP gateway alone, against a (remote) "
+                                               "Triton's gRPC endpoint"))
+    gateway.set_defaults(func=run_gateway)
 
     export = sub.add_parser("export", help="export a local Hugging Face checkpoint into the repository")
     export.add_argument("--checkpoint", type=Path, required=True)
