@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one generation may take")
     parser.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
+                        help="event loop (auto: uvloop when installed)")
     return parser
 
 
@@ -35,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from pointsman.gateway.app import create_app
 
     # one worker, one event loop: a single long-lived gRPC channel serves every request
+    # httptools parses HTTP in C and uvloop runs the loop on libuv: the gateway's own cost per
+    # request is mostly Python, so these two are what bench_gateway's overhead figure moves with
     uvicorn.run(create_app(args.triton_grpc, args.timeout), host=args.host, port=args.port,
-                log_level=args.log_level, access_log=False)
+                log_level=args.log_level, access_log=False, http="httptools", loop=args.loop)
     return 0
 
 
