@@ -101,6 +101,9 @@ async def _openai_stream(generation: Generation, request: openai_api.OpenAIReque
                 raise ApiError.unavailable("the router ended the stream without a final response") from None
     except ApiError as exc:  # too late for a status: the SDK raises on an error event
         yield _sse(exc.body())
+    finally:
+        # the client may have left mid-stream: cancel the gRPC call now, so the router stops generating
+        await generation.events.aclose()
     yield _sse("[DONE]")
 
 
