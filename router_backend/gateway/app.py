@@ -59,7 +59,7 @@ class Generation:
 
     def __init__(self, link: TritonLink, fields: Mapping[str, Any]) -> None:
         self.request_id = uuid.uuid4().hex
-        self.events = link.stream(ROUTER_STREAM_MODEL, fields, request_id=self.request_id)
+        self.events = link.generate(ROUTER_STREAM_MODEL, fields, request_id=self.request_id)
         self.first: dict[str, Any] = {}
 
     async def start(self) -> Generation:

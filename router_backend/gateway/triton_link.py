@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pointsman.gateway.errors import ApiError, from_triton_message
+from pointsman.gateway.shared_stream import SharedStream
 from pointsman.policy.contract import RecommendParams, RouterParams, aliases, input_tensors
 
 # the decoupled router the gateway streams from; becomes "router_stream" when branch twins lands
@@ -37,12 +38,13 @@ _INPUT_TYPES = {
 _ALIASES = {**aliases(RouterParams), **aliases(RecommendParams)}  # prompt -> text_input, max_length -> max_tokens
 
 
-def build_inputs(model: str, fields: Mapping[str, Any]) -> list:
-    """Validated fields -> InferInputs typed as the contract declares them (lists become 1-D tensors)."""
-    import tritonclient.grpc as grpcclient
+def typed_arrays(model: str, fields: Mapping[str, Any]) -> dict[str, tuple[str, np.ndarray]]:
+    """Validated fields -> name: (Triton datatype, array), typed as the contract declares them.
 
+    Aliases become canonical names; a list becomes a 1-D tensor; None is left out.
+    """
     types = _INPUT_TYPES[model]
-    inputs = []
+    arrays = {}
     for given, value in fields.items():
         if value is None:
             continue
@@ -50,16 +52,26 @@ def build_inputs(model: str, fields: Mapping[str, Any]) -> list:
         triton_type, dtype = _TRITON_TYPES[types[name]]
         values = list(value) if isinstance(value, (list, tuple)) else [value]
         if dtype is np.object_:
-            array = np.array([str(v).encode("utf-8") for v in values], dtype=np.object_)
+            arrays[name] = (triton_type, np.array([str(v).encode("utf-8") for v in values], dtype=np.object_))
         else:
-            array = np.array(values, dtype=dtype)
+            arrays[name] = (triton_type, np.array(values, dtype=dtype))
+    return arrays
+
+
+def build_inputs(model: str, fields: Mapping[str, Any]) -> list:
+    """Validated fields -> tritonclient InferInputs (see typed_arrays)."""
+    import tritonclient.grpc as grpcclient
+
+    inputs = []
+    for name, (triton_type, array) in typed_arrays(model, fields).items():
         tensor = grpcclient.InferInput(name, list(array.shape), triton_type)
         tensor.set_data_from_numpy(array)
         inputs.append(tensor)
     return inputs
 
 
-def _outputs(result) -> dict[str, Any]:
+def outputs_of(result) -> dict[str, Any]:
+    """An InferResult's outputs as plain Python values (first element, bytes decoded)."""
     out: dict[str, Any] = {}
     for tensor in result.get_response().outputs:
         array = result.as_numpy(tensor.name)
@@ -82,7 +94,11 @@ def _error(exc: BaseException, where: str) -> ApiError:
 
 
 class TritonLink:
-    """One asyncio gRPC channel to Triton, shared by every request of the gateway."""
+    """The gateway's connection to Triton: tritonclient's asyncio client, and one shared stream.
+
+    A streamed answer gets a gRPC call of its own (cancelled when its client leaves); every
+    other generation rides the long-lived SharedStream.
+    """
 
     def __init__(self, url: str, timeout: float = 300.0) -> None:
         import tritonclient.grpc.aio as aioclient
@@ -90,6 +106,13 @@ class TritonLink:
         self.url = url
         self.timeout = timeout
         self._client = aioclient.InferenceServerClient(url)
+        self._shared = SharedStream(url)
+
+    def generate(self, model: str, fields: Mapping[str, Any], request_id: str) -> AsyncIterator[dict[str, Any]]:
+        """A generation's responses: on its own call when streamed, else on the shared stream."""
+        if fields.get("stream"):
+            return self.stream(model, fields, request_id)
+        return self._shared.request(model, typed_arrays(model, fields), request_id, self.timeout)
 
     async def stream(self, model: str, fields: Mapping[str, Any], request_id: str = ""
                      ) -> AsyncIterator[dict[str, Any]]:
@@ -111,7 +134,7 @@ class TritonLink:
                 if error is not None:
                     raise _error(error, self.url)
                 if result.get_response().outputs:
-                    outputs = _outputs(result)
+                    outputs = outputs_of(result)
                     yield outputs
                     if "finish_reason" in outputs:  # the router's last response: no need to wait for the close
                         return
@@ -128,7 +151,7 @@ class TritonLink:
             result = await self._client.infer(model, build_inputs(model, fields), client_timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001
             raise _error(exc, self.url) from None
-        return _outputs(result)
+        return outputs_of(result)
 
     async def is_ready(self) -> bool:
         try:
@@ -137,4 +160,5 @@ class TritonLink:
             return False
 
     async def close(self) -> None:
+        await self._shared.close()
         await self._client.close()

@@ -101,15 +101,21 @@ def test_async_completion_and_async_stream(aclient):
     assert "".join(pieces) == whole.choices[0].text and whole.usage.completion_tokens == 6
 
 
-def test_async_chats_run_concurrently(aclient):
+def test_concurrent_requests_share_one_stream_and_each_gets_its_own_answer(aclient):
+    """Unstreamed requests ride one gRPC stream: answers and errors must reach the request they belong to."""
+    wanted = [DEMO_MODELS[i % 3] for i in range(9)]
+
     async def run():
         async with aclient:
-            return await asyncio.gather(*(aclient.chat.completions.create(
-                model="auto", messages=[{"role": "user", "content": f"Tell me about rain {i}"}], max_tokens=4)
-                for i in range(6)))
+            asks = [aclient.chat.completions.create(model=model, max_tokens=4,
+                                                    messages=[{"role": "user", "content": f"Tell me about rain {i}"}])
+                    for i, model in enumerate(wanted)]
+            asks.append(aclient.completions.create(model="gpt2", prompt="word " * 600, max_tokens=4))  # too long
+            return await asyncio.gather(*asks, return_exceptions=True)
 
-    answers = asyncio.run(run())
-    assert len({a.id for a in answers}) == 6 and all(a.model in DEMO_MODELS for a in answers)
+    *answers, refused = asyncio.run(run())
+    assert [a.model for a in answers] == wanted and len({a.id for a in answers}) == len(wanted)
+    assert isinstance(refused, openai.BadRequestError) and refused.body["param"] == "prompt"
 
 
 @pytest.mark.parametrize(("kwargs", "param"), [
