@@ -4,8 +4,11 @@
     .venv/bin/python -m pointsman.loadtests.bench_gateway --triton-grpc 127.0.0.1:8001 --requests 400
 
 Both paths send the same request (manual gpt2, --tokens new tokens, ignore_eos) to the
-same router: direct, one tritonclient.grpc.aio stream per request (what the gateway does
-itself); through the gateway, httpx with keep-alive posting /v1/completions. Each of the
+same router: direct, one tritonclient.grpc.aio streaming call per request, read to the
+router's final response; through the gateway, httpx with keep-alive posting
+/v1/completions (the gateway puts unstreamed requests on its one shared stream). With
+--stream both ask for a streamed answer (the gateway then answers with server-sent
+events, read to `[DONE]`, and opens a call per request as a direct client does). Each of the
 c closed-loop workers alternates the two paths request by request, so both see the same
 load at the same time, in the same run. Latency is request to last byte, on the client.
 Printed: median and p99 of each path, their difference (the gateway's cost) and ratio,
@@ -35,19 +38,20 @@ TARGET_MS = 1.0
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _router_inputs(tokens: int) -> list:
+def _router_inputs(tokens: int, stream: bool) -> list:
     from pointsman.gateway.triton_link import ROUTER_STREAM_MODEL as MODEL
     from pointsman.gateway.triton_link import build_inputs
 
-    return build_inputs(MODEL, {"text_input": PROMPT, "max_tokens": tokens, "model": "gpt2", "ignore_eos": True})
+    return build_inputs(MODEL, {"text_input": PROMPT, "max_tokens": tokens, "model": "gpt2", "ignore_eos": True,
+                                "stream": stream})
 
 
-async def direct_call(client, tokens: int) -> float:
+async def direct_call(client, tokens: int, stream: bool) -> float:
     """One router request on its own gRPC stream, read to the final response; seconds."""
     from pointsman.gateway.triton_link import ROUTER_STREAM_MODEL
 
     began = time.perf_counter()
-    inputs = _router_inputs(tokens)
+    inputs = _router_inputs(tokens, stream)
 
     async def one():
         yield {"model_name": ROUTER_STREAM_MODEL, "inputs": inputs}
@@ -64,17 +68,18 @@ async def direct_call(client, tokens: int) -> float:
     return time.perf_counter() - began
 
 
-async def gateway_call(http, tokens: int) -> float:
+async def gateway_call(http, tokens: int, stream: bool) -> float:
+    body = {"model": "gpt2", "prompt": PROMPT, "max_tokens": tokens, "ignore_eos": True, "stream": stream}
     began = time.perf_counter()
-    reply = await http.post("/v1/completions", json={"model": "gpt2", "prompt": PROMPT, "max_tokens": tokens,
-                                                     "ignore_eos": True})
-    if reply.status_code != 200:
-        raise RuntimeError(f"gateway call failed: {reply.status_code} {reply.text}")
+    async with http.stream("POST", "/v1/completions", json=body) as reply:
+        raw = b"".join([chunk async for chunk in reply.aiter_bytes()])
+    if reply.status_code != 200 or (stream and not raw.rstrip().endswith(b"data: [DONE]")):
+        raise RuntimeError(f"gateway call failed: {reply.status_code} {raw[-200:]!r}")
     return time.perf_counter() - began
 
 
 async def measure(triton_grpc: str, gateway_url: str, concurrency: int, requests: int, tokens: int,
-                  warmup: int) -> dict[str, np.ndarray]:
+                  warmup: int, stream: bool) -> dict[str, np.ndarray]:
     """Closed-loop workers, each alternating direct and gateway calls; per-path latencies (s)."""
     import httpx
     import tritonclient.grpc.aio as aioclient
@@ -83,19 +88,19 @@ async def measure(triton_grpc: str, gateway_url: str, concurrency: int, requests
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=gateway_url, timeout=120, limits=limits) as http:
         for _ in range(warmup):
-            await direct_call(client, tokens)
-            await gateway_call(http, tokens)
+            await direct_call(client, tokens, stream)
+            await gateway_call(http, tokens, stream)
         times: dict[str, list[float]] = {"direct": [], "gateway": []}
         per_worker = max(1, requests // concurrency)
 
         async def worker(index: int) -> None:
             for i in range(per_worker):
                 if (i + index) % 2 == 0:  # alternate which path goes first
-                    times["direct"].append(await direct_call(client, tokens))
-                    times["gateway"].append(await gateway_call(http, tokens))
+                    times["direct"].append(await direct_call(client, tokens, stream))
+                    times["gateway"].append(await gateway_call(http, tokens, stream))
                 else:
-                    times["gateway"].append(await gateway_call(http, tokens))
-                    times["direct"].append(await direct_call(client, tokens))
+                    times["gateway"].append(await gateway_call(http, tokens, stream))
+                    times["direct"].append(await direct_call(client, tokens, stream))
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
     await client.close()
@@ -110,9 +115,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def report(rows: list[tuple[int, dict[str, np.ndarray], float]], tokens: int) -> str:
+def report(rows: list[tuple[int, dict[str, np.ndarray], float]], tokens: int, stream: bool) -> str:
+    kind = "streamed (SSE vs gRPC stream)" if stream else "unstreamed"
     lines = [f"gateway overhead: /v1/completions via the gateway vs direct gRPC streaming to the router "
-             f"(manual gpt2, {tokens} new token(s))",
+             f"(manual gpt2, {tokens} new token(s), {kind})",
              "| c | requests/path | direct p50 ms | gateway p50 ms | p50 diff ms | p50 ratio "
              "| direct p99 ms | gateway p99 ms | p99 diff ms | p99 ratio | gateway CPU ms/request |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -138,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokens", type=int, default=1, help="new tokens per request")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--stream", action="store_true", help="ask both paths for a streamed answer")
     return parser
 
 
@@ -150,9 +157,10 @@ def _run(args: argparse.Namespace, triton_grpc: str, tmp: Path) -> str:
     with gateway:
         for c in args.concurrency:
             before = cpu_seconds(gateway.process.pid)  # warm-up requests included: a slight overestimate
-            times = asyncio.run(measure(triton_grpc, gateway.url, c, args.requests, args.tokens, args.warmup))
+            times = asyncio.run(measure(triton_grpc, gateway.url, c, args.requests, args.tokens, args.warmup,
+                                        args.stream))
             rows.append((c, times, cpu_seconds(gateway.process.pid) - before))
-    return report(rows, args.tokens)
+    return report(rows, args.tokens, args.stream)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
