@@ -2,7 +2,8 @@
 
     write_llm_folder(Path("model_repository/gpt2"), LlmFolderSpec(name="gpt2", ...), tokenizer_json)
 
-The folder names the `pointsman_llm` backend and holds nothing else: no model.py (the
+The folder names the `pointsman_llm` backend and holds nothing else (besides the
+tokenizer's config, whose chat template the backend renders chats with): no model.py (the
 backend's lives once in the backend directory) and no input list (the backend completes
 it from pointsman.policy.contract). config.pbtxt is generated from Triton's own
 ModelConfig protobuf, so it is valid by construction.
@@ -66,10 +67,16 @@ def read_parameters(folder: Path) -> dict[str, str]:
     return {key: value.string_value for key, value in config.parameters.items()}
 
 
+# what transformers' save_pretrained writes that the chat template lives in (the .jinja
+# file when it keeps the template apart); pointsman.engine.chat_template reads them
+CHAT_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja")
+
+
 def write_llm_folder(folder: Path, spec: LlmFolderSpec, tokenizer_json: Path) -> None:
-    """Write config.pbtxt and the tokenizer (export writes the graph into folder/1)."""
+    """Write config.pbtxt, the tokenizer and its chat template (export writes the graph into folder/1)."""
     version = folder / "1"
     version.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(render_llm_config(spec))
-    if tokenizer_json.resolve() != (version / "tokenizer.json").resolve():
-        shutil.copyfile(tokenizer_json, version / "tokenizer.json")
+    for source in (tokenizer_json, *(tokenizer_json.with_name(name) for name in CHAT_TEMPLATE_FILES)):
+        if source.exists() and source.resolve() != (version / source.name).resolve():
+            shutil.copyfile(source, version / source.name)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pointsman.engine.chat_template import ChatTemplate
 from pointsman.engine.sampling import SamplingParams
 from pointsman.engine.scheduler import GenerationRequest
 from pointsman.errors import InvalidRequest
-from pointsman.policy.contract import GenerateParams
+from pointsman.policy.contract import GenerateParams, chat_messages
 
 
 class TextTokenizer:
@@ -24,17 +25,22 @@ class TextTokenizer:
 
         return cls(Tokenizer.from_file(path))
 
-    def encode(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text).ids
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
 def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, context_length: int,
-                             model: str = "model") -> GenerationRequest:
-    """Tokenize and check the prompt fits the context with max_tokens new tokens."""
-    ids = tokenizer.encode(params.text_input)
+                             model: str = "model", chat: ChatTemplate | None = None) -> GenerationRequest:
+    """Tokenize (a chat rendered with the model's template first) and check it fits the context."""
+    if params.messages is not None:
+        # the rendered template carries its own special tokens (as transformers' apply_chat_template)
+        ids = tokenizer.encode((chat or ChatTemplate.plain()).render(chat_messages(params.messages)),
+                               add_special_tokens=False)
+    else:
+        ids = tokenizer.encode(params.text_input or "")
     if not ids:
         raise InvalidRequest("text_input", "must encode to at least one token")
     if len(ids) >= context_length:

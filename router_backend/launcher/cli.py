@@ -1,6 +1,7 @@
 """The `pointsman` command.
 
-    pointsman serve --http-port 8000
+    pointsman serve --http-port 8000            # tritonserver, and the HTTP gateway on 127.0.0.1:9000
+    pointsman gateway --triton-grpc host:8001   # the gateway alone, in front of a remote Triton
     pointsman export --checkpoint ./my-gpt2 --name gpt2
 """
 
@@ -25,33 +26,44 @@ def _raise_stop(*_: object) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from pointsman.gateway.server import GatewayError
     from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
     server = TritonServer(args.model_repository, host=args.host,
                           ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port),
                           admin_key=args.admin_key)
+    gateways: list = []  # the gateway, once started
     # SIGTERM and SIGHUP (the server has its own session: the terminal's signals reach
     # only us) stop it as Ctrl-C does: SIGINT, a bounded wait, then every process it started
     for stopping in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stopping, _raise_stop)
     try:
-        return _run(server, args)
+        return _run(server, args, gateways)
     except KeyboardInterrupt:
         return 130
     except _Stop:
         return 143
-    except ServerError as exc:
+    except (ServerError, GatewayError) as exc:
         print(f"pointsman serve: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the stop below is bounded
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the stops below are bounded
             signal.signal(signum, signal.SIG_IGN)
+        for gateway in gateways:
+            gateway.stop()
         server.stop()
 
 
-def _run(server, args: argparse.Namespace) -> int:
+def _run(server, args: argparse.Namespace, gateways: list) -> int:
     server.start()
     server.wait_ready(timeout=args.ready_timeout)
+    gateway = None
+    if not args.no_gateway:
+        from pointsman.gateway.server import GatewayProcess
+
+        gateway = GatewayProcess(server.grpc_url, host=args.gateway_host, port=args.gateway_port)
+        gateways.append(gateway)
+        gateway.start().wait_ready()
     base = f"http://{server.http_url}"
     print(  # noqa: T201
         f"\nPointsman is ready: HTTP {base}, gRPC {server.grpc_url}, "
@@ -62,6 +74,13 @@ def _run(server, args: argparse.Namespace) -> int:
         f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n",
         flush=True,
     )
+    if gateway is not None:
+        print(  # noqa: T201
+            f"Gateway (OpenAI API and /inference): {gateway.url}\n"
+            f"  curl {gateway.url}/v1/chat/completions -H 'Content-Type: application/json' "
+            f"-d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"Write a poem\"}}]}}'\n",
+            flush=True,
+        )
     # tritonserver exiting on its own (a crash, a signal of its own) ends serve too
     return server.process.wait() or 0
 
@@ -101,7 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-key", default=os.environ.get(ADMIN_KEY_ENV) or None,
                        help=f"restrict Triton's admin APIs and experiment changes to callers sending it in the "
                             f"'{ADMIN_HEADER}' header (default: ${ADMIN_KEY_ENV}; none: unrestricted)")
+    serve.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
+    serve.add_argument("--gateway-host", default="127.0.0.1")
+    serve.add_argument("--gateway-port", type=int, default=9000, help="the gateway's port (OpenAI API, /inference)")
     serve.set_defaults(func=_serve)
+
+    from pointsman.gateway.server import add_arguments as gateway_arguments
+    from pointsman.gateway.server import run as run_gateway
+
+    gateway = gateway_arguments(sub.add_parser("gateway", help="run the HTTP gateway alone, against a (remote) "
+                                               "Triton's gRPC endpoint"))
+    gateway.set_defaults(func=run_gateway)
 
     export = sub.add_parser("export", help="export a local Hugging Face checkpoint into the repository")
     export.add_argument("--checkpoint", type=Path, required=True)

@@ -14,16 +14,18 @@ when any of them disagrees.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
 from pointsman.errors import InvalidRequest
 
 MAX_TOKENS_CAP = 4096
+CHAT_ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,10 @@ class GenerateParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    # optional as a tensor so the alias `prompt` can stand in; required here
+    # optional as a tensor so the alias `prompt` can stand in; required here unless `messages` is given
     # pattern: at least one character that is not white space (a blank prompt is refused)
-    text_input: str = _field(..., "TYPE_STRING", "a string that is not blank (alias: prompt)", _TEXT,
-                             min_length=1, pattern=r"\S")
+    text_input: str | None = _field(None, "TYPE_STRING", "a string that is not blank (alias: prompt)", _TEXT,
+                                    min_length=1, pattern=r"\S")
     # strict: true/false are not token counts, "5" is not a seed
     max_tokens: int = _field(20, "TYPE_INT32", f"an integer from 1 to {MAX_TOKENS_CAP} (alias: max_length)", _MAX,
                              ge=1, le=MAX_TOKENS_CAP, strict=True)
@@ -66,6 +68,38 @@ class GenerateParams(BaseModel):
     seed: int | None = _field(None, "TYPE_UINT64", "an integer from 0 to 2**63-1", ge=0, lt=2**63, strict=True)
     stream: bool = _field(False, "TYPE_BOOL", "true or false")
     ignore_eos: bool = _field(False, "TYPE_BOOL", "true or false")
+    # a chat: the language model renders it with its own chat template (engine/chat_template.py)
+    messages: str | None = _field(None, "TYPE_STRING", 'a JSON list of {"role", "content"} objects, role one of '
+                                  f"{', '.join(CHAT_ROLES)}, content a string", min_length=2)
+
+    @field_validator("messages")
+    @classmethod
+    def _chat(cls, value: str | None) -> str | None:
+        if value is not None:
+            chat_messages(value)
+        return value
+
+    @property
+    def prompt_text(self) -> str:
+        """The text a prompt analyser reads: the prompt, or the chat's contents in order."""
+        if self.text_input is not None:
+            return self.text_input
+        return "\n".join(m["content"] for m in chat_messages(self.messages or "[]"))
+
+
+def chat_messages(raw: str) -> list[dict[str, str]]:
+    """The `messages` field decoded: a non-empty list of {"role", "content"} (ValueError otherwise)."""
+    try:
+        messages = json.loads(raw)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("not a non-empty list")
+    for message in messages:
+        if (not isinstance(message, dict) or message.get("role") not in CHAT_ROLES
+                or not isinstance(message.get("content"), str)):
+            raise ValueError("a message is not {role, content}")
+    return messages
 
 
 class RouterParams(GenerateParams):
@@ -86,7 +120,7 @@ class RecommendParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    text_input: str = GenerateParams.model_fields["text_input"]
+    text_input: str = _field(..., "TYPE_STRING", "a non-empty string (alias: prompt)", _TEXT, min_length=1)
     max_tokens: int = GenerateParams.model_fields["max_tokens"]
     max_response_time: float | None = RouterParams.model_fields["max_response_time"]
     min_quality: float | None = RouterParams.model_fields["min_quality"]
@@ -97,14 +131,15 @@ class RecommendParams(BaseModel):
 _TEXT_OUTPUT = TensorSpec("text_output", "TYPE_STRING", optional=False)
 _TOKENS = TensorSpec("tokens", "TYPE_INT32", optional=False)
 _FINISH = TensorSpec("finish_reason", "TYPE_STRING", optional=False)
+_PROMPT_TOKENS = TensorSpec("prompt_tokens", "TYPE_INT32", optional=False)  # as the model's tokenizer counts them
 
 # a language model: streamed pieces carry text_output only; the final response all four
 LLM_OUTPUTS: tuple[TensorSpec, ...] = (
-    _TEXT_OUTPUT, _TOKENS, _FINISH,
+    _TEXT_OUTPUT, _TOKENS, _FINISH, _PROMPT_TOKENS,
     TensorSpec("mean_logprob", "TYPE_FP32", optional=False),  # NaN when no token was generated
 )
 ROUTER_OUTPUTS: tuple[TensorSpec, ...] = (
-    _TEXT_OUTPUT, _TOKENS, _FINISH,
+    _TEXT_OUTPUT, _TOKENS, _FINISH, _PROMPT_TOKENS,
     TensorSpec("selected_model", "TYPE_STRING", optional=False),
     TensorSpec("selection_mode", "TYPE_STRING", optional=False),
     TensorSpec("selection_reason", "TYPE_STRING", optional=False),
@@ -169,7 +204,7 @@ def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
         if alias in fields and name in fields:
             raise InvalidRequest(alias, f"is an alias of '{name}'; give one of them, not both")
     try:
-        return model.model_validate(dict(fields))
+        params = model.model_validate(dict(fields))
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "request"
@@ -180,6 +215,13 @@ def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
         if first["type"] == "missing":
             raise InvalidRequest(name, f"is required: {_hint(model, name, first['msg'])}") from None
         raise InvalidRequest(name, f"must be {_hint(model, name, first['msg'])}", got=first.get("input")) from None
+    if "messages" in model.model_fields:
+        if params.text_input is None and params.messages is None:
+            raise InvalidRequest("text_input", f"is required: {_hint(model, 'text_input', '')}, "
+                                 "or 'messages' (a chat)")
+        if params.text_input is not None and params.messages is not None:
+            raise InvalidRequest("messages", "give 'messages' (a chat) or 'text_input' (a prompt), not both")
+    return params
 
 
 def parse_generate(fields: Mapping[str, Any]) -> GenerateParams:

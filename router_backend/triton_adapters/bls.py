@@ -82,4 +82,5 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
         else:
             logprob = _output(response, "mean_logprob")
             yield "", ModelOutput(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
-                                   mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob))
+                                   mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob),
+                                   prompt_tokens=int(_output(response, "prompt_tokens") or 0))

@@ -89,8 +89,9 @@ class ResponseSink:
     """Engine output -> Triton responses for one request (the engine's TokenSink)."""
 
     def __init__(self, sender, request, streamed: bool, outbox: Outbox,
-                 observe: Callable[[GenerationResult], None]) -> None:
+                 observe: Callable[[GenerationResult], None], prompt_tokens: int = 0) -> None:
         self._sender = sender
+        self._prompt_tokens = prompt_tokens
         self._request = request
         self._streamed = streamed  # streamed text went out piece by piece already
         self._outbox = outbox
@@ -107,6 +108,7 @@ class ResponseSink:
         logprob = float(result.mean_logprob) if result.mean_logprob is not None else float("nan")
         self._outbox.post(self._sender, lambda: response(text_output=text, tokens=result.tokens,
                                                           finish_reason=result.finish_reason,
+                                                          prompt_tokens=self._prompt_tokens,
                                                           mean_logprob=logprob), flags=FINAL)
 
     def on_error(self, error: Exception) -> None:

@@ -46,8 +46,8 @@ K8S_VERSIONS = ("1.28.0", kubernetes_validate.latest_version())
 # pyproject dependencies the image does not install, and why
 NOT_IN_IMAGE = {
     "nvidia-pytriton": "the image is tritonserver itself",
-    "tritonclient": "clients only; the models call each other through BLS",
 }
+GATEWAY_PORT = "9000"
 IMAGE_REPLACES = {"onnxruntime": "onnxruntime-gpu"}
 
 
@@ -440,10 +440,15 @@ def test_manifest_validates_against_the_kubernetes_schema(name, version):
         kubernetes_validate.validate(doc, version, strict=True)  # raises ValidationError
 
 
-def container(doc: dict[str, Any]) -> dict[str, Any]:
+def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     spec = doc["spec"]["template"]["spec"] if doc["kind"] == "Deployment" else doc["spec"]["predictor"]
-    (first,) = spec["containers"]
-    return first
+    return spec["containers"]
+
+
+def container(doc: dict[str, Any]) -> dict[str, Any]:
+    """The tritonserver container (a Deployment also runs the gateway beside it)."""
+    (triton,) = [c for c in containers(doc) if c["name"] != "gateway"]
+    return triton
 
 
 def named_port(c: dict[str, Any], port: int | str) -> int:
@@ -508,9 +513,9 @@ def test_service_balances_the_deployment_pods_on_their_named_ports():
     deployment, service = manifest("deployment.yaml"), manifest("service.yaml")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
-    names = {p["name"] for p in container(deployment)["ports"]}
+    names = {p["name"] for c in containers(deployment) for p in c["ports"]}
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= names
-    assert {p["port"] for p in service["spec"]["ports"]} == {int(p) for p in TRITON_PORTS}
+    assert {p["port"] for p in service["spec"]["ports"]} == {int(p) for p in (*TRITON_PORTS, GATEWAY_PORT)}
 
 
 def test_hpa_scales_the_deployment_on_metrics_the_adapter_serves():
@@ -556,3 +561,50 @@ def test_podmonitor_scrapes_the_metrics_port_of_the_deployment_pods():
         deployment["spec"]["template"]["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert named_port(container(deployment), endpoint["port"]) == 8002 and endpoint["path"] == "/metrics"
+
+
+# -- the gateway: a second container of the same image ------------------------------------------
+
+
+def gateway_args(argv: list[str]) -> Any:
+    """The gateway's command line, parsed by the gateway's own parser (a typo fails here)."""
+    import argparse
+
+    from pointsman.gateway.server import add_arguments
+
+    parser = add_arguments(argparse.ArgumentParser(exit_on_error=False))
+    return parser.parse_args(argv)
+
+
+def test_compose_runs_the_gateway_from_the_pointsman_image_against_its_grpc_port():
+    services = compose()["services"]
+    gateway, pointsman = services["gateway"], services["pointsman"]
+    assert gateway["image"] == pointsman["image"] and "build" not in gateway
+    command = gateway["command"]
+    assert command[:3] == ["python3", "-m", "pointsman.gateway"]
+    args = gateway_args(command[3:])
+    host, port = args.triton_grpc.split(":")
+    assert host == "pointsman" and f"{port}:{port}" in pointsman["ports"] and port == "8001"
+    assert args.host == "0.0.0.0" and f"{args.port}:{args.port}" in gateway["ports"]
+    assert "pointsman" in gateway["depends_on"]
+    assert f"127.0.0.1:{args.port}/health/ready" in " ".join(gateway["healthcheck"]["test"])
+
+
+def test_deployment_runs_the_gateway_beside_triton_over_the_pods_loopback():
+    deployment = manifest("deployment.yaml")
+    (gateway,) = [c for c in containers(deployment) if c["name"] == "gateway"]
+    triton = container(deployment)
+    assert gateway["image"] == triton["image"]
+    assert gateway["command"] == ["python3", "-m", "pointsman.gateway"]
+    args = gateway_args(gateway["args"])
+    assert args.triton_grpc == f"127.0.0.1:{named_port(triton, 'grpc')}"
+    assert args.host == "0.0.0.0" and args.port == named_port(gateway, "gateway") == int(GATEWAY_PORT)
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert named_port(gateway, gateway[probe]["httpGet"]["port"]) == args.port
+
+
+def test_image_exposes_the_gateway_port():
+    exposed = " ".join(instructions("EXPOSE", final_stage())).split()
+    assert GATEWAY_PORT in exposed

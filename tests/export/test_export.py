@@ -73,7 +73,8 @@ def test_export_writes_only_config_tokenizer_and_onnx_within_parity(family, chec
 
     folder = repository / f"tiny-{family}"
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    assert written == ["1/model.onnx", "1/tokenizer.json", "config.pbtxt"]  # no model.py: the backend has it
+    # no model.py: the backend has it; tokenizer_config.json carries the chat template, if any
+    assert written == ["1/model.onnx", "1/tokenizer.json", "1/tokenizer_config.json", "config.pbtxt"]
     config = (folder / "config.pbtxt").read_text()
     assert f'name: "tiny-{family}"' in config and 'backend: "pointsman_llm"' in config
     assert "decoupled: true" in config

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from pointsman.client.request import scalar
+from pointsman.gateway.server import GatewayProcess
 from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,6 +249,14 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonHandle]:
         yield handle
     finally:
         server.stop()  # also reaps the backend stubs of a server that crashed
+
+
+@pytest.fixture(scope="session")
+def gateway(triton: TritonHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The HTTP gateway (pointsman.gateway) on a free port, in front of the session's tritonserver."""
+    log_file = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    with GatewayProcess(triton.grpc_url, port=ServerPorts.free().http, log_file=log_file) as process:
+        yield process
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -7,6 +7,7 @@ field reaches the language model through BLS, which Triton refuses on any type m
 from __future__ import annotations
 
 import importlib
+import json
 
 import pytest
 
@@ -53,9 +54,18 @@ def test_bls_types_match_the_served_language_model(triton, fake_pb_utils):
 def test_a_router_request_with_every_generation_field_reaches_the_model(triton):
     fields = {"text_input": "def add(a, b):", "max_tokens": 3, "temperature": 0.7, "top_k": 5, "top_p": 0.9,
               "seed": 7, "stream": False, "ignore_eos": True, "model": "gpt2"}
-    assert set(fields) - {"model"} == set(GenerateParams.model_fields)
+    # messages (a chat) stands in for text_input: the next test sends it
+    assert set(fields) - {"model"} == set(GenerateParams.model_fields) - {"messages"}
 
     status, body = triton.generate("router", fields)
 
     assert status == 200, body
     assert body["selected_model"] == "gpt2" and body["tokens"] == 3
+
+
+def test_a_router_chat_request_reaches_the_model_and_counts_its_rendered_prompt(triton):
+    chat = json.dumps([{"role": "user", "content": "Hi"}])
+    status, body = triton.generate("router", {"messages": chat, "max_tokens": 2, "ignore_eos": True,
+                                              "model": "gpt2"})
+    assert status == 200, body
+    assert body["tokens"] == 2 and body["prompt_tokens"] > len("User: Hi") // 4

@@ -263,3 +263,20 @@ def test_classifier_policy_uses_the_classifier_and_falls_back_to_lexical_when_it
     assert ClassifierAnalyzer(served.analyze, fallback=LexicalAnalyzer()).analyze("x").task == "reasoning"
     away = ClassifierAnalyzer(lambda prompt: None, fallback=LexicalAnalyzer()).analyze("def f(x):\n    return x")
     assert away.task == "coding" and away.analyzer == "lexical (classifier unavailable)"
+
+
+
+def test_stream_sink_hears_the_decision_before_the_first_piece():
+    heard: list[tuple[str, str]] = []
+
+    class AnnouncingSink(Sink):
+        def on_decision(self, decision):
+            heard.append(("decision", decision.model))
+
+        def on_text(self, piece):
+            heard.append(("text", piece))
+
+    service = RoutingService(make_selector(task="creative"), FakeModels())
+    service.handle({"text_input": "a poem", "max_tokens": 2, "stream": True}, AnnouncingSink())
+    assert heard[0][0] == "decision" and [kind for kind, _ in heard[1:]] == ["text", "text"]
+    assert heard[1][1].startswith(heard[0][1])

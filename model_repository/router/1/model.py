@@ -34,15 +34,25 @@ INPUTS = field_names(RouterParams)
 class _Sink:
     def __init__(self, sender):
         self._sender = sender
+        self._decision = None  # sent with the first streamed piece: a stream names its model up front
+
+    def on_decision(self, decision):
+        self._decision = decision
 
     def on_text(self, piece):
-        self._sender.send(response(text_output=piece))
+        d, self._decision = self._decision, None
+        if d is None:
+            self._sender.send(response(text_output=piece))
+            return
+        self._sender.send(response(text_output=piece, selected_model=d.model, selection_mode=d.mode,
+                                   selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task))
 
     def on_finish(self, result: RoutedResult):
         d = result.decision
         self._sender.send(response(
             text_output="" if result.streamed else result.text, tokens=result.tokens,
-            finish_reason=result.finish_reason, selected_model=d.model, selection_mode=d.mode,
+            finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens,
+            selected_model=d.model, selection_mode=d.mode,
             selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task, analyzer=d.analyzer,
             selection_ms=float(d.selection_ms), request_id=result.request_id,
         ), flags=FINAL)

@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from pointsman.engine.chat_template import ChatTemplate
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine
 from pointsman.engine.tokenizer import TextTokenizer, build_generation_request
@@ -41,6 +42,8 @@ class TritonPythonModel:
         folder = Path(args["model_repository"]) / args["model_version"]
         self.context_length = int(params["context_length"])
         self.tokenizer = TextTokenizer.from_file(str(folder / params.get("tokenizer_file", "tokenizer.json")))
+        # the checkpoint's own chat template, kept beside the tokenizer by export; else the plain one
+        self.chat = ChatTemplate.from_folder(folder)
         decoder = OnnxDecoder.from_file(str(folder / params.get("onnx_file", "model.onnx")),
                                         threads=int(params.get("intra_op_threads", "0")),
                                         providers=params.get("execution_providers", "auto"))
@@ -55,12 +58,13 @@ class TritonPythonModel:
             sender = request.get_response_sender()
             try:
                 params = parse_generate(request_fields(request, INPUTS))
-                generation = build_generation_request(params, self.tokenizer, self.context_length, self.name)
+                generation = build_generation_request(params, self.tokenizer, self.context_length, self.name,
+                                                      chat=self.chat)
             except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
                 send_error(sender, exc)
                 continue
             self.engine.submit(generation, ResponseSink(sender, request, generation.stream, self.outbox,
-                                                        self.gauges.observe))
+                                                        self.gauges.observe, len(generation.prompt_ids)))
         return None
 
     def finalize(self) -> None:
