@@ -14,5 +14,5 @@ from pointsman.ops.usage.suggestions import Thresholds, specialists_from_catalog
 from pointsman.ops.usage.writer import RecordWriter
 
 __all__ = ["STORE_ERRORS", "RecordWriter", "RequestRecord", "SELECTION_MODES", "StateStore", "Store", "StoreError",
-           "Thresholds", "UsageAnalytics", "default_db_path", "open_store", "describe", "error_kind", "record_from_outcome", "routing_table",
-           "specialists_from_catalog", "suggest", "summarize", "to_json"]
+           "Thresholds", "UsageAnalytics", "default_db_path", "describe", "error_kind", "open_store",
+           "record_from_outcome", "routing_table", "specialists_from_catalog", "suggest", "summarize", "to_json"]

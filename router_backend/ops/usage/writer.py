@@ -126,5 +126,5 @@ class RecordWriter:
         if self.on_lost is not None:
             try:
                 self.on_lost(count, reason)
-            except Exception:  # noqa: BLE001 - a metric must never stop the writer
+            except Exception:
                 LOGGER.exception("could not count %d lost usage records", count)
