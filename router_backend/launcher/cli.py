@@ -16,8 +16,16 @@ from pathlib import Path
 def _serve(args: argparse.Namespace) -> int:
     from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
+    env = {}
+    if args.database_url:
+        from pointsman.ops.usage.storage import DATABASE_URL_ENV, is_postgres_url
+
+        if not is_postgres_url(args.database_url):
+            raise ValueError(f"invalid --database-url: must start with postgresql:// (got "
+                             f"{args.database_url.split('://')[0]}://...)")
+        env[DATABASE_URL_ENV] = args.database_url
     server = TritonServer(args.model_repository, host=args.host,
-                          ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port))
+                          ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port), env=env)
     server.start()
     # forward SIGTERM (and SIGHUP: the server has its own session, the terminal's signals
     # reach only us) as SIGINT so tritonserver unloads models and exits cleanly
@@ -80,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-port", type=int, default=8001)
     serve.add_argument("--metrics-port", type=int, default=8002)
     serve.add_argument("--ready-timeout", type=float, default=300.0)
+    serve.add_argument("--database-url", default="",
+                       help="postgresql://... shared by replicas (sets POINTSMAN_DATABASE_URL for the server; "
+                            "default: that variable, else the SQLite file in the state folder)")
     serve.set_defaults(func=_serve)
 
     export = sub.add_parser("export", help="export a local Hugging Face checkpoint into the repository")

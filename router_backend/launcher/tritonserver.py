@@ -102,13 +102,15 @@ class TritonServer:
     """A tritonserver child process with explicit model control and every model loaded."""
 
     def __init__(self, repository: Path, host: str = "127.0.0.1", ports: ServerPorts = ServerPorts(),
-                 state_dir: Path | None = None, log_file: Path | None = None, verbose: int = 0) -> None:
+                 state_dir: Path | None = None, log_file: Path | None = None, verbose: int = 0,
+                 env: dict[str, str] | None = None) -> None:
         self.repository = repository.resolve()
         self.host = host
         self.ports = ports
         self.state_dir = (state_dir or Path(".pointsman")).resolve()
         self.log_file = log_file
         self.verbose = verbose
+        self.env = dict(env or {})  # e.g. POINTSMAN_DATABASE_URL and POINTSMAN_REPLICA of one replica
         self.process: subprocess.Popen | None = None
 
     @property
@@ -138,6 +140,7 @@ class TritonServer:
         env["POINTSMAN_HTTP_URL"] = f"http://{self.host}:{self.ports.http}"
         env["POINTSMAN_METRICS_URL"] = f"http://{self.host}:{self.ports.metrics}/metrics"
         env["POINTSMAN_STATE_DIR"] = str(self.state_dir)
+        env.update(self.env)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # own process group, so stop() can also reap the Python backend stubs that a
         # crashed server leaves behind (they outlive it and ignore SIGTERM)
