@@ -23,8 +23,10 @@ serve: setup
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# tests/postgres/start_postgres.sh starts (or installs) a local PostgreSQL, idempotently, and
+# prints the URL of the tests' database: the replica and PostgreSQL store tests need it
 test: setup lint
-	$(BIN)/pytest -q
+	url="$$(bash tests/postgres/start_postgres.sh)" && POINTSMAN_TEST_DATABASE_URL="$$url" $(BIN)/pytest -q
 
 # the quick benchmarks, each against its baseline in the same run (see README for the rest)
 bench: setup
