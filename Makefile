@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serve lint test bench clean
+.PHONY: setup serve lint test bench bench-replicas clean
 
 setup: $(STAMP)
 	$(BIN)/pointsman demo-models
@@ -33,6 +33,10 @@ bench: setup
 	$(BIN)/python -m pointsman.loadtests.bench_selection
 	$(BIN)/python -m pointsman.loadtests.bench_serving
 	$(BIN)/python -m pointsman.loadtests.bench_engine
+
+# usage records from two replicas on PostgreSQL against two on SQLite, under locust (docs/replicas.md)
+bench-replicas: setup
+	url="$$(bash tests/postgres/start_postgres.sh)" && $(BIN)/python -m pointsman.loadtests.bench_replicas --database-url "$$url"
 
 clean:
 	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen
