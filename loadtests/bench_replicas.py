@@ -92,7 +92,7 @@ def run_locust(urls: Sequence[str], run: str, users: int, seconds: int, model: s
     subprocess.run([str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless",
                     "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", urls[0],
                     "--stop-timeout", "30", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
-                   env=env, check=False, stdout=subprocess.DEVNULL)
+                   env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(f"{prefix}_stats.csv", newline="") as f:
         row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
     return int(row["Request Count"]), int(row["Failure Count"]), float(row["50%"]), float(row["95%"])
