@@ -66,7 +66,8 @@ class TritonPythonModel:
         self.metrics = RouterMetrics()
         # $POINTSMAN_DATABASE_URL (shared by replicas) or the SQLite file; writes off the request path
         self.store = open_store()
-        self.writer = RecordWriter(self.store, on_lost=self.metrics.count_lost)
+        self.writer = RecordWriter(self.store, on_lost=self.metrics.count_lost,
+                                   max_queue=int(params.get("usage_max_queued", "100000")))
         self.experiments = experiments = ExperimentManager(self.store, known_models=set(catalog.names))
         experiments.start_polling()
         # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either

@@ -4,11 +4,13 @@
     writer.record(record)     # never blocks, never raises
     writer.close()            # flushes what is queued
 
-A full queue drops records rather than slow the router down. When the database is
-unreachable the batch in hand is retried every retry_s for up to hold_s (a restart or a
-fail-over loses nothing), then given up; meanwhile new records wait in the queue. Every
-record lost either way is counted in `dropped` or `lost` and reported to on_lost(n,
-reason), which the router turns into pointsman_usage_records_lost_total.
+When the database is unreachable the batch in hand is retried every retry_s while new
+records wait in the queue, so a restart or a fail-over loses nothing as long as the queue
+holds the records meanwhile (max_queue bounds the memory: 100,000 records, minutes of
+traffic). A full queue drops new records rather than slow the router down. With hold_s
+set, a batch is given up after failing that long; at close, one last try. Every record
+lost is counted in `dropped` (queue full) or `lost` (given up) and reported to
+on_lost(n, reason), which the router turns into pointsman_usage_records_lost_total.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class RecordWriter:
     """Batches records into the store from a daemon thread."""
 
     def __init__(self, store: Store, flush_interval_s: float = 0.1, max_batch: int = 512,
-                 max_queue: int = 100_000, hold_s: float = 5.0, retry_s: float = 0.5,
+                 max_queue: int = 100_000, hold_s: float | None = None, retry_s: float = 0.5,
                  on_lost: Callable[[int, str], None] | None = None) -> None:
         self.store = store
         self.flush_interval_s = flush_interval_s
@@ -41,7 +43,7 @@ class RecordWriter:
         self.retry_s = retry_s
         self.on_lost = on_lost
         self.dropped = 0  # queue full
-        self.lost = 0  # database unreachable for longer than hold_s
+        self.lost = 0  # given up: failing for hold_s, or still failing at close
         self.written = 0
         self._closing = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
@@ -64,9 +66,14 @@ class RecordWriter:
         return done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued; while the database is away, each batch gets one last try, then is lost."""
         if self._thread.is_alive():
-            self._closing.set()  # a batch being retried gets one last try
-            self._queue.put(_STOP)
+            self._closing.set()
+            try:
+                self._queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                LOGGER.error("closing with %d usage records queued and the store unreachable", self._queue.qsize())
+                return
             self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -106,9 +113,11 @@ class RecordWriter:
                 now = time.monotonic()
                 if failing_since is None:
                     failing_since = now
-                    LOGGER.warning("could not write %d usage records to %s (%s); retrying for %.0f s",
-                                   len(batch), self.store.location, exc, self.hold_s)
-                if now - failing_since >= self.hold_s or self._closing.is_set():
+                    LOGGER.warning("could not write %d usage records to %s (%s); retrying every %.1f s, "
+                                   "new records queue meanwhile", len(batch), self.store.location, exc,
+                                   self.retry_s)
+                held_too_long = self.hold_s is not None and now - failing_since >= self.hold_s
+                if held_too_long or self._closing.is_set():
                     self.lost += len(batch)
                     self._report_lost(len(batch), DATABASE_UNAVAILABLE)
                     LOGGER.error("lost %d usage records: %s unreachable for %.1f s (%d lost so far)",
@@ -118,8 +127,8 @@ class RecordWriter:
                 continue
             self.written += len(batch)
             if failing_since is not None:
-                LOGGER.info("usage records reach %s again after %.1f s", self.store.location,
-                            time.monotonic() - failing_since)
+                LOGGER.warning("usage records reach %s again after %.1f s", self.store.location,
+                               time.monotonic() - failing_since)
             return
 
     def _report_lost(self, count: int, reason: str) -> None:
