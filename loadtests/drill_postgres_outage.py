@@ -30,7 +30,14 @@ from pathlib import Path
 import psycopg
 
 from pointsman.launcher.tritonserver import ServerPorts, TritonServer
-from pointsman.loadtests.bench_replicas import LOCUSTFILE, database_url, router_requests, trimmed_repository
+from pointsman.loadtests.bench_replicas import (
+    LOCUSTFILE,
+    database_url,
+    postgres_counter,
+    router_requests,
+    settled_count,
+    trimmed_repository,
+)
 from pointsman.triton_adapters.router_metrics import PREFIX
 
 LOST = PREFIX + "usage_records_lost_total"
@@ -101,10 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{[lost_records(s) for s in servers]}", flush=True)
                 time.sleep(1.0)  # a once-a-second report, not a synchronisation
             requests = router_requests(servers) - before
-            time.sleep(8.0)  # let the writers drain (they flush every 0.1 s; a held batch retries for 5 s)
-            with psycopg.connect(shared) as conn:
-                records = conn.execute('SELECT COUNT(*) FROM requests WHERE "user" LIKE %s',
-                                       (f"{run}-%",)).fetchone()[0]
+            records = settled_count(postgres_counter(shared, run), requests)
             lost = [lost_records(s) for s in servers]
             with open(root / f"{run}_stats.csv", newline="") as f:
                 row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")

@@ -29,6 +29,7 @@ from tests.postgres.database import create_database, drop_database
 from tests.unit.conftest import build_record
 
 MODELS = {"gpt2", "distilgpt2"}
+OUTAGE_POOL_TIMEOUT_S = 1.0  # how long an operation waits for a connection while the database is away
 EXPERIMENT = {"name": "ab", "arms": [{"name": "a", "model": "gpt2"}, {"name": "b", "model": "distilgpt2"}]}
 
 
@@ -238,7 +239,7 @@ def blockable_database(postgres_url) -> Iterator[tuple[str, Callable[[bool], Non
 def test_writer_counts_records_lost_while_the_database_is_unreachable_and_reconnects(blockable_database) -> None:
     url, block = blockable_database
     lost: list[tuple[int, str]] = []
-    db = PostgresStore(url, replica="w")
+    db = PostgresStore(url, replica="w", timeout_s=OUTAGE_POOL_TIMEOUT_S)
     writer = RecordWriter(db, flush_interval_s=0.01, hold_s=0.5, retry_s=0.1,
                           on_lost=lambda n, reason: lost.append((n, reason)))
     try:
@@ -260,7 +261,7 @@ def test_writer_counts_records_lost_while_the_database_is_unreachable_and_reconn
 
 def test_writer_keeps_a_batch_through_an_outage_shorter_than_its_hold(blockable_database) -> None:
     url, block = blockable_database
-    db = PostgresStore(url, replica="w")
+    db = PostgresStore(url, replica="w", timeout_s=OUTAGE_POOL_TIMEOUT_S)
     writer = RecordWriter(db, flush_interval_s=0.01, hold_s=60.0, retry_s=0.1)
     try:
         block(True)
@@ -278,7 +279,7 @@ def test_writer_keeps_a_batch_through_an_outage_shorter_than_its_hold(blockable_
 def test_a_store_opened_while_the_database_is_down_serves_once_it_is_up(blockable_database) -> None:
     url, block = blockable_database
     block(True)
-    db = PostgresStore(url, replica="late")
+    db = PostgresStore(url, replica="late", timeout_s=OUTAGE_POOL_TIMEOUT_S)
     try:
         with pytest.raises(StoreError):
             db.experiments_version()
@@ -295,3 +296,30 @@ def _reachable(db: PostgresStore) -> bool:
     except StoreError:
         return False
     return True
+
+
+def test_experiments_seeded_while_the_database_is_down_are_added_by_the_first_action_after(blockable_database,
+                                                                                          tmp_path) -> None:
+    url, block = blockable_database
+    seed = tmp_path / "experiments.toml"
+    seed.write_text('[[experiments]]\nname = "seeded"\n[[experiments.arms]]\nname = "a"\nmodel = "gpt2"\n'
+                    '[[experiments.arms]]\nname = "b"\nmodel = "distilgpt2"\n')
+    block(True)
+    db = PostgresStore(url, replica="late", timeout_s=OUTAGE_POOL_TIMEOUT_S)
+    try:
+        manager = ExperimentManager(db, known_models=MODELS)  # loads with nothing: the database is away
+        assert manager.seed(seed) == []
+        with pytest.raises(StoreError):
+            manager.handle("list")
+        block(False)
+        listed = wait_until(lambda: _listed(manager), timeout=30)
+        assert [e["name"] for e in listed] == ["seeded"]
+    finally:
+        db.close()
+
+
+def _listed(manager: ExperimentManager) -> list[dict] | None:
+    try:
+        return manager.handle("list")["experiments"]
+    except StoreError:
+        return None

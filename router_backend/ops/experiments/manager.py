@@ -57,6 +57,7 @@ class ExperimentManager:
         self._version: int | None = None
         self._checked_at = -math.inf
         self._stop_polling: threading.Event | None = None
+        self._pending_seed: tuple[list[ExperimentDef], str | Path] | None = None
         self._refresh(force=True)
 
     def start_polling(self) -> None:
@@ -114,9 +115,25 @@ class ExperimentManager:
 
     # management -------------------------------------------------------------------------
     def seed(self, path: str | Path) -> list[str]:
-        """Add the file's experiments that the store does not have yet; the store's copy wins."""
+        """Add the file's experiments that the store does not have yet; the store's copy wins.
+
+        A malformed file raises at once. An unreachable database does not: the file is
+        checked, and its experiments are added by the first action once the database is back.
+        """
+        experiments = load_experiments_file(path, self.known_models)
+        try:
+            added = self._seed(experiments, path)
+        except STORE_ERRORS as exc:
+            LOGGER.warning("could not add the experiments of %s to %s yet (%s); retrying on the next action",
+                           path, self.store.location, exc)
+            self._pending_seed = (experiments, path)
+            return []
+        self._pending_seed = None
+        return added
+
+    def _seed(self, experiments: list[ExperimentDef], path: str | Path) -> list[str]:
         added = []
-        for experiment in load_experiments_file(path, self.known_models):
+        for experiment in experiments:
             if self.store.insert_experiment(experiment.name, _dump(experiment), experiment.status, "file",
                                             self._clock()):
                 added.append(experiment.name)
@@ -196,6 +213,9 @@ class ExperimentManager:
         """Run one action with its JSON payload (text or already decoded); errors name the field."""
         if action not in ACTIONS:
             raise InvalidRequest("action", f"must be one of {', '.join(ACTIONS)}", got=action)
+        if self._pending_seed is not None:  # the database was away at load; a StoreError here is the caller's answer
+            self._seed(*self._pending_seed)
+            self._pending_seed = None
         data = _decode_payload(payload)
         if action == "create":
             return self.create(data)

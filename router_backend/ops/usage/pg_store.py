@@ -73,13 +73,14 @@ def redact(url: str) -> str:
 class PostgresStore:
     """Request records, feedback and experiments in a PostgreSQL database shared by replicas."""
 
-    def __init__(self, url: str, replica: str = "local", min_size: int = 1, max_size: int = 4) -> None:
+    def __init__(self, url: str, replica: str = "local", min_size: int = 1, max_size: int = 4,
+                 timeout_s: float = POOL_TIMEOUT_S) -> None:
         self.location = redact(url)
         self.replica = replica
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._pool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, timeout=POOL_TIMEOUT_S, open=True,
+            url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=True,
             check=ConnectionPool.check_connection, name=f"pointsman-{replica}",
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": f"pointsman-{replica}"[:63]},
         )
