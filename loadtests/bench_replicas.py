@@ -13,7 +13,10 @@ in the stores once they stop growing, against the requests the routers executed
 (Triton's own nv_inference_request_success + _failure of the router, summed over the
 pair: locust leaves out requests still in flight when it stops). Printed per store:
 requests, failures, records, records lost (requests - records), records/s stored per
-second of load, client latency p50/p95 (locust), and the ratios PostgreSQL / SQLite. Writes are off the request path,
+second of load, client latency p50/p95 (locust), and the ratios PostgreSQL / SQLite. Last, with no load, how long an
+experiment created (then stopped) through one PostgreSQL replica takes to be applied by
+the other: from the create call's answer to the first request the other router puts in
+the experiment (requests sent back to back, so the figure includes up to one request). Writes are off the request path,
 so the latency ratio measures what the shared database costs a request.
 """
 
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -40,7 +46,7 @@ from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locust_replicas.py"
-SERVED = ("router",)
+SERVED = ("router", "experiments")
 SETTLE_S = 3.0  # records stopped growing for this long: the writers are done
 
 
@@ -82,6 +88,38 @@ def router_requests(servers: Sequence[TritonServer]) -> int:
             if family.name in ("nv_inference_request_success", "nv_inference_request_failure"):
                 total += sum(s.value for s in family.samples if s.labels.get("model") == "router")
     return int(total)
+
+
+def post(server: TritonServer, model: str, body: dict) -> dict:
+    request = urllib.request.Request(f"http://{server.http_url}/v2/models/{model}/generate",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def in_experiment(server: TritonServer, name: str) -> bool:
+    answer = post(server, "router", {"text_input": "Write a poem", "max_tokens": 1, "auto_select": True})
+    return answer["selection_reason"].startswith(f"experiment {name},")
+
+
+def propagation_ms(admin: TritonServer, other: TritonServer, rounds: int, timeout_s: float = 30.0) -> list[float]:
+    """Per round: ms from an experiment's creation on admin until other applies it; then from its stop."""
+    times = []
+    for _ in range(rounds):
+        name = f"propagation-{uuid.uuid4().hex[:6]}"
+        arms = [{"name": "lexical", "policy": "lexical"}, {"name": "classifier", "policy": "classifier"}]
+        for action, applied in (("create", True), ("stop", False)):
+            # detection happens right after the other's poll: start at a random phase of its 1 s interval
+            time.sleep(random.uniform(0.0, 1.0))
+            payload = {"name": name, "arms": arms} if action == "create" else {"name": name}
+            post(admin, "experiments", {"action": action, "payload": json.dumps(payload)})
+            changed = time.perf_counter()
+            while in_experiment(other, name) != applied:
+                if time.perf_counter() - changed > timeout_s:
+                    raise SystemExit(f"{other.http_url} did not apply {action} of {name} within {timeout_s} s")
+            times.append((time.perf_counter() - changed) * 1e3)
+    return times
 
 
 def run_locust(urls: Sequence[str], run: str, users: int, seconds: int, model: str, out: Path) -> tuple[int, int,
@@ -173,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=20, help="load per phase (four phases)")
     parser.add_argument("--model", default="distilgpt2")
+    parser.add_argument("--propagation-rounds", type=int, default=10, help="experiments created and stopped")
     args = parser.parse_args(argv)
     if not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url (or POINTSMAN_DATABASE_URL) must be a postgresql:// URL")
@@ -212,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 records = settled_count(counters[store](run), requests)
                 phases.append(Phase(store, requests, failures, records, seconds, p50, p95))
                 print(f"phase {index + 1}/4 {store}: {requests} requests, {records} records", flush=True)  # noqa: T201
+            propagation = propagation_ms(*servers["postgres"], rounds=args.propagation_rounds)
         finally:
             for group in servers.values():
                 for server in group:
@@ -219,7 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with psycopg.connect(args.database_url, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"\n{args.users} locust users, {args.seconds} s per phase, 2 replicas per store, model "  # noqa: T201
-          f"{args.model}, max_tokens 1\n{table(phases)}\n\n{summarise(phases)}")
+          f"{args.model}, max_tokens 1\n{table(phases)}\n\n{summarise(phases)}\n"
+          f"experiment change applied by the other replica: p50 {np.percentile(propagation, 50):.0f} ms, "
+          f"max {max(propagation):.0f} ms over {len(propagation)} changes (poll interval 1000 ms)")
     return 0
 
 
