@@ -7,8 +7,9 @@
 A drill, not a test: it stops a whole PostgreSQL server (only run it on one you own).
 Two tritonservers (router + one small model, ports from --base-port) share a fresh
 database; locust loads both (64 users) for --seconds; the server is stopped at --stop-at
-and started at --start-at (seconds into the load). Every second it prints each replica's
-pointsman_usage_records_lost_total and router requests; at the end, the requests, the
+and started at --start-at (seconds into the load). Every second it prints the requests the routers executed,
+the records stored (so the moment the writers reconnect shows) and each replica's
+pointsman_usage_records_lost_total; at the end, the requests, the
 records stored, the lost-record counters, locust's failures, and the writer's log lines
 (when it failed, gave up, and reached the database again).
 """
@@ -53,6 +54,14 @@ def lost_records(server: TritonServer) -> float:
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == LOST)
 
 
+def stored(count) -> str:
+    """Records stored so far, or "-" while the database is away."""
+    try:
+        return str(count())
+    except psycopg.OperationalError:
+        return "-"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", required=True)
@@ -93,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s", "--host",
                  f"http://{servers[0].http_url}", "--stop-timeout", "30", "--csv", str(root / run), "--only-summary"],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            count = postgres_counter(shared, run)
             started, stopped, restarted = time.monotonic(), False, False
             while locust.poll() is None:
                 t = time.monotonic() - started
@@ -104,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     subprocess.run(shlex.split(args.start), check=True)
                     restarted = True
                     print(f"t={t:5.1f}s  PostgreSQL started", flush=True)  # noqa: T201
-                print(f"t={t:5.1f}s  requests {router_requests(servers) - before:6d}  lost "  # noqa: T201
-                      f"{[lost_records(s) for s in servers]}", flush=True)
+                print(f"t={t:5.1f}s  requests {router_requests(servers) - before:6d}  stored "  # noqa: T201
+                      f"{stored(count):>6}  lost {[lost_records(s) for s in servers]}", flush=True)
                 time.sleep(1.0)  # a once-a-second report, not a synchronisation
             requests = router_requests(servers) - before
             records = settled_count(postgres_counter(shared, run), requests)
