@@ -31,6 +31,9 @@ from pointsman.ops.usage.store import record_from_row, record_to_row
 LOGGER = logging.getLogger(__name__)
 POOL_TIMEOUT_S = 5.0  # how long an operation waits for a connection before it fails
 CONNECT_TIMEOUT_S = 3
+# the pool retries a failed connection at 1, 2, 4, ... s: giving up after 5 s and starting
+# over when an operation next asks keeps the gap between tries, so the reconnect lag, short
+RECONNECT_TIMEOUT_S = 5.0
 MIGRATION_LOCK = 0x706F696E  # pg_advisory_xact_lock key: one migrating replica at a time
 
 _RECORD_COLUMNS = tuple(RequestRecord.__dataclass_fields__)
@@ -81,7 +84,7 @@ class PostgresStore:
         self._schema_lock = threading.Lock()
         self._pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=True,
-            check=ConnectionPool.check_connection, name=f"pointsman-{replica}",
+            check=ConnectionPool.check_connection, name=f"pointsman-{replica}", reconnect_timeout=RECONNECT_TIMEOUT_S,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": f"pointsman-{replica}"[:63]},
         )
         try:
