@@ -29,9 +29,17 @@ def _serve(args: argparse.Namespace) -> int:
     from pointsman.gateway.server import GatewayError
     from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
+    env = {}
+    if args.database_url:
+        from pointsman.ops.usage.storage import DATABASE_URL_ENV, is_postgres_url
+
+        if not is_postgres_url(args.database_url):
+            raise ValueError(f"invalid --database-url: must start with postgresql:// (got "
+                             f"{args.database_url.split('://')[0]}://...)")
+        env[DATABASE_URL_ENV] = args.database_url
     server = TritonServer(args.model_repository, host=args.host,
                           ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port),
-                          admin_key=args.admin_key)
+                          admin_key=args.admin_key, env=env)
     gateways: list = []  # the gateway, once started
     # SIGTERM and SIGHUP (the server has its own session: the terminal's signals reach
     # only us) stop it as Ctrl-C does: SIGINT, a bounded wait, then every process it started
@@ -123,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
     serve.add_argument("--gateway-host", default="127.0.0.1")
     serve.add_argument("--gateway-port", type=int, default=9000, help="the gateway's port (OpenAI API, /inference)")
+    serve.add_argument("--database-url", default="",
+                       help="postgresql://... shared by replicas (sets POINTSMAN_DATABASE_URL for the server; "
+                            "default: that variable, else the SQLite file in the state folder)")
     serve.set_defaults(func=_serve)
 
     from pointsman.gateway.server import add_arguments as gateway_arguments

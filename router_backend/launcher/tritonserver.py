@@ -111,7 +111,7 @@ class TritonServer:
 
     def __init__(self, repository: Path, host: str = "127.0.0.1", ports: ServerPorts = ServerPorts(),
                  state_dir: Path | None = None, log_file: Path | None = None, verbose: int = 0,
-                 admin_key: str | None = None) -> None:
+                 admin_key: str | None = None, env: dict[str, str] | None = None) -> None:
         self.repository = repository.resolve()
         self.host = host
         self.ports = ports
@@ -119,6 +119,7 @@ class TritonServer:
         self.log_file = log_file
         self.verbose = verbose
         self.admin_key = admin_key or None  # restricts Triton's admin APIs and experiment changes
+        self.env = dict(env or {})  # e.g. POINTSMAN_DATABASE_URL and POINTSMAN_REPLICA of one replica
         self.process: subprocess.Popen | None = None
 
     @property
@@ -152,6 +153,7 @@ class TritonServer:
         env.pop(ADMIN_KEY_ENV, None)
         if self.admin_key:  # the router and experiments models read it (pointsman.policy.admin)
             env[ADMIN_KEY_ENV] = self.admin_key
+        env.update(self.env)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # own process group, so stop() can also reap the Python backend stubs that a
         # crashed server leaves behind (they outlive it and ignore SIGTERM)

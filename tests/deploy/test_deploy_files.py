@@ -367,6 +367,28 @@ def test_compose_runs_pointsman_with_prometheus_and_grafana():
             assert not service["image"].endswith(":latest") and ":" in service["image"], name
 
 
+def test_compose_replicas_share_the_postgres_service_once_it_is_healthy():
+    services = compose()["services"]
+    postgres, pointsman = services["postgres"], services["pointsman"]
+    url = pointsman["environment"]["POINTSMAN_DATABASE_URL"]
+    env = postgres["environment"]
+    assert url == (f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/"
+                   f"{env['POSTGRES_DB']}")
+    assert pointsman["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+
+
+@pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
+def test_pods_read_the_database_url_from_the_secret_and_name_themselves(name):
+    env = {e["name"]: e for e in container(manifest(name))["env"]}
+    (secret,) = load_yaml_docs(K8S / "postgres-secret.yaml")
+    ref = env["POINTSMAN_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+    assert secret["stringData"][ref["key"]].startswith("postgresql://")
+    assert env["POINTSMAN_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
 def test_compose_bind_mounts_point_at_files_in_docker():
     for name, service in compose()["services"].items():
         for volume in service.get("volumes", []):
@@ -430,7 +452,8 @@ def test_metrics_list_names_a_source_per_metric():
 # -- Kubernetes ----------------------------------------------------------------------------------
 
 
-CORE_MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "prometheus-adapter-rules.yaml")
+CORE_MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "prometheus-adapter-rules.yaml",
+                  "postgres-secret.yaml")
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -496,7 +519,7 @@ def test_image_sets_every_variable_the_local_launcher_sets():
 @pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
 def test_pod_points_the_router_at_its_own_ports(name):
     c = container(manifest(name))
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
     assert launcher_environment() <= set(env)
     flags = dict(a.split("=", 1) for a in c["args"] if a.startswith("--") and "=" in a)
     http, metrics = flags.get("--http-port", "8000"), flags.get("--metrics-port", "8002")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pointsman.errors import InvalidRequest
 from pointsman.ops.experiments import ACTIONS, ExperimentManager
-from pointsman.ops.usage import StateStore, default_db_path, to_json
+from pointsman.ops.usage import open_store, to_json
 from pointsman.policy.admin import configured_key, require_admin
 from pointsman.policy.catalog import DEFAULT_CATALOG, load_catalog
 from pointsman.triton_adapters.triton_io import (
@@ -30,7 +30,7 @@ class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
         catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
-        self.store = StateStore(default_db_path(params.get("state_dir") or None))
+        self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
         self.manager = ExperimentManager(self.store, known_models=set(catalog.names))
         seed = Path(args["model_repository"]) / params.get("experiments_file", "experiments.toml")
         self.manager.seed(seed)  # a malformed file refuses the load, naming the experiment and field

@@ -7,7 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from pointsman.ops.experiments import ExperimentManager
-from pointsman.ops.usage import RecordWriter, StateStore, default_db_path, record_from_outcome
+from pointsman.ops.usage import RecordWriter, open_store, record_from_outcome
 from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
 from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, field_names, input_tensors
 from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
@@ -74,9 +74,12 @@ class TritonPythonModel:
         self.gauges = StatusGauges(self.board)
         self.gauges.start()
         self.metrics = RouterMetrics()
-        db = default_db_path()
-        self.writer = RecordWriter(StateStore(db))
-        experiments = ExperimentManager(StateStore(db), known_models=set(catalog.names))
+        # $POINTSMAN_DATABASE_URL (shared by replicas) or the SQLite file; writes off the request path
+        self.store = open_store()
+        self.writer = RecordWriter(self.store, on_lost=self.metrics.count_lost,
+                                   max_queue=int(params.get("usage_max_queued", "100000")))
+        self.experiments = experiments = ExperimentManager(self.store, known_models=set(catalog.names))
+        experiments.start_polling()
         # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either
         lexical = LexicalAnalyzer()
         classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
@@ -111,5 +114,7 @@ class TritonPythonModel:
         self.poller.stop()
         self.gauges.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.metrics.close()
+        self.experiments.close()
         self.writer.close()
+        self.metrics.close()
+        self.store.close()
