@@ -49,8 +49,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _run(server, args, gateways)
     except KeyboardInterrupt:
         return 130
-    except _Stop:
-        return 143
+    except _Stop:  # a requested stop: a clean exit
+        return 0
     except (ServerError, GatewayError) as exc:
         print(f"pointsman serve: {exc}", file=sys.stderr)  # noqa: T201
         return 1

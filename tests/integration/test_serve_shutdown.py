@@ -103,7 +103,7 @@ def test_sigterm_to_serve_mid_generation_ends_every_process_it_started(small_rep
         code = serve.wait(timeout=STOP_GRACE_S + 30)
         client.stop_stream(cancel_requests=True)
 
-        assert code == 143
+        assert code == 0
         assert not group_members(server), f"left behind: {group_members(server)}"
     finally:  # whatever the outcome, leave nothing running
         if serve.poll() is None:
