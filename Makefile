@@ -33,4 +33,5 @@ bench: setup
 	$(BIN)/python -m pointsman.loadtests.bench_engine
 
 clean:
-	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen
+	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen \
+		model_repository/gpt2_stream model_repository/distilgpt2_stream model_repository/codegen_stream

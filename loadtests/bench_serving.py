@@ -29,6 +29,7 @@ import numpy as np
 
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.tokenizer import TextTokenizer
+from pointsman.export.repository import engine_name
 
 PROMPT = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"
 TARGET = 1.3
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    folder = args.model_repository.resolve() / args.model
+    folder = args.model_repository.resolve() / engine_name(args.model)
     if not (folder / "1" / "model.onnx").exists():
         raise SystemExit(f"{folder / '1' / 'model.onnx'} is missing: run `make setup` first")
     if args.url:

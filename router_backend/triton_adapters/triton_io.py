@@ -18,6 +18,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest, ModelUnavailable, PointsmanError
+from pointsman.policy.contract import TensorSpec
 from pointsman.triton_adapters.model_config import OUTPUT_TYPES
 
 LOGGER = logging.getLogger(__name__)
@@ -31,16 +32,25 @@ def _scalar(array: np.ndarray) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def request_fields(request, input_names: Iterable[str]) -> dict[str, Any]:
-    """Inputs present as tensors plus request parameters (unknown JSON keys land there)."""
+def _values(array: np.ndarray) -> list[Any]:
+    return [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else
+            (v.item() if isinstance(v, np.generic) else v) for v in array.reshape(-1)]
+
+
+def request_fields(request, inputs: Iterable[str | TensorSpec]) -> dict[str, Any]:
+    """Inputs present as tensors plus request parameters (unknown JSON keys land there).
+
+    A tensor declared with dims [-1] (a TensorSpec) is read as a list, any other as a scalar.
+    """
     fields: dict[str, Any] = {}
     raw = request.parameters()
     if raw:
         fields.update(json.loads(raw) if isinstance(raw, str) else raw)
-    for name in input_names:
+    for item in inputs:
+        name, listed = (item.name, -1 in item.dims) if isinstance(item, TensorSpec) else (item, False)
         tensor = pb_utils.get_input_tensor_by_name(request, name)
         if tensor is not None:
-            fields[name] = _scalar(tensor.as_numpy())
+            fields[name] = _values(tensor.as_numpy()) if listed else _scalar(tensor.as_numpy())
     return fields
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from pointsman.client.request import scalar
+from pointsman.export.repository import engine_name
 from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,7 +221,7 @@ _NUMPY_TYPES = {
 
 
 def missing_demo_models(repository: Path) -> list[str]:
-    return [name for name in DEMO_MODELS if not (repository / name / "1" / "model.onnx").exists()]
+    return [name for name in DEMO_MODELS if not (repository / engine_name(name) / "1" / "model.onnx").exists()]
 
 
 @pytest.fixture(scope="session")

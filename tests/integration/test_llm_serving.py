@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pointsman.export.repository import engine_name
+
 pytestmark = pytest.mark.integration
 
 PROMPT = "def add(a, b):"
@@ -31,7 +33,7 @@ def prompt_of_about(triton, model: str, tokens: int) -> tuple[str, int]:
     """Return a prompt of roughly `tokens` tokens for this model and its exact length."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(Path(triton.repository) / model / "1" / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(Path(triton.repository) / engine_name(model) / "1" / "tokenizer.json"))
     unit = "total = total + value\n"
     per_unit = len(tokenizer.encode(unit * 20).ids) / 20
     text = unit * max(1, int(tokens / per_unit))
