@@ -14,6 +14,7 @@ at a time.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,7 +62,7 @@ class Twin:
                                            f"stream from '{self.target}' (generate_stream or gRPC streaming)")
         forwarded = pb_utils.InferenceRequest(
             model_name=self.target, inputs=inputs, requested_output_names=self._outputs,
-            parameters=request.parameters() or "{}",  # unknown JSON keys travel here: the target names them
+            parameters=_parameters(request),  # unknown JSON keys travel here: the target names them
         )
         try:
             responses = forwarded.exec(decoupled=True)
@@ -77,3 +78,10 @@ class Twin:
         if final is None:
             raise ModelUnavailable(f"model '{self.target}' ended without an answer")
         return pb_utils.InferenceResponse(output_tensors=final.output_tensors())
+
+
+def _parameters(request) -> dict:
+    """The caller's request parameters as BLS takes them (str, int and bool values; others as JSON text)."""
+    raw = request.parameters()
+    params = (json.loads(raw) if isinstance(raw, str) else dict(raw)) if raw else {}
+    return {k: v if isinstance(v, str | int | bool) else json.dumps(v) for k, v in params.items()}
