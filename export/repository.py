@@ -21,15 +21,15 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from pointsman.engine.scheduler import EngineLimits
+from pointsman.policy.contract import stream_model
 
 BACKEND = "pointsman_llm"
 CONFIG_FILE = "config.pbtxt"
-STREAM_SUFFIX = "_stream"  # <name>_stream: decoupled, holds the engine; <name>: its twin, for every client
 
 
 def engine_name(name: str) -> str:
-    """The engine model's name for a user-visible model name: gpt2 -> gpt2_stream."""
-    return f"{name}{STREAM_SUFFIX}"
+    """The engine model's name for a user-visible model name: gpt2 -> gpt2_stream (decoupled, holds the engine)."""
+    return stream_model(name)
 
 
 @dataclass(frozen=True)

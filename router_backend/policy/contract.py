@@ -24,6 +24,14 @@ from pydantic.fields import FieldInfo
 from pointsman.errors import InvalidRequest
 
 MAX_TOKENS_CAP = 4096
+# Every streaming entry point is a pair: <name> (non-decoupled, answers once: tritonclient
+# infer, HTTP /infer, generate) and <name>_stream (decoupled: generate_stream, gRPC streaming)
+STREAM_SUFFIX = "_stream"
+
+
+def stream_model(name: str) -> str:
+    """The decoupled twin of a model name: router -> router_stream, gpt2 -> gpt2_stream."""
+    return f"{name}{STREAM_SUFFIX}"
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,8 @@ def test_onnx_graph_has_the_names_the_engine_feeds(checkpoints, tmp_path):
     import onnxruntime as ort
 
     export_model(checkpoints["gpt2"], "tiny", tmp_path, console=quiet()[0])
-    session = ort.InferenceSession(str(tmp_path / "tiny_stream" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx = tmp_path / "tiny_stream" / "1" / "model.onnx"
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
 
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
