@@ -178,9 +178,10 @@ class TritonHandle:
                 parameters[name] = value
                 continue
             dtype = declared[name]
-            array = (np.array([str(value).encode("utf-8")], dtype=np.object_) if dtype == "BYTES"
-                     else np.array([value], dtype=_NUMPY_TYPES[dtype]))
-            tensor = grpcclient.InferInput(name, [1], dtype)
+            values = list(value) if isinstance(value, list | tuple) else [value]  # a list: a dims [-1] input
+            array = (np.array([str(v).encode("utf-8") for v in values], dtype=np.object_) if dtype == "BYTES"
+                     else np.array(values, dtype=_NUMPY_TYPES[dtype]))
+            tensor = grpcclient.InferInput(name, list(array.shape), dtype)
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         return inputs, parameters
