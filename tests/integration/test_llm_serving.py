@@ -26,7 +26,7 @@ DEMO_MODELS = ("gpt2", "distilgpt2", "codegen")  # built by `make setup`
 
 
 def context_length(triton, model: str) -> int:
-    return int(triton.model_config(model)["parameters"]["context_length"]["string_value"])
+    return int(triton.model_config(engine_name(model))["parameters"]["context_length"]["string_value"])
 
 
 def prompt_of_about(triton, model: str, tokens: int) -> tuple[str, int]:
