@@ -124,7 +124,7 @@ def run(url: str, model: str, folder: Path, requests: int, tokens: int, warmup: 
                                     providers=settings.get("execution_providers", "auto"))
     prompt_ids = TextTokenizer.from_file(str(folder / "1" / settings.get("tokenizer_file", "tokenizer.json"))).encode(
         PROMPT)
-    streamer = GrpcStreamer(url, model)
+    streamer = GrpcStreamer(url, engine_name(model))  # streaming: the decoupled engine model
     served: list[tuple[float, list[float]]] = []
     raw: list[tuple[float, list[float]]] = []
     try:
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # a repository of just this model: nothing else competes for the cores or can fail to load
             repository = Path(tmp) / "repository"
             repository.mkdir()
-            (repository / args.model).symlink_to(folder, target_is_directory=True)
+            (repository / engine_name(args.model)).symlink_to(folder, target_is_directory=True)
             server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
             print(f"starting tritonserver with {args.model} on {server.grpc_url} ...", flush=True)  # noqa: T201
             with server:
