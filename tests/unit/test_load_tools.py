@@ -72,8 +72,11 @@ def test_genai_perf_commands_select_the_mode_with_extra_inputs(tmp_path: Path) -
     direct = genai_perf.profile_command(Path("genai-perf"), target="direct", **common)
     hybrid = genai_perf.profile_command(Path("genai-perf"), target="hybrid", **common)
     assert direct[direct.index("-m") + 1] == "gpt2" and hybrid[hybrid.index("-m") + 1] == "router"
-    assert "preferred_model:gpt2" in hybrid and "ignore_eos:true" in hybrid and "--streaming" in hybrid
-    assert direct[4:8] == ["--service-kind", "triton", "--backend", "tensorrtllm"]
+    assert "preferred_model:gpt2" in hybrid and "--output-tokens-mean-deterministic" in hybrid
+    assert "--streaming" not in hybrid
+    assert direct[4:8] == ["--endpoint-type", "kserve", "--backend", "tensorrtllm"]
+    streamed = genai_perf.profile_command(Path("genai-perf"), target="manual", streaming=True, **common)
+    assert streamed[streamed.index("-m") + 1] == "router_stream" and "--streaming" in streamed
 
 
 def test_the_shim_drops_genai_perfs_model_label_and_keeps_a_model_input(tmp_path: Path) -> None:
