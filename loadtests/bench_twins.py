@@ -106,8 +106,11 @@ def measure(url: str, target: str, model: str, concurrency: int, requests_per_wo
     clients = [StreamOnce(url) if target == "router_stream once" else PointsmanClient(url, protocol="grpc")
                for _ in range(concurrency)]
     try:
+        # at low concurrency each worker sends more, so every run has at least 16 requests
+        per_worker = max(requests_per_worker, -(-16 // concurrency))
+
         def worker(index: int) -> list[tuple[int, float]]:
-            return [_one(clients[index], target, model, max_tokens) for _ in range(requests_per_worker)]
+            return [_one(clients[index], target, model, max_tokens) for _ in range(per_worker)]
 
         began = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
