@@ -3,7 +3,7 @@
     fields = request_fields(request, ["text_input", "max_tokens"])
     send_error(sender, exc)
 
-With bls, classifier_bls, engine_io, status_gauges and router_metrics, one of the modules that
+With bls, classifier_bls, engine_io, twin, status_gauges and router_metrics, one of the modules that
 import triton_python_backend_utils (besides the model.py files).
 """
 
