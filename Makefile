@@ -39,4 +39,5 @@ bench-replicas: setup
 	url="$$(bash tests/postgres/start_postgres.sh)" && $(BIN)/python -m pointsman.loadtests.bench_replicas --database-url "$$url"
 
 clean:
-	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen
+	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen \
+		model_repository/gpt2_stream model_repository/distilgpt2_stream model_repository/codegen_stream

@@ -14,7 +14,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pointsman.export.repository import LlmFolderSpec, read_parameters, write_llm_folder
+from pointsman.export.repository import (
+    LlmFolderSpec,
+    engine_name,
+    read_parameters,
+    write_llm_folder,
+    write_twin_folder,
+)
 
 LOGGER = logging.getLogger(__name__)
 SUPPORTED_MODEL_TYPES = ("gpt2", "codegen")  # what export.onnx_export can trace
@@ -48,13 +54,14 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
                  console: Console | None = None) -> dict:
     """Export one checkpoint; return the stamp (parity figures included)."""
     console = console or Console(stderr=True)
-    folder = repository / name
+    folder = repository / engine_name(name)  # the engine; repository/name becomes its twin
     if not (checkpoint / "config.json").exists():
         raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json "
                                 "(a Hugging Face checkpoint folder is expected)")
     digest = checkpoint_digest(checkpoint)
     if not force and is_up_to_date(folder, digest):
         console.print(f"[green]{name}[/]: up to date, skipped")
+        write_twin_folder(repository, name)
         return export_record(folder)
 
     from transformers import AutoConfig, AutoTokenizer
@@ -87,11 +94,13 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
             "max_abs_diff_prefill": f"{report.max_abs_diff:.3e}",
             "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
         }
-        spec = LlmFolderSpec(name=name, context_length=int(context), eos_token_id=int(eos), export_record=stamp)
+        spec = LlmFolderSpec(name=engine_name(name), context_length=int(context), eos_token_id=int(eos),
+                             export_record=stamp)
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
         if folder.exists():
             shutil.rmtree(folder)
         shutil.move(str(staged), str(folder))
+        write_twin_folder(repository, name)
         progress.update(task, advance=2, description=f"{name}: done")
     console.print(f"[green]{name}[/]: parity max |logit diff| prefill {report.max_abs_diff:.2e}, "
                   f"decode step {report.max_abs_diff_step:.2e} (limit 1e-3)")

@@ -43,10 +43,11 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from pointsman.launcher.tritonserver import ServerPorts, TritonServer
+from pointsman.policy.contract import stream_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locust_replicas.py"
-SERVED = ("router", "experiments")
+SERVED = ("router", "router_stream", "experiments")
 SETTLE_S = 3.0  # records stopped growing for this long: the writers are done
 
 
@@ -72,7 +73,7 @@ class Phase:
 def trimmed_repository(root: Path, model: str) -> Path:
     repository = root / "repository"
     repository.mkdir()
-    for name in (*SERVED, model):
+    for name in (*SERVED, model, stream_model(model)):
         (repository / name).symlink_to(ROOT / "model_repository" / name, target_is_directory=True)
     return repository
 
@@ -86,7 +87,8 @@ def router_requests(servers: Sequence[TritonServer]) -> int:
             text = resp.read().decode()
         for family in text_string_to_metric_families(text):
             if family.name in ("nv_inference_request_success", "nv_inference_request_failure"):
-                total += sum(s.value for s in family.samples if s.labels.get("model") == "router")
+                # every request reaches the one router that records usage, whichever twin it came in by
+                total += sum(s.value for s in family.samples if s.labels.get("model") == "router_stream")
     return int(total)
 
 

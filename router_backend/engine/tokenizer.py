@@ -1,6 +1,6 @@
 """The serving tokenizer (tokenizers' Rust implementation, no transformers) and request building.
 
-    tok = TextTokenizer.from_file("model_repository/gpt2/1/tokenizer.json")
+    tok = TextTokenizer.from_file("model_repository/gpt2_stream/1/tokenizer.json")
     request = build_generation_request(params, tok, context_length=512)
 """
 
@@ -50,6 +50,8 @@ def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, c
         raise InvalidRequest("max_tokens", f"must be at most {context_length - len(ids)} for this "
                              f"{len(ids)}-token prompt ({model} context length {context_length})",
                              got=params.max_tokens)
-    sampling = SamplingParams(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, seed=params.seed)
+    sampling = SamplingParams(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, seed=params.seed,
+                              repetition_penalty=params.repetition_penalty, presence_penalty=params.presence_penalty,
+                              frequency_penalty=params.frequency_penalty, min_tokens=params.min_tokens)
     return GenerationRequest(prompt_ids=tuple(ids), max_new_tokens=params.max_tokens, sampling=sampling,
-                             stream=params.stream, ignore_eos=params.ignore_eos)
+                             stream=params.stream, ignore_eos=params.ignore_eos, stop=params.stop)

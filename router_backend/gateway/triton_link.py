@@ -19,10 +19,10 @@ import numpy as np
 
 from pointsman.gateway.errors import ApiError, from_triton_message
 from pointsman.gateway.shared_stream import SharedStream
-from pointsman.policy.contract import RecommendParams, RouterParams, aliases, input_tensors
+from pointsman.policy.contract import RecommendParams, RouterParams, aliases, input_tensors, stream_model
 
-# the decoupled router the gateway streams from; becomes "router_stream" when branch twins lands
-ROUTER_STREAM_MODEL = "router"
+# the decoupled router: the gateway streams from it, and its twin `router` would add a BLS hop
+ROUTER_STREAM_MODEL = stream_model("router")
 RECOMMEND_MODEL = "recommend"
 CATALOG_MODEL = "catalog"
 

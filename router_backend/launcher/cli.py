@@ -79,7 +79,10 @@ def _run(server, args: argparse.Namespace, gateways: list) -> int:
         f"Try:\n  curl -X POST {base}/v2/models/gpt2/generate "
         f"-d '{{\"text_input\":\"def add(a, b):\",\"max_tokens\":16}}'\n"
         f"  curl -X POST {base}/v2/models/router/generate "
-        f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n",
+        f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n"
+        f"  curl -N -X POST {base}/v2/models/router_stream/generate_stream "
+        f"-d '{{\"text_input\":\"Tell me a story\",\"auto_select\":true,\"stream\":true}}'\n"
+        f"  (router and gpt2 answer once, also over /infer and unary gRPC; stream from router_stream, gpt2_stream)\n",
         flush=True,
     )
     if gateway is not None:

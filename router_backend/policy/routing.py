@@ -211,6 +211,11 @@ class RoutingService:
                               prompt_tokens=getattr(final, "prompt_tokens", 0))
         return result, decision, retried
 
+    def _engine_of(self, model: str) -> str:
+        """The Triton model that serves a catalog name (its engine_model, else the name)."""
+        catalog = self.selector.catalog
+        return catalog[model].call_name if model in catalog else model
+
     def _call(self, model: str, fields: dict[str, Any], stream: bool, sink: RouterSink,
               is_cancelled: Callable[[], bool]) -> tuple[Final, float | None]:
         self.board.started(model)
@@ -219,7 +224,7 @@ class RoutingService:
         final: Final | None = None
         pieces: list[str] = []
         try:
-            for piece, done in self.call_model(model, fields, is_cancelled):
+            for piece, done in self.call_model(self._engine_of(model), fields, is_cancelled):
                 if piece:
                     first = first or time.perf_counter()
                     pieces.append(piece)

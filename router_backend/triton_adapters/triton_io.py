@@ -3,7 +3,7 @@
     fields = request_fields(request, ["text_input", "max_tokens"])
     send_error(sender, exc)
 
-With bls, classifier_bls, engine_io, status_gauges and router_metrics, one of the modules that
+With bls, classifier_bls, engine_io, twin, status_gauges and router_metrics, one of the modules that
 import triton_python_backend_utils (besides the model.py files).
 """
 
@@ -19,6 +19,7 @@ import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import Forbidden, InvalidRequest, ModelUnavailable, PointsmanError
 from pointsman.policy.admin import ADMIN_HEADER, ADMIN_PARAMETER
+from pointsman.policy.contract import TensorSpec
 from pointsman.triton_adapters.model_config import OUTPUT_TYPES
 
 LOGGER = logging.getLogger(__name__)
@@ -30,6 +31,11 @@ def _scalar(array: np.ndarray) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _values(array: np.ndarray) -> list[Any]:
+    return [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else
+            (v.item() if isinstance(v, np.generic) else v) for v in array.reshape(-1)]
 
 
 def _parameters(request) -> dict[str, Any]:
@@ -54,16 +60,18 @@ def admin_key_of(request) -> str | None:
     return str(values[0]) if values else None
 
 
-def request_fields(request, input_names: Iterable[str]) -> dict[str, Any]:
+def request_fields(request, inputs: Iterable[str | TensorSpec]) -> dict[str, Any]:
     """Inputs present as tensors plus request parameters (unknown JSON keys land there).
 
+    A tensor declared with dims [-1] (a TensorSpec) is read as a list, any other as a scalar.
     The admin key is not a field: admin_key_of reads it.
     """
     fields = {name: value for name, value in _parameters(request).items() if not _is_admin_key(name)}
-    for name in input_names:
+    for item in inputs:
+        name, listed = (item.name, -1 in item.dims) if isinstance(item, TensorSpec) else (item, False)
         tensor = pb_utils.get_input_tensor_by_name(request, name)
         if tensor is not None:
-            fields[name] = _scalar(tensor.as_numpy())
+            fields[name] = _values(tensor.as_numpy()) if listed else _scalar(tensor.as_numpy())
     return fields
 
 

@@ -296,7 +296,7 @@ def test_build_context_leaves_out_local_state_and_caches(path):
 def test_configure_models_sets_execution_providers_of_language_models_only(tmp_path):
     from google.protobuf import text_format
 
-    from pointsman.export.repository import LlmFolderSpec, llm_config
+    from pointsman.export.repository import LlmFolderSpec, llm_config, write_twin_folder
 
     (tmp_path / "gpt2").mkdir()
     (tmp_path / "gpt2" / "config.pbtxt").write_text(text_format.MessageToString(
@@ -304,6 +304,8 @@ def test_configure_models_sets_execution_providers_of_language_models_only(tmp_p
     (tmp_path / "router").mkdir()
     router_text = 'name: "router"\nbackend: "python"\n'
     (tmp_path / "router" / "config.pbtxt").write_text(router_text)
+    twin = write_twin_folder(tmp_path, "codegen")  # a twin loads no engine: nothing to configure
+    twin_text = (twin / "config.pbtxt").read_text()
 
     done = subprocess.run([sys.executable, str(DOCKER / "configure_models.py"), str(tmp_path),
                            "--execution-providers", "auto"], capture_output=True, text=True, check=False)
@@ -313,6 +315,7 @@ def test_configure_models_sets_execution_providers_of_language_models_only(tmp_p
         LlmFolderSpec(name="x", context_length=1, eos_token_id=0)).__class__())
     assert config.parameters["execution_providers"].string_value == "auto"
     assert (tmp_path / "router" / "config.pbtxt").read_text() == router_text
+    assert (twin / "config.pbtxt").read_text() == twin_text
 
 
 @pytest.mark.parametrize("value", ["auto", "tensorrt", "cuda", "cpu", "rocm"])

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from pointsman.client.request import scalar
+from pointsman.export.repository import engine_name
 from pointsman.gateway.server import GatewayProcess
 from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
@@ -178,9 +179,10 @@ class TritonHandle:
                 parameters[name] = value
                 continue
             dtype = declared[name]
-            array = (np.array([str(value).encode("utf-8")], dtype=np.object_) if dtype == "BYTES"
-                     else np.array([value], dtype=_NUMPY_TYPES[dtype]))
-            tensor = grpcclient.InferInput(name, [1], dtype)
+            values = list(value) if isinstance(value, list | tuple) else [value]  # a list: a dims [-1] input
+            array = (np.array([str(v).encode("utf-8") for v in values], dtype=np.object_) if dtype == "BYTES"
+                     else np.array(values, dtype=_NUMPY_TYPES[dtype]))
+            tensor = grpcclient.InferInput(name, list(array.shape), dtype)
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         return inputs, parameters
@@ -221,7 +223,7 @@ _NUMPY_TYPES = {
 
 
 def missing_demo_models(repository: Path) -> list[str]:
-    return [name for name in DEMO_MODELS if not (repository / name / "1" / "model.onnx").exists()]
+    return [name for name in DEMO_MODELS if not (repository / engine_name(name) / "1" / "model.onnx").exists()]
 
 
 @pytest.fixture(scope="session")

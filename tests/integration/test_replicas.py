@@ -37,7 +37,8 @@ from tests.unit.conftest import build_record
 
 pytestmark = pytest.mark.integration
 
-SERVED = ("router", "experiments", "usage", "gpt2", "distilgpt2")
+SERVED = ("router", "router_stream", "experiments", "usage", "gpt2", "gpt2_stream", "distilgpt2",
+          "distilgpt2_stream")
 REPLICAS = ("replica-a", "replica-b")
 PROMPT = "Write a short poem about the sea"
 CONVERGE_TIMEOUT_S = 15.0  # generous: the bound is the 1 s poll plus a query, on a loaded 2-core machine
@@ -93,7 +94,7 @@ def replicas(postgres_url, tmp_path_factory) -> Iterator[Replicas]:
     repository = root / "repository"
     repository.mkdir()
     for model in SERVED:
-        if model == "router":  # a copy: its queue of usage records is small, so an outage overflows it
+        if model == "router_stream":  # a copy: its queue of usage records is small, so an outage overflows it
             shutil.copytree(MODEL_REPOSITORY / model, repository / model,
                             ignore=shutil.ignore_patterns("__pycache__"))
             with open(repository / model / "config.pbtxt", "a") as config:
