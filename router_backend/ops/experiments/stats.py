@@ -129,15 +129,17 @@ def _half_width(se2: float, tau2: float, alpha: float) -> float:
 
 
 def sequential_test(a: Sequence[float], b: Sequence[float], a_times: Sequence[float], b_times: Sequence[float],
-                    effect: float, alpha: float) -> dict | None:
+                    effect: float, alpha: float, min_samples: int = SEQUENTIAL_MIN_SAMPLES) -> dict | None:
     """MSPRT of mean(b) - mean(a) over every look so far (one after each observation, in time order).
 
     effect: the smallest absolute difference worth detecting (the mixture's scale). Returns the
     always-valid p value (running minimum of 1/Lambda), the always-valid interval at the last
-    look, and the current evidence; None below SEQUENTIAL_MIN_SAMPLES per arm.
+    look, and the current evidence; None below min_samples per arm (the burn-in: with plug-in
+    variances, looks on a handful of samples are what would inflate false positives).
     """
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if x.size < SEQUENTIAL_MIN_SAMPLES or y.size < SEQUENTIAL_MIN_SAMPLES:
+    min_samples = max(min_samples, SEQUENTIAL_MIN_SAMPLES)
+    if x.size < min_samples or y.size < min_samples:
         return None
     if not effect > 0:
         raise ValueError(f"effect must be > 0, got {effect}")
@@ -146,7 +148,7 @@ def sequential_test(a: Sequence[float], b: Sequence[float], a_times: Sequence[fl
     values = np.concatenate([x, y])[order]
     in_b = np.concatenate([np.zeros(x.size, bool), np.ones(y.size, bool)])[order]
     tau2 = effect * effect
-    path = msprt_path(in_b, values, tau2)
+    path = msprt_path(in_b, values, tau2, min_samples)
     p = float(min(1.0, np.exp(-path.max())))
     diff = float(y.mean() - x.mean())
     se2 = float(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
