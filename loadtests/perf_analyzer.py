@@ -15,7 +15,10 @@ gRPC with --streaming; with stream false each request has one response, so the l
 of that "first response" is the whole request. Every request generates exactly
 max_tokens tokens (ignore_eos), so both sides do the same work. Modes run interleaved,
 round after round, and the hop is the median over rounds of (router p50 - direct p50)
-from the same round, which cancels most of the drift of a shared machine.
+from the same round, which cancels most of the drift of a shared machine. The hop is
+reported only for modes whose requests reach the model called directly (manual and
+hybrid name it): auto may choose another model, so its difference from direct is the
+choice plus the hop, and the table leaves its hop column empty (its ratios stay, labelled).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ MODES = {
     "hybrid": ("router", "router_hybrid_gpt2.json"),
     "auto": ("router", "router_auto.json"),
 }
+SAME_MODEL_MODES = ("manual", "hybrid")  # requests that land on the directly called model: like with like
 
 
 class PerfAnalyzerError(RuntimeError):
@@ -251,7 +255,8 @@ def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
             d99 = statistics.median(m.p99_ms for m in direct.values())
             dthr = statistics.median(m.throughput for m in direct.values())
             hops = [m.p50_ms - direct[m.round].p50_ms for m in runs if m.round in direct]
-            ratios = (p50 / d50, p99 / d99, throughput / dthr, statistics.median(hops) if hops else None)
+            hop = statistics.median(hops) if hops and mode in SAME_MODEL_MODES else None
+            ratios = (p50 / d50, p99 / d99, throughput / dthr, hop)
         summaries.append(Summary(mode, concurrency, len(runs), throughput, p50, p99, *ratios))
     return summaries
 
@@ -277,7 +282,9 @@ def run_comparison(tool: PerfAnalyzer, *, url: str, model: str, modes: Sequence[
 def summary_table(summaries: Sequence[Summary], model: str):
     from rich.table import Table
 
-    table = Table(title=f"perf_analyzer: router against {model} called directly (gRPC streaming, medians over rounds)")
+    table = Table(title=f"perf_analyzer: router against {model} called directly (gRPC streaming, medians over rounds)",
+                  caption="router hop: manual and hybrid only (they reach the same model); auto may pick another "
+                          "model, so its x-direct ratios include that choice")
     for column in ("mode", "conc.", "req/s", "p50 ms", "p99 ms", "p50 x direct", "p99 x direct", "req/s x direct",
                    "router hop ms"):
         table.add_column(column, justify="right" if column != "mode" else "left")

@@ -9,11 +9,12 @@ malformed requests; catalog and recommend.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from tests.waiting import wait_until
 
 CODE_PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n"
 POEM_PROMPT = "Write a short poem about the autumn rain falling on the old city"
@@ -29,15 +30,6 @@ def routed(triton, **body) -> dict:
     status, answer = route(triton, **body)
     assert status == 200 and "error" not in answer, answer
     return answer
-
-
-def wait_until(predicate, timeout=5.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_manual_selection_uses_exactly_the_named_model(triton):
@@ -177,13 +169,17 @@ def _catalog_entry(triton, model: str) -> dict:
 
 def test_catalog_reports_metadata_and_live_status(triton):
     routed(triton, text_input=POEM_PROMPT, model="gpt2", max_tokens=8, ignore_eos=True)
-    time.sleep(0.8)  # the router publishes its measurements every 0.25 s
+    # the router publishes its measurements every 0.25 s; the catalog model reads them back
+    assert wait_until(lambda: (_catalog_entry(triton, "gpt2")["performance_metrics"]["measured_tokens_per_second"]
+                               or 0) > 0, timeout=10)
     models = {m["model_name"]: m for m in _catalog(triton)}
     assert set(models) == {"gpt2", "distilgpt2", "codegen"}
     gpt2 = models["gpt2"]
     assert set(gpt2["specialization_score"]) == {"coding", "creative", "qa", "reasoning"}
     assert gpt2["current_status"]["loaded"] is True and gpt2["current_status"]["last_used"]
-    assert gpt2["performance_metrics"]["avg_tokens_per_second"] > 0
+    measured = gpt2["performance_metrics"]["measured_tokens_per_second"]
+    assert measured > 0 and gpt2["performance_metrics"]["avg_tokens_per_second"] >= measured  # raw beside modelled
+    assert gpt2["performance_metrics"]["avg_tokens_per_second_basis"].startswith("modelled")
     assert gpt2["performance_metrics"]["avg_load_time"] > 0
     assert gpt2["performance_metrics"]["requests_served"] >= 1
     assert [m["model_name"] for m in _catalog(triton, model="codegen")] == ["codegen"]
@@ -210,12 +206,10 @@ def test_fallback_when_preferred_model_is_unloaded_through_the_repository_api(tr
     status, body = triton.post("/v2/repository/models/gpt2/unload")
     assert status == 200, body
     try:
-        unloaded = time.monotonic()
         assert wait_until(lambda: not _catalog_entry(triton, "gpt2")["current_status"]["loaded"], timeout=3.0)
-        # the router follows too: within about a second its hybrid fallback says why
+        # the router follows too (its poller runs every second): its hybrid fallback says why
         assert wait_until(lambda: "gpt2 is not loaded" in routed(triton, text_input=POEM_PROMPT,
                                                                  preferred_model="gpt2")["selection_reason"])
-        assert time.monotonic() - unloaded < 2.0
         answer = routed(triton, text_input=POEM_PROMPT, preferred_model="gpt2")
         assert answer["selected_model"] != "gpt2" and answer["fallback_used"] is True
 
