@@ -2,6 +2,7 @@
 
     python -m pointsman.export.train_demo_models --stage pretrain     # from scratch, ~15 min on one core
     python -m pointsman.export.train_demo_models --stage specialise   # then fine-tune, ~10 min on 3 cores
+    python -m pointsman.export.train_demo_models --stage polish       # then a short last pass
     python -m pointsman.export.train_demo_models --steps 20           # a smoke run
 
 Pretrain: codegen learns Python source (the standard library); gpt2 and distilgpt2 learn
@@ -47,6 +48,9 @@ SPECIALISE = {
     "distilgpt2": ("reasoning", 400, 2e-3),
 }
 TASK_SHARE = 0.75  # the rest of each fine-tuning batch is general prose
+# polish: a short last pass with documents joined by a blank line instead of end-of-sequence,
+# so a model no longer ends a reply right after a prompt's first word (steps, learning rate)
+POLISH = (80, 5e-4)
 BATCH = 16
 SEQUENCE = 128
 WARMUP = 30
@@ -70,11 +74,13 @@ def mixed_stream(task: np.ndarray, prose: np.ndarray, rng: np.random.Generator, 
                      for p, s, q in zip(picks, starts_task, starts_prose, strict=True)])
 
 
-def token_stream(texts: list[str], tokenizer, eos: int) -> np.ndarray:
+def token_stream(texts: list[str], tokenizer, eos: int | list[int]) -> np.ndarray:
+    """Token ids of the texts, each followed by `eos` (an id, or a list of ids such as a blank line)."""
     ids: list[int] = []
+    after = eos if isinstance(eos, list) else [eos]
     for encoding in tokenizer.backend_tokenizer.encode_batch(texts):
         ids.extend(encoding.ids)
-        ids.append(eos)
+        ids.extend(after)
     return np.array(ids, dtype=np.int64)
 
 
@@ -125,20 +131,25 @@ def held_out_loss(model, stream: np.ndarray, windows: int = 24) -> float:
         return float(model(input_ids=batch, labels=batch).loss)
 
 
-def specialise(args, tokenizer) -> int:
-    """Fine-tune each pretrained checkpoint in args.out on its task (plus prose), in place."""
+def specialise(args, tokenizer, polish: bool = False) -> int:
+    """Fine-tune each pretrained checkpoint in args.out on its task (plus prose), in place.
+
+    polish: the short last pass (POLISH), documents separated by a blank line, not end-of-sequence.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     from pointsman.export.task_corpus import task_pairs, training_text
 
-    eos = tokenizer.eos_token_id
+    eos = tokenizer.backend_tokenizer.encode("\n\n").ids if polish else tokenizer.eos_token_id
     prose_train, _ = split(documents("prose"))
     prose = token_stream(prose_paragraphs(prose_train), tokenizer, eos)
     record_path = args.out / "training.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     for name in args.models:
         task, steps, peak = SPECIALISE[name]
+        if polish:
+            steps, peak = POLISH
         steps = args.steps or steps
         stream = token_stream(training_text(task), tokenizer, eos)
         model = AutoModelForCausalLM.from_pretrained(args.out / name, dtype=torch.float32)
@@ -149,10 +160,11 @@ def specialise(args, tokenizer) -> int:
         for other in SPECIALISE.values():
             pairs = task_pairs(other[0], "score")
             held[other[0]] = round(held_out_loss(model, token_stream([f"{p.prompt}\n{p.answer}" for p in pairs],
-                                                                      tokenizer, eos)), 4)
+                                                                      tokenizer, tokenizer.eos_token_id)), 4)
         model.half().save_pretrained(args.out / name)
         entry = record.get(name, {})
-        entry["specialise"] = {"task": task, "task_share": TASK_SHARE, "steps": steps, "batch": BATCH,
+        entry["polish" if polish else "specialise"] = {
+                               "task": task, "task_share": TASK_SHARE, "steps": steps, "batch": BATCH,
                                "sequence": SEQUENCE, "peak_lr": peak, "seed": SEED,
                                "final_loss": round(losses[-1], 4), "score_split_loss": held,
                                "seconds": round(time.perf_counter() - started)}
@@ -172,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pointsman.export.train_demo_models",
         description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS)
-    parser.add_argument("--stage", choices=("pretrain", "specialise"), default="specialise")
+    parser.add_argument("--stage", choices=("pretrain", "specialise", "polish"), default="specialise")
     parser.add_argument("--models", nargs="*", default=list(RECIPES))
     parser.add_argument("--steps", type=int, help="override every recipe's steps (smoke runs)")
     parser.add_argument("--threads", type=int, default=1)
@@ -188,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     else:
         tokenizer = train_tokenizer(corpus(), tokenizer_dir)
-    if args.stage == "specialise":
-        return specialise(args, tokenizer)
+    if args.stage in ("specialise", "polish"):
+        return specialise(args, tokenizer, polish=args.stage == "polish")
     streams = {}
     for domain in ("code", "prose"):
         train_texts, held_out = split(documents(domain))
