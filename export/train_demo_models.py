@@ -164,8 +164,7 @@ def specialise(args, tokenizer, polish: bool = False) -> int:
         model.half().save_pretrained(args.out / name)
         entry = record.get(name, {})
         entry["polish" if polish else "specialise"] = {
-                               "task": task, "task_share": TASK_SHARE, "steps": steps, "batch": BATCH,
-                               "sequence": SEQUENCE, "peak_lr": peak, "seed": SEED,
+                               "task": task, "task_share": TASK_SHARE, "steps": steps, "peak_lr": peak,
                                "final_loss": round(losses[-1], 4), "score_split_loss": held,
                                "seconds": round(time.perf_counter() - started)}
         record[name] = entry
