@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         args.catalog.write_text(rewrite_catalog(args.catalog.read_text(), scores))
         load_catalog(args.catalog)  # still valid
+        cross_entropy = {m: {t: round(v, 3) for t, v in ce.items()} for m, ce in cross_entropy.items()}
         RECORD.write_text(json.dumps({"cross_entropy_nats": cross_entropy, "scores": scores,
                                       "pairs_per_task": PAIRS_PER_TASK, "split": "score",
                                       "creative_windows": WINDOWS, "window_tokens": WINDOW_TOKENS}, indent=2) + "\n")
