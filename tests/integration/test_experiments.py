@@ -23,6 +23,7 @@ from scipy import stats as sps
 
 from pointsman.ops.usage.records import RequestRecord
 from pointsman.ops.usage.store import StateStore, default_db_path
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -278,14 +279,18 @@ def test_metrics_endpoint_shows_router_metrics_after_traffic(triton):
     # time to first token is measured where tokens arrive one by one: a streamed request
     events = triton.generate_stream("router", {"text_input": "Tell me a story", "max_tokens": 3, "stream": True})
     assert "error" not in events[-1], events[-1]
-    time.sleep(1.0)  # metrics are applied by a background thread
     import urllib.request
 
-    with urllib.request.urlopen(triton.metrics_url, timeout=10) as resp:
-        text = resp.read().decode()
-    for family in ("pointsman_requests_total", "pointsman_selection_seconds_bucket", "pointsman_tokens_total",
-                   "pointsman_time_to_first_token_seconds_count", "pointsman_request_duration_seconds_sum"):
-        assert family in text, family
+    families = ("pointsman_requests_total", "pointsman_selection_seconds_bucket", "pointsman_tokens_total",
+                "pointsman_time_to_first_token_seconds_count", "pointsman_request_duration_seconds_sum")
+
+    def missing() -> list[str]:
+        with urllib.request.urlopen(triton.metrics_url, timeout=10) as resp:
+            text = resp.read().decode()
+        return [family for family in families if family not in text]
+
+    # metrics are applied by a background thread
+    assert wait_until(lambda: not missing(), timeout=10), missing()
 
 
 @needs_router
