@@ -285,7 +285,7 @@ def test_a_client_cancelling_a_grpc_stream_midway_does_not_break_later_requests(
             result, error = pieces.get(timeout=60)
             assert error is None, error
         client.stop_stream(cancel_requests=True)  # goes away mid-generation
-    assert wait_until(lambda: engine_active(triton, "codegen") == 0, timeout=30)
+    assert wait_until(lambda: engine_active(triton, "codegen_stream") == 0, timeout=30)
 
     after = triton.grpc_stream("codegen_stream", {"text_input": PROMPT, "max_tokens": 5, "ignore_eos": True})
     status, body = triton.generate("codegen", {"text_input": PROMPT, "max_tokens": 5, "ignore_eos": True})
