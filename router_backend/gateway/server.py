@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from pointsman.launcher.processes import stop_process
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000  # the port Triton's own OpenAI frontend uses
@@ -90,14 +91,7 @@ class GatewayProcess:
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
     def __enter__(self) -> GatewayProcess:
         self.start()

@@ -24,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pointsman.launcher.processes import stop_process
 from pointsman.policy.admin import ADMIN_KEY_ENV, triton_restriction_flags
 
 LOGGER = logging.getLogger(__name__)
@@ -190,15 +191,9 @@ class TritonServer:
         """
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_process(self.process, timeout)
         self._kill_leftovers()
-        return self.process.returncode
+        return code
 
     def _kill_leftovers(self) -> None:
         # ProcessLookupError: nothing is left of the server's process group

@@ -34,6 +34,7 @@ from pointsman.ops.usage.store import record_to_row
 from tests.integration.conftest import MODEL_REPOSITORY, READY_TIMEOUT_S, TritonHandle
 from tests.postgres.database import create_database, drop_database
 from tests.unit.conftest import build_record
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +48,6 @@ MAX_QUEUED = 8  # usage records a replica queues while the database is away; mor
 OUTAGE_REQUESTS = 20
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout:.0f} s: {what}")
-        time.sleep(0.1)  # polling interval of the wait
 
 
 @dataclass
@@ -201,19 +193,19 @@ def test_both_replicas_start_on_a_version_1_database_and_migrate_it_keeping_its_
 
 
 def test_an_experiment_created_on_one_replica_is_applied_by_the_other_and_paused_from_it(replicas, experiment):
-    wait_until(lambda: arm_of(route(replicas.b, "u-1"), experiment), CONVERGE_TIMEOUT_S,
+    wait_for(lambda: arm_of(route(replicas.b, "u-1"), experiment), CONVERGE_TIMEOUT_S,
                "replica B assigns requests to the experiment created on A")
     assert experiments(replicas.b, "pause", {"name": experiment})["status"] == "paused"
-    wait_until(lambda: arm_of(route(replicas.a, "u-1"), experiment) is None, CONVERGE_TIMEOUT_S,
+    wait_for(lambda: arm_of(route(replicas.a, "u-1"), experiment) is None, CONVERGE_TIMEOUT_S,
                "replica A stops assigning once B paused the experiment")
     assert experiments(replicas.a, "resume", {"name": experiment})["status"] == "active"
-    wait_until(lambda: arm_of(route(replicas.b, "u-1"), experiment), CONVERGE_TIMEOUT_S,
+    wait_for(lambda: arm_of(route(replicas.b, "u-1"), experiment), CONVERGE_TIMEOUT_S,
                "replica B assigns again once A resumed it")
 
 
 def test_assignment_is_sticky_by_user_across_replicas(replicas, experiment):
     for handle in (replicas.a, replicas.b):
-        wait_until(lambda h=handle: arm_of(route(h, "warm-up"), experiment), CONVERGE_TIMEOUT_S,
+        wait_for(lambda h=handle: arm_of(route(h, "warm-up"), experiment), CONVERGE_TIMEOUT_S,
                    "both replicas run the experiment")
     users = [f"user-{i}" for i in range(8)]
     on_a = {u: arm_of(route(replicas.a, u), experiment) for u in users}
@@ -226,7 +218,7 @@ def test_usage_summaries_on_either_replica_cover_both_replicas_records(replicas)
     sent = {"replica-a": [route(replicas.a)["request_id"] for _ in range(3)],
             "replica-b": [route(replicas.b)["request_id"] for _ in range(2)]}
     for replica, ids in sent.items():
-        wait_until(lambda r=replica, i=ids: replicas.db(
+        wait_for(lambda r=replica, i=ids: replicas.db(
             "SELECT COUNT(*) FROM requests WHERE replica = %s AND request_id = ANY(%s)", (r, i))[0][0] == len(i),
             CONVERGE_TIMEOUT_S, f"the records of {replica}'s requests are stored")
     stored = dict(replicas.db("SELECT COALESCE(replica, 'unknown'), COUNT(*) FROM requests GROUP BY 1"))
@@ -237,10 +229,10 @@ def test_usage_summaries_on_either_replica_cover_both_replicas_records(replicas)
 
 
 def test_feedback_sent_to_the_other_replica_reaches_the_record_and_the_report(replicas, experiment):
-    answer = wait_until(lambda: (lambda a: a if arm_of(a, experiment) else None)(route(replicas.a, "fb-user")),
+    answer = wait_for(lambda: (lambda a: a if arm_of(a, experiment) else None)(route(replicas.a, "fb-user")),
                         CONVERGE_TIMEOUT_S, "replica A assigns to the experiment")
     request_id, arm = answer["request_id"], arm_of(answer, experiment)
-    feedback = wait_until(
+    feedback = wait_for(
         lambda: (lambda f: f if f["matched"] else None)(
             experiments(replicas.b, "feedback", {"request_id": request_id, "score": 0.8})),
         CONVERGE_TIMEOUT_S, "replica B finds the record replica A wrote")
@@ -262,12 +254,12 @@ def test_requests_are_served_while_the_database_is_unreachable_and_the_router_re
     try:
         # route() asserts each answer is a success; the writer holds its batch, the queue fills, then overflows
         served = [route(replicas.a)["request_id"] for _ in range(OUTAGE_REQUESTS)]
-        wait_until(lost, OUTAGE_TIMEOUT_S, "pointsman_usage_records_lost_total counts the records it had no room for")
+        wait_for(lost, OUTAGE_TIMEOUT_S, "pointsman_usage_records_lost_total counts the records it had no room for")
     finally:
         replicas.block(False)
     # reconnected: what the queue held is written, and every record is either stored or counted as lost
-    wait_until(lambda: stored(served) + lost() == OUTAGE_REQUESTS, OUTAGE_TIMEOUT_S,
+    wait_for(lambda: stored(served) + lost() == OUTAGE_REQUESTS, OUTAGE_TIMEOUT_S,
                "the router reconnects and writes the records it held")
     assert MAX_QUEUED < stored(served) < OUTAGE_REQUESTS  # the full queue plus the batch in hand
     after = route(replicas.a)["request_id"]
-    wait_until(lambda: stored([after]), OUTAGE_TIMEOUT_S, "new records are stored again")
+    wait_for(lambda: stored([after]), OUTAGE_TIMEOUT_S, "new records are stored again")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -27,22 +26,13 @@ from pointsman.ops.usage.storage import Store, StoreError, open_store
 from pointsman.ops.usage.writer import DATABASE_UNAVAILABLE, RecordWriter
 from tests.postgres.database import create_database, drop_database
 from tests.unit.conftest import build_record
+from tests.waiting import wait_for
 
 MODELS = {"gpt2", "distilgpt2"}
 OUTAGE_POOL_TIMEOUT_S = 1.0  # how long an operation waits for a connection while the database is away
 EXPERIMENT = {"name": "ab", "arms": [{"name": "a", "model": "gpt2"}, {"name": "b", "model": "distilgpt2"}]}
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
-    """Poll condition until it returns something true; fail with a message at timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout:.0f} s")
-        time.sleep(interval)  # polling interval of the wait, not a stand-in for synchronisation
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -127,10 +117,10 @@ def test_a_polling_manager_applies_another_replicas_changes_within_its_refresh(m
     router.start_polling()
     try:
         admin.create(EXPERIMENT)
-        arm = wait_until(lambda: router.assign("auto", None, "alice"), timeout=10).arm
+        arm = wait_for(lambda: router.assign("auto", None, "alice"), timeout=10).arm
         assert arm == admin.assign("auto", None, "alice").arm  # sticky by user across replicas
         admin.pause("ab")
-        wait_until(lambda: router.assign("auto", None, "alice") is None, timeout=10)
+        wait_for(lambda: router.assign("auto", None, "alice") is None, timeout=10)
     finally:
         router.close()
 
@@ -267,7 +257,7 @@ def test_writer_keeps_a_batch_through_an_outage_shorter_than_its_hold(blockable_
         block(True)
         record = build_record()
         writer.record(record)
-        wait_until(lambda: not writer._queue.qsize())  # the writer holds the batch, retrying
+        wait_for(lambda: not writer._queue.qsize())  # the writer holds the batch, retrying
         block(False)
         assert writer.flush(timeout=60)
         assert db.records() == [record] and writer.lost == 0
@@ -284,7 +274,7 @@ def test_a_store_opened_while_the_database_is_down_serves_once_it_is_up(blockabl
         with pytest.raises(StoreError):
             db.experiments_version()
         block(False)
-        assert wait_until(lambda: _reachable(db), timeout=30)
+        assert wait_for(lambda: _reachable(db), timeout=30)
         assert db.schema_version() == 2
     finally:
         db.close()
@@ -312,7 +302,7 @@ def test_experiments_seeded_while_the_database_is_down_are_added_by_the_first_ac
         with pytest.raises(StoreError):
             manager.handle("list")
         block(False)
-        listed = wait_until(lambda: _listed(manager), timeout=30)
+        listed = wait_for(lambda: _listed(manager), timeout=30)
         assert [e["name"] for e in listed] == ["seeded"]
     finally:
         db.close()
