@@ -14,10 +14,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from pointsman.export.families import bos_prefix, check_supported, context_length, end_of_sequence_ids
 from pointsman.export.repository import LlmFolderSpec, read_parameters, write_llm_folder
 
 LOGGER = logging.getLogger(__name__)
-SUPPORTED_MODEL_TYPES = ("gpt2", "codegen")  # what export.onnx_export can trace
+# kept beside tokenizer.json: the checkpoint's chat template lives in these (transformers 5 writes the .jinja)
+TOKENIZER_EXTRAS = ("tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
 
 
 def checkpoint_digest(checkpoint: Path) -> str:
@@ -26,7 +28,7 @@ def checkpoint_digest(checkpoint: Path) -> str:
     for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
         st = path.stat()
         h.update(f"{path.relative_to(checkpoint)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    for exporter in ("onnx_export.py", "repository.py"):  # the graph and the config they write
+    for exporter in ("onnx_export.py", "families.py", "repository.py"):  # the graph and the config they write
         h.update(Path(__file__).with_name(exporter).read_bytes())
     return h.hexdigest()
 
@@ -62,9 +64,7 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
     from pointsman.export.onnx_export import export_decoder
 
     config = AutoConfig.from_pretrained(checkpoint)
-    if config.model_type not in SUPPORTED_MODEL_TYPES:  # before anything is written
-        raise ValueError(f"{checkpoint}: model_type {config.model_type!r} is not supported "
-                         f"({', '.join(SUPPORTED_MODEL_TYPES)})")
+    check_supported(config, checkpoint)  # before anything is written
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     repository.mkdir(parents=True, exist_ok=True)
     # build the folder beside the repository and move it in only once it passed parity:
@@ -76,8 +76,8 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
         task = progress.add_task(f"{name}: reading tokenizer", total=3)
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         tokenizer.save_pretrained(staging)
-        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else config.eos_token_id
-        context = getattr(config, "n_positions", None) or config.n_ctx
+        eos = end_of_sequence_ids(checkpoint, config, tokenizer)
+        bos = bos_prefix(tokenizer, Path(staging) / "tokenizer.json")
         progress.update(task, advance=1, description=f"{name}: exporting ONNX and checking parity")
         (staged / "1").mkdir(parents=True)
         report = export_decoder(checkpoint, staged / "1")
@@ -87,8 +87,12 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
             "max_abs_diff_prefill": f"{report.max_abs_diff:.3e}",
             "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
         }
-        spec = LlmFolderSpec(name=name, context_length=int(context), eos_token_id=int(eos), export_record=stamp)
+        spec = LlmFolderSpec(name=name, context_length=context_length(config), eos_token_id=eos,
+                             bos_token_id=bos, export_record=stamp)
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
+        for extra in TOKENIZER_EXTRAS:
+            if (Path(staging) / extra).exists():
+                shutil.copyfile(Path(staging) / extra, staged / "1" / extra)
         if folder.exists():
             shutil.rmtree(folder)
         shutil.move(str(staged), str(folder))
