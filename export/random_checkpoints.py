@@ -47,11 +47,21 @@ def family_tokenizer(out: Path, vocab_size: int = 512, add_bos: bool = False):
 def family_config(family: str, vocab_size: int, width: int = 64, layers: int = 2, heads: int = 4,
                   kv_heads: int = 2, context: int = 128, bos_id: int = 0, eos_id: int = 0):
     """A transformers config of `family` with these shapes and the family's characteristic features."""
-    from transformers import (CodeGenConfig, GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Phi3Config,
-                              Qwen2Config)
+    from transformers import (
+        CodeGenConfig,
+        GPT2Config,
+        GPTNeoXConfig,
+        LlamaConfig,
+        MistralConfig,
+        Phi3Config,
+        Qwen2Config,
+    )
 
     head_dim = width // heads
-    special = dict(vocab_size=vocab_size, bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+    # a wide init: with the default one, a tied random model's residual stream is mostly the
+    # input embedding and greedy decoding just repeats the last token
+    special = dict(vocab_size=vocab_size, bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=eos_id,
+                   initializer_range=0.2)
     gpt = dict(n_positions=context, n_embd=width, n_layer=layers, n_head=heads, **special)
     rotary = dict(hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
                   intermediate_size=4 * width, max_position_embeddings=context, **special)
@@ -95,9 +105,18 @@ def build_checkpoint(family: str, tokenizer, out: Path, seed: int = 0, eos_ids: 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
     with torch.no_grad():  # wider logits than the default init, so greedy choices are not near-ties
-        model.get_output_embeddings().weight.mul_(4.0)
+        _final_norm(model).weight.mul_(4.0)
     model.generation_config = GenerationConfig(bos_token_id=bos, eos_token_id=list(eos_ids) or eos,
                                                pad_token_id=eos)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def _final_norm(model):
+    """The norm before the output embeddings (scaling it scales the logits, tied or not)."""
+    decoder = model.get_decoder()
+    for name in ("ln_f", "norm", "final_layer_norm"):
+        if hasattr(decoder, name):
+            return getattr(decoder, name)
+    raise ValueError(f"no final norm found in {type(decoder).__name__}")
