@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,9 @@ class ExportReport:
     head_dim: int
     max_abs_diff: float
     max_abs_diff_step: float
+    variant: str = "float32"  # float32 (exact), float16 or int8
+    size_bytes: int = 0
+    quality: dict[str, str] = field(default_factory=dict)  # a variant's figures against the float32 graph
 
 
 class _StepWrapper(torch.nn.Module):
@@ -140,23 +143,60 @@ def reference_case(model: torch.nn.Module) -> ParityCase:
     return ParityCase(ids, mask, positions, ref.logits.numpy(), past, step_ids, step_mask, step_pos, step)
 
 
-def export_decoder(checkpoint: Path, out_dir: Path, opset: int = 17) -> ExportReport:
-    """Write out_dir/model.onnx and check it against PyTorch; raise ParityError if off."""
+def export_decoder(checkpoint: Path, out_dir: Path, opset: int = 17, dtype: str = "float32",
+                   quantize: str | None = None) -> ExportReport:
+    """Write out_dir/model.onnx and check it against PyTorch; raise ParityError if off.
+
+    dtype "float16" traces the half-precision model (for GPUs) and checks it against the
+    float32 reference with export.precision's own tolerance. quantize "int8" exports the
+    exact float32 graph first, quantises it and holds it to a perplexity limit.
+    """
+    from pointsman.export import precision
+
+    precision.check_variant(dtype, quantize)
     model = load_model(checkpoint)
     case = reference_case(model)
+    if quantize is None:
+        report = trace_and_check(model, case, out_dir / ONNX_FILE, checkpoint, opset, dtype)
+        return replace(report, variant=dtype, size_bytes=precision.model_bytes(report.onnx_path))
+    ids = precision.evaluation_ids(model, int(case.ids[1, 0]))
+    exact = trace_and_check(model, case, out_dir / "exact" / ONNX_FILE, checkpoint, opset)
+    target = out_dir / ONNX_FILE
+    precision.quantize_int8(exact.onnx_path, target)
+    quality = precision.compare(exact.onnx_path, target, ids)
+    exact_bytes = precision.model_bytes(exact.onnx_path)
+    for path in exact.onnx_path.parent.iterdir():
+        path.unlink()
+    exact.onnx_path.parent.rmdir()
+    if quality.perplexity_ratio > precision.INT8_MAX_PERPLEXITY_RATIO:
+        target.unlink()
+        raise precision.QualityError(
+            f"{checkpoint}: int8 perplexity is {quality.perplexity_ratio:.3f}x the float32 graph's "
+            f"(> {precision.INT8_MAX_PERPLEXITY_RATIO}); model not written")
+    size = precision.model_bytes(target)
+    record = {**quality.as_record("int8"), "float32_bytes": str(exact_bytes)}
+    return replace(exact, onnx_path=target, variant="int8", size_bytes=size, quality=record)
+
+
+def trace_and_check(model: torch.nn.Module, case: ParityCase, onnx_path: Path, checkpoint: Path | str,
+                    opset: int = 17, dtype: str = "float32") -> ExportReport:
+    """Trace `model` to onnx_path and hold it to the parity limit of its dtype."""
+    from pointsman.export.precision import tolerance
+
     layers = len(case.past) // 2
     _, kv_heads, _, head_dim = case.past[0].shape  # key/value heads: fewer than heads under GQA
     in_names, out_names = io_names(layers)
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
+    model = model.to(torch_dtype)
 
-    dummy_past = [torch.zeros(2, kv_heads, 3, head_dim) for _ in range(2 * layers)]
+    dummy_past = [torch.zeros(2, kv_heads, 3, head_dim, dtype=torch_dtype) for _ in range(2 * layers)]
     dummy = (torch.from_numpy(case.ids), torch.ones(2, 10, dtype=torch.int64),
              torch.from_numpy(case.positions), *dummy_past)
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "total_sequence"}, "logits": {0: "batch", 1: "sequence"}}
     axes.update({n: {0: "batch", 2: "past_sequence"} for n in in_names[3:]})
     axes.update({n: {0: "batch", 2: "total_sequence"} for n in out_names[1:]})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / ONNX_FILE
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(_StepWrapper(model, layers), dummy, str(onnx_path), input_names=in_names,
@@ -164,10 +204,11 @@ def export_decoder(checkpoint: Path, out_dir: Path, opset: int = 17) -> ExportRe
 
     diff, diff_step = parity(onnx_path, case)
     report = ExportReport(onnx_path, layers, int(kv_heads), int(head_dim), diff, diff_step)
-    if max(diff, diff_step) > PARITY_TOLERANCE:
+    limit = PARITY_TOLERANCE if dtype == "float32" else tolerance(dtype, case)
+    if max(diff, diff_step) > limit:
         onnx_path.unlink()
-        raise ParityError(f"{checkpoint}: ONNX differs from PyTorch by {max(diff, diff_step):.2e} "
-                          f"(> {PARITY_TOLERANCE}); model not written")
+        raise ParityError(f"{checkpoint}: {dtype} ONNX differs from PyTorch by {max(diff, diff_step):.2e} "
+                          f"(> {limit:.1e}); model not written")
     return report
 
 

@@ -123,6 +123,8 @@ class OnnxDecoder:
         shape = inputs[past[0]].shape
         self.signature = GraphSignature(past, present, int(shape[1]), int(shape[3]))
         self.providers = session.get_providers()
+        # a float16 export (for GPUs) takes its cache in half precision
+        self.kv_dtype = np.float16 if inputs[past[0]].type == "tensor(float16)" else np.float32
         self._last_step = _LastStep()
 
     @classmethod
@@ -143,12 +145,12 @@ class OnnxDecoder:
         feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
         feeds.update(zip(self.signature.past_names, past, strict=True))
         logits, *present = self._session.run(None, feeds)
-        return logits, present
+        return logits.astype(np.float32, copy=False), present
 
     def prefill(self, prompt_ids: Sequence[int]) -> tuple[np.ndarray, KVCache]:
         n = len(prompt_ids)
         ids = np.asarray([prompt_ids], dtype=np.int64)
-        empty = np.zeros((1, self.signature.heads, 0, self.signature.head_dim), np.float32)
+        empty = np.zeros((1, self.signature.heads, 0, self.signature.head_dim), self.kv_dtype)
         logits, present = self._run(
             ids, np.ones((1, n), np.int64), np.arange(n, dtype=np.int64)[None, :],
             [empty] * len(self.signature.past_names),
