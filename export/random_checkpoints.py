@@ -45,8 +45,13 @@ def family_tokenizer(out: Path, vocab_size: int = 512, add_bos: bool = False):
 
 
 def family_config(family: str, vocab_size: int, width: int = 64, layers: int = 2, heads: int = 4,
-                  kv_heads: int = 2, context: int = 128, bos_id: int = 0, eos_id: int = 0):
-    """A transformers config of `family` with these shapes and the family's characteristic features."""
+                  kv_heads: int = 2, context: int = 128, bos_id: int = 0, eos_id: int = 0,
+                  initializer_range: float = 0.2):
+    """A transformers config of `family` with these shapes and the family's characteristic features.
+
+    The wide default init suits tiny test models; deep benchmark models take transformers'
+    own 0.02, whose activations stay in a range where float32 parity holds.
+    """
     from transformers import (
         CodeGenConfig,
         GPT2Config,
@@ -61,7 +66,7 @@ def family_config(family: str, vocab_size: int, width: int = 64, layers: int = 2
     # a wide init: with the default one, a tied random model's residual stream is mostly the
     # input embedding and greedy decoding just repeats the last token
     special = dict(vocab_size=vocab_size, bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=eos_id,
-                   initializer_range=0.2)
+                   initializer_range=initializer_range)
     gpt = dict(n_positions=context, n_embd=width, n_layer=layers, n_head=heads, **special)
     rotary = dict(hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
                   intermediate_size=4 * width, max_position_embeddings=context, **special)
@@ -94,7 +99,7 @@ def family_config(family: str, vocab_size: int, width: int = 64, layers: int = 2
 
 
 def build_checkpoint(family: str, tokenizer, out: Path, seed: int = 0, eos_ids: tuple[int, ...] = (),
-                     **shape) -> Path:
+                     logit_scale: float = 4.0, **shape) -> Path:
     """Save a seeded random model of `family` with the tokenizer; eos_ids go to generation_config.json."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
@@ -105,7 +110,7 @@ def build_checkpoint(family: str, tokenizer, out: Path, seed: int = 0, eos_ids: 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
     with torch.no_grad():  # wider logits than the default init, so greedy choices are not near-ties
-        _final_norm(model).weight.mul_(4.0)
+        _final_norm(model).weight.mul_(logit_scale)
     model.generation_config = GenerationConfig(bos_token_id=bos, eos_token_id=list(eos_ids) or eos,
                                                pad_token_id=eos)
     model.save_pretrained(out)

@@ -82,7 +82,8 @@ def prepare(name: str) -> tuple[Path, Path, float]:
     checkpoint = WORK / "checkpoints" / name
     if not (checkpoint / "config.json").exists():
         tokenizer = family_tokenizer(WORK / "tokenizer", add_bos=family != "gpt2")
-        build_checkpoint(family, tokenizer, checkpoint, context=CONTEXT, **shape)
+        build_checkpoint(family, tokenizer, checkpoint, context=CONTEXT, initializer_range=0.02, logit_scale=1.0,
+                         **shape)
     export_model(checkpoint, name, WORK / "repository", console=Console(file=io.StringIO()))
     from safetensors import safe_open
 
