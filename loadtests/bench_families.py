@@ -49,6 +49,7 @@ SHAPES = {  # name -> (family, shape); vocabulary 512, context 1024
     "gpt2-300M": ("gpt2", dict(width=1024, layers=24, heads=16)),
 }
 CONTEXT = 1024
+VARIANTS = ("", "-int8")  # a model name may end in -int8: the same checkpoint, quantised
 GENAI_FAMILIES = ("llama", "mistral", "qwen2", "phi3")  # what its model builder covers among ours
 
 
@@ -65,6 +66,7 @@ class Cell:
     genai_ms: float | None = None
     peer_ms: float | None = None
     peer_threads: int | None = None
+    kv_copy_ms: float | None = None
     served_tps: dict[int, float] = field(default_factory=dict)
     bound_tps: dict[int, float] = field(default_factory=dict)
     genai_tps: dict[int, float] = field(default_factory=dict)
@@ -78,13 +80,15 @@ def prepare(name: str) -> tuple[Path, Path, float]:
     from pointsman.export.pipeline import export_model
     from pointsman.export.random_checkpoints import build_checkpoint, family_tokenizer
 
-    family, shape = SHAPES[name]
-    checkpoint = WORK / "checkpoints" / name
+    base = name.removesuffix("-int8")
+    family, shape = SHAPES[base]
+    checkpoint = WORK / "checkpoints" / base
     if not (checkpoint / "config.json").exists():
         tokenizer = family_tokenizer(WORK / "tokenizer", add_bos=family != "gpt2")
         build_checkpoint(family, tokenizer, checkpoint, context=CONTEXT, initializer_range=0.02, logit_scale=1.0,
                          **shape)
-    export_model(checkpoint, name, WORK / "repository", console=Console(file=io.StringIO()))
+    export_model(checkpoint, name, WORK / "repository", console=Console(file=io.StringIO()),
+                 quantize="int8" if name.endswith("-int8") else None)
     from safetensors import safe_open
 
     with safe_open(str(checkpoint / "model.safetensors"), "np") as weights:
@@ -111,7 +115,7 @@ def prompt_text(tokenizer, length: int) -> tuple[str, list[int]]:
     raise SystemExit(f"no prefix encodes to exactly {length} tokens")
 
 
-def step_bound(decoder: OnnxDecoder, prompt_ids: Sequence[int], batch: int, repeats: int = 3) -> float:
+def step_bound(decoder: OnnxDecoder, prompt_ids: Sequence[int], batch: int, repeats: int = 5) -> float:
     """Tokens/s if every step were one bare decode_batch of `batch` sequences at this cache length."""
     _, cache = decoder.prefill(prompt_ids)
     best = float("inf")
@@ -189,6 +193,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
     checkpoint, folder, params_m = prepare(name)
+    family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
     decoder = OnnxDecoder.from_file(str(onnx), threads=threads, providers="cpu")
@@ -212,9 +217,9 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
                     cell.bound_tps[c] = step_bound(decoder, ids + [5] * (args.tokens // 2), c)
                     cell.served_tps[c] = served_concurrent(server.grpc_url, name, prompt, args.tokens, c)
                     _print_progress(cell)
-                if args.genai_python and SHAPES[name][0] in GENAI_FAMILIES and time.monotonic() < deadline:
+                if args.genai_python and not quantized and family in GENAI_FAMILIES and time.monotonic() < deadline:
                     _genai(cell, args, checkpoint, ids, threads)
-                if args.peer and time.monotonic() < deadline:
+                if args.peer and not quantized and time.monotonic() < deadline:
                     _peer(cell, checkpoint, prompt, args, Path(tmp))
                 _print_progress(cell)
     return cells
@@ -240,6 +245,24 @@ def _latency(cell: Cell, url: str, decoder: OnnxDecoder, prompt: str, ids: list[
     finally:
         streamer.close()
     cell.served_ms, cell.raw_ms = min(served) * 1e3, min(raw) * 1e3
+    cell.kv_copy_ms = kv_copy_ms(decoder, ids + [5] * (args.tokens // 2))
+
+
+def kv_copy_ms(decoder: OnnxDecoder, ids: Sequence[int], repeats: int = 5) -> float:
+    """What the graph's past+new concatenation copies each step, timed as the same copy in numpy.
+
+    The exported graph returns present = concat(past, new) for every layer, so each decode
+    step copies the whole cache once; this is its cost at the cell's mean cache length.
+    """
+    _, cache = decoder.prefill(ids)
+    new = [c[:, :, -1:, :] for c in cache]
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        for past, one in zip(cache, new, strict=True):
+            np.concatenate([past, one], axis=2)
+        best = min(best, time.perf_counter() - began)
+    return best * 1e3
 
 
 def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int) -> None:
@@ -277,7 +300,7 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
     console = Console(width=200)
     latency = Table(title=f"per-token latency at c=1, ms ({tokens} new tokens; best of the run's repeats)")
     for column in ("model", "params", "prompt", "threads", "raw ORT loop", "served", "served/raw",
-                   "ORT-genai", "genai/raw", "peer (threads)"):
+                   "ORT-genai", "genai/raw", "peer (threads)", "KV copy/step"):
         latency.add_column(column, justify="left" if column == "model" else "right")
     for c in cells:
         ratio = c.served_ms / c.raw_ms if c.served_ms and c.raw_ms else None
@@ -285,7 +308,7 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
         peer = f"{_fmt(c.peer_ms)} ({c.peer_threads})" if c.peer_ms else "-"
         latency.add_row(c.model, f"{c.params_m:.0f}M", str(c.prompt), str(c.threads), _fmt(c.raw_ms, 2),
                         _fmt(c.served_ms, 2), _fmt(ratio, 2) + ("x" if ratio else ""), _fmt(c.genai_ms, 2),
-                        _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer)
+                        _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, _fmt(c.kv_copy_ms, 2))
     console.print(latency)
     throughput = Table(title="tokens/s served (requests sent together, prefill included) | step-cost bound "
                              "(batch / one bare decode step) | onnxruntime-genai static batch")
@@ -308,11 +331,12 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_families",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--models", nargs="+", default=list(SHAPES),
+                        choices=[name + variant for name in SHAPES for variant in VARIANTS])
     parser.add_argument("--prompts", nargs="+", type=int, default=[32, 512])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 32])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--genai-python", help="python of a venv with onnxruntime-genai 0.18 (else not measured)")
     parser.add_argument("--peer", action="store_true", help="also run the FastAPI + transformers peer")
     parser.add_argument("--budget-minutes", type=float, default=40.0,
