@@ -256,7 +256,8 @@ def _latency(cell: Cell, url: str, decoder: OnnxDecoder, prompt: str, ids: list[
     try:
         for _ in range(args.repeats):
             _, arrivals, count = streamer.generate(prompt, args.tokens)
-            served.append((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
+            # per token, not per piece: a character spanning tokens arrives as one piece
+            served.append((arrivals[-1] - arrivals[0]) / (count - 1))
             _, times = raw_generate(decoder, ids, args.tokens)
             raw.append((times[-1] - times[0]) / (len(times) - 1))
     finally:
