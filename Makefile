@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serve lint test bench clean
+.PHONY: setup serve lint test bench bench-replicas clean
 
 setup: $(STAMP)
 	$(BIN)/pointsman demo-models
@@ -23,8 +23,10 @@ serve: setup
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# tests/postgres/start_postgres.sh starts (or installs) a local PostgreSQL, idempotently, and
+# prints the URL of the tests' database: the replica and PostgreSQL store tests need it
 test: setup lint
-	$(BIN)/pytest -q
+	url="$$(bash tests/postgres/start_postgres.sh)" && POINTSMAN_TEST_DATABASE_URL="$$url" $(BIN)/pytest -q
 
 # the quick benchmarks, each against its baseline in the same run (see README for the rest)
 bench: setup
@@ -32,5 +34,10 @@ bench: setup
 	$(BIN)/python -m pointsman.loadtests.bench_serving
 	$(BIN)/python -m pointsman.loadtests.bench_engine
 
+# usage records from two replicas on PostgreSQL against two on SQLite, under locust (docs/replicas.md)
+bench-replicas: setup
+	url="$$(bash tests/postgres/start_postgres.sh)" && $(BIN)/python -m pointsman.loadtests.bench_replicas --database-url "$$url"
+
 clean:
-	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen
+	rm -rf $(VENV) build .pointsman reports model_repository/gpt2 model_repository/distilgpt2 model_repository/codegen \
+		model_repository/gpt2_stream model_repository/distilgpt2_stream model_repository/codegen_stream

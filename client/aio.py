@@ -50,6 +50,7 @@ from pointsman.client.wire import (
     split_url,
     transport_error,
 )
+from pointsman.policy.contract import stream_model
 
 
 class _AioHttpTransport:
@@ -144,6 +145,9 @@ class _AioGrpcTransport:
         return self._specs[model]
 
     async def events(self, model: str, fields: Mapping[str, Any], stream: bool) -> AsyncIterator[dict[str, Any]]:
+        if not stream:  # one answer: unary ModelInfer on the non-decoupled model
+            yield await self.infer(model, fields)
+            return
         try:
             inputs, parameters = build_inputs(self._infer_input, await self._input_specs(model), fields)
 
@@ -241,7 +245,8 @@ class AsyncPointsmanClient:
         return self._open(as_request(prompt, options), stream=True)
 
     def _open(self, request: GenerateRequest, *, stream: bool) -> AsyncGenerationStream:
-        target = request.target(self.router)
+        # streaming goes to the decoupled twin (router_stream, gpt2_stream); one answer to the plain name
+        target = stream_model(request.target(self.router)) if stream else request.target(self.router)
         return AsyncGenerationStream(self._transport.events(target, request.fields(stream=stream), stream), target)
 
     async def recommend(self, prompt: str, *, max_tokens: int | None = None, max_response_time: float | None = None,

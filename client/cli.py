@@ -41,6 +41,11 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     infer.add_argument("--top-p", type=float)
     infer.add_argument("--seed", type=int)
     infer.add_argument("--ignore-eos", action="store_true")
+    infer.add_argument("--repetition-penalty", type=float, metavar="P", help="> 0; 1 is off")
+    infer.add_argument("--presence-penalty", type=float, metavar="P", help="-2 to 2 (OpenAI's)")
+    infer.add_argument("--frequency-penalty", type=float, metavar="P", help="-2 to 2 (OpenAI's)")
+    infer.add_argument("--stop", action="append", metavar="TEXT", help="end at this text (repeatable)")
+    infer.add_argument("--min-tokens", type=int, metavar="N", help="no end-of-sequence before N tokens")
     _requirement_args(infer)
     infer.add_argument("--user", help="who is asking (passed to the router)")
     _common_args(infer)
@@ -116,6 +121,8 @@ def generate_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {"model": args.model, "auto": args.auto, "prefer": args.prefer, "fallback": args.fallback or "auto",
                "direct": args.direct, "max_tokens": args.max_tokens, "temperature": args.temperature,
                "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed, "ignore_eos": args.ignore_eos,
+               "repetition_penalty": args.repetition_penalty, "presence_penalty": args.presence_penalty,
+               "frequency_penalty": args.frequency_penalty, "stop": args.stop, "min_tokens": args.min_tokens,
                "max_response_time": args.max_response_time, "min_quality": args.min_quality,
                "prefer_speed": args.prefer_speed, "user": args.user}
     if args.direct and not args.model:

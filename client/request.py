@@ -54,6 +54,11 @@ class GenerateRequest:
     top_p: float | None = None
     seed: int | None = None
     ignore_eos: bool = False
+    repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    stop: tuple[str, ...] | list[str] | None = None
+    min_tokens: int | None = None
     max_response_time: float | None = None
     min_quality: float | None = None
     prefer_speed: bool = False
@@ -80,6 +85,13 @@ class GenerateRequest:
         _check_range("top_k", self.top_k, int, low=0)
         _check_range("top_p", self.top_p, float, low=0.0, high=1.0, low_open=True)
         _check_range("seed", self.seed, int, low=0, high=2**63 - 1)
+        _check_range("repetition_penalty", self.repetition_penalty, float, low=0.0, low_open=True)
+        _check_range("presence_penalty", self.presence_penalty, float, low=-2.0, high=2.0)
+        _check_range("frequency_penalty", self.frequency_penalty, float, low=-2.0, high=2.0)
+        _check_range("min_tokens", self.min_tokens, int, low=0, high=self.max_tokens)
+        stops = self.stop
+        if stops is not None and (isinstance(stops, str) or not all(isinstance(s, str) and s for s in stops)):
+            raise ValueError(f"stop must be a list of non-empty strings; got {self.stop!r}")
         _check_range("max_response_time", self.max_response_time, float, low=0.0, low_open=True)
         _check_range("min_quality", self.min_quality, float, low=0.0, high=1.0)
 
@@ -109,7 +121,10 @@ class GenerateRequest:
     def fields(self, *, stream: bool) -> dict[str, Any]:
         """The request's fields, unset ones left out so the server's defaults apply."""
         fields: dict[str, Any] = {"text_input": self.prompt, "max_tokens": self.max_tokens}
-        optional = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "seed": self.seed}
+        optional = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "seed": self.seed,
+                    "repetition_penalty": self.repetition_penalty, "presence_penalty": self.presence_penalty,
+                    "frequency_penalty": self.frequency_penalty, "min_tokens": self.min_tokens,
+                    "stop": list(self.stop) if self.stop else None}
         fields.update({k: v for k, v in optional.items() if v is not None})
         if self.ignore_eos:
             fields["ignore_eos"] = True
@@ -146,6 +161,11 @@ class GenerateOptions(TypedDict, total=False):
     top_p: float | None
     seed: int | None
     ignore_eos: bool
+    repetition_penalty: float | None
+    presence_penalty: float | None
+    frequency_penalty: float | None
+    stop: list[str] | None
+    min_tokens: int | None
     max_response_time: float | None
     min_quality: float | None
     prefer_speed: bool
@@ -206,7 +226,7 @@ class InputSpec:
     """One declared input of a model, from its metadata."""
 
     datatype: str
-    shape: tuple[int, ...]  # -1 (any size) already replaced by 1: every field is one value
+    shape: tuple[int, ...]  # -1 (any size) replaced by 1; a list value (stop) sets its own length
 
 
 def input_specs(metadata: Mapping[str, Any]) -> dict[str, InputSpec]:
@@ -216,7 +236,11 @@ def input_specs(metadata: Mapping[str, Any]) -> dict[str, InputSpec]:
 
 
 def to_array(value: Any, spec: InputSpec) -> np.ndarray:
-    """A field value as the array the model declares."""
+    """A field value as the array the model declares (a list, such as stop, as a 1-D array of its items)."""
+    if isinstance(value, list | tuple):
+        items = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in value] if spec.datatype == "BYTES" \
+            else value
+        return np.array(items, dtype=np.object_ if spec.datatype == "BYTES" else NUMPY_TYPES[spec.datatype])
     if spec.datatype == "BYTES":
         raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
         return np.full(spec.shape, raw, dtype=np.object_)
@@ -237,8 +261,9 @@ def build_inputs(infer_input_cls: type, specs: Mapping[str, InputSpec],
         if spec is None:
             parameters[name] = value
             continue
-        tensor = infer_input_cls(name, list(spec.shape), spec.datatype)
-        tensor.set_data_from_numpy(to_array(value, spec))
+        array = to_array(value, spec)
+        tensor = infer_input_cls(name, list(array.shape), spec.datatype)
+        tensor.set_data_from_numpy(array)
         inputs.append(tensor)
     return inputs, parameters
 

@@ -3,10 +3,10 @@
     with PointsmanClient("127.0.0.1:8000") as client:
         print(client.generate("Write a poem about rain", auto=True).selected_model)
 
-The router and the language models are decoupled Triton models, which Triton's KServe
-`/infer` (HTTP) and `ModelInfer` (gRPC) refuse. So generation goes over the generate
-endpoints (JSON, server-sent events) on HTTP and over the bidirectional stream on gRPC;
-`recommend` and `catalog` answer plain inference on both. Every error becomes a
+A generation that answers once goes to `router` (or a model's plain name): the generate
+endpoint on HTTP, unary ModelInfer on gRPC. A streamed one goes to the decoupled twin,
+`router_stream` (or `<model>_stream`): generate_stream (server-sent events) on HTTP, the
+bidirectional stream on gRPC. `recommend` and `catalog` answer plain inference on both. Every error becomes a
 PointsmanClientError with a one-line message.
 """
 
@@ -50,6 +50,7 @@ from pointsman.client.types import (
     parse_catalog,
 )
 from pointsman.client.wire import checked_body, is_missing_model, outputs_of, split_url, transport_error
+from pointsman.policy.contract import stream_model
 
 
 class _HttpTransport:
@@ -139,6 +140,9 @@ class _GrpcTransport:
         return self._module.InferenceServerClient(self._address, ssl=self._ssl)
 
     def events(self, model: str, fields: Mapping[str, Any], stream: bool) -> Iterator[dict[str, Any]]:
+        if not stream:  # one answer: unary ModelInfer on the non-decoupled model
+            yield self.infer(model, fields)
+            return
         try:
             inputs, parameters = build_inputs(self._module.InferInput, self._input_specs(model), fields)
         except Exception as exc:  # noqa: BLE001
@@ -286,7 +290,8 @@ class PointsmanClient:
         return self._open(as_request(prompt, options), stream=True)
 
     def _open(self, request: GenerateRequest, *, stream: bool) -> GenerationStream:
-        target = request.target(self.router)
+        # streaming goes to the decoupled twin (router_stream, gpt2_stream); one answer to the plain name
+        target = stream_model(request.target(self.router)) if stream else request.target(self.router)
         return GenerationStream(self._transport.events(target, request.fields(stream=stream), stream), target)
 
     def recommend(self, prompt: str, *, max_tokens: int | None = None, max_response_time: float | None = None,

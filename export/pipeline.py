@@ -15,11 +15,15 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pointsman.export.families import bos_prefix, check_supported, context_length, end_of_sequence_ids
-from pointsman.export.repository import LlmFolderSpec, read_parameters, write_llm_folder
+from pointsman.export.repository import (
+    LlmFolderSpec,
+    engine_name,
+    read_parameters,
+    write_llm_folder,
+    write_twin_folder,
+)
 
 LOGGER = logging.getLogger(__name__)
-# kept beside tokenizer.json: the checkpoint's chat template lives in these (transformers 5 writes the .jinja)
-TOKENIZER_EXTRAS = ("tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
 
 
 def checkpoint_digest(checkpoint: Path, variant: str = "float32") -> str:
@@ -58,13 +62,14 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
     dtype float16 or quantize int8 export a reduced-precision variant (export.precision).
     """
     console = console or Console(stderr=True)
-    folder = repository / name
+    folder = repository / engine_name(name)  # the engine; repository/name becomes its twin
     if not (checkpoint / "config.json").exists():
         raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json "
                                 "(a Hugging Face checkpoint folder is expected)")
     digest = checkpoint_digest(checkpoint, variant_name(dtype, quantize))
     if not force and is_up_to_date(folder, digest):
         console.print(f"[green]{name}[/]: up to date, skipped")
+        write_twin_folder(repository, name)
         return export_record(folder)
 
     from transformers import AutoConfig, AutoTokenizer
@@ -96,15 +101,13 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
             "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
             "variant": report.variant, "bytes": str(report.size_bytes), **report.quality,
         }
-        spec = LlmFolderSpec(name=name, context_length=context_length(config), eos_token_id=eos,
+        spec = LlmFolderSpec(name=engine_name(name), context_length=context_length(config), eos_token_id=eos,
                              bos_token_id=bos, export_record=stamp)
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
-        for extra in TOKENIZER_EXTRAS:
-            if (Path(staging) / extra).exists():
-                shutil.copyfile(Path(staging) / extra, staged / "1" / extra)
         if folder.exists():
             shutil.rmtree(folder)
         shutil.move(str(staged), str(folder))
+        write_twin_folder(repository, name)
         progress.update(task, advance=2, description=f"{name}: done")
     console.print(f"[green]{name}[/] ({report.variant}, {report.size_bytes / 2**20:.1f} MiB): parity max "
                   f"|logit diff| prefill {report.max_abs_diff:.2e}, decode step {report.max_abs_diff_step:.2e}"

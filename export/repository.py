@@ -1,8 +1,12 @@
-"""Write a language model's Triton folder: config.pbtxt and tokenizer (export adds the ONNX graph).
+"""Write a language model's two Triton folders: the engine's and its non-decoupled twin's.
 
-    write_llm_folder(Path("model_repository/gpt2"), LlmFolderSpec(name="gpt2", ...), tokenizer_json)
+    write_llm_folder(Path("model_repository/gpt2_stream"), LlmFolderSpec(name="gpt2_stream", ...), tokenizer_json)
+    write_twin_folder(Path("model_repository"), "gpt2")   # model_repository/gpt2 -> gpt2_stream
 
-The folder names the `pointsman_llm` backend and holds nothing else: no model.py (the
+The engine folder (<name>_stream) holds config.pbtxt, the tokenizer and the tokenizer's
+config, whose chat template the backend renders chats with (export adds the ONNX graph);
+the twin folder (<name>) holds config.pbtxt only. Both name the `pointsman_llm` backend
+and hold nothing else: no model.py (the
 backend's lives once in the backend directory) and no input list (the backend completes
 it from pointsman.policy.contract). config.pbtxt is generated from Triton's own
 ModelConfig protobuf, so it is valid by construction.
@@ -18,9 +22,15 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from pointsman.engine.scheduler import EngineLimits
+from pointsman.policy.contract import stream_model
 
 BACKEND = "pointsman_llm"
 CONFIG_FILE = "config.pbtxt"
+
+
+def engine_name(name: str) -> str:
+    """The engine model's name for a user-visible model name: gpt2 -> gpt2_stream (decoupled, holds the engine)."""
+    return stream_model(name)
 
 
 @dataclass(frozen=True)
@@ -72,10 +82,33 @@ def read_parameters(folder: Path) -> dict[str, str]:
     return {key: value.string_value for key, value in config.parameters.items()}
 
 
+# what transformers' save_pretrained writes that the chat template lives in (the .jinja
+# file when it keeps the template apart); pointsman.engine.chat_template reads them
+CHAT_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja")
+
+
+def twin_config(name: str, target: str) -> mc.ModelConfig:
+    """The twin: same backend, non-decoupled, forwards over BLS to `target` and loads no engine."""
+    config = mc.ModelConfig(name=name, backend=BACKEND)
+    config.model_transaction_policy.decoupled = False  # tritonclient infer() and HTTP /infer work
+    config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.parameters["forward_to"].string_value = target
+    return config
+
+
+def write_twin_folder(repository: Path, name: str) -> Path:
+    """Write model_repository/<name>: config.pbtxt (and the empty version folder Triton requires)."""
+    folder = repository / name
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(text_format.MessageToString(twin_config(name, engine_name(name))))
+    return folder
+
+
 def write_llm_folder(folder: Path, spec: LlmFolderSpec, tokenizer_json: Path) -> None:
-    """Write config.pbtxt and the tokenizer (export writes the graph into folder/1)."""
+    """Write config.pbtxt, the tokenizer and its chat template (export writes the graph into folder/1)."""
     version = folder / "1"
     version.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(render_llm_config(spec))
-    if tokenizer_json.resolve() != (version / "tokenizer.json").resolve():
-        shutil.copyfile(tokenizer_json, version / "tokenizer.json")
+    for source in (tokenizer_json, *(tokenizer_json.with_name(name) for name in CHAT_TEMPLATE_FILES)):
+        if source.exists() and source.resolve() != (version / source.name).resolve():
+            shutil.copyfile(source, version / source.name)

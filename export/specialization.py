@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pointsman.export.repository import engine_name
 from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, load_catalog
 
 DOMAIN_OF_TASK = {"coding": "code", "creative": "prose", "qa": "prose", "reasoning": "prose"}
@@ -69,7 +70,7 @@ def measure(repository: Path, models: Sequence[str], windows: int = WINDOWS) -> 
     """Cross-entropy in nats per token, per model and domain, on the same held-out windows."""
     from pointsman.export.demo_corpus import DOMAINS, held_out_chunks
 
-    scorers = {name: SequenceScorer(repository / name / "1") for name in models}
+    scorers = {name: SequenceScorer(repository / engine_name(name) / "1") for name in models}
     first = scorers[models[0]]
     chunks = {d: held_out_chunks(d, first.encode, windows, WINDOW_TOKENS) for d in DOMAINS}
     result: dict[str, dict[str, float]] = {}

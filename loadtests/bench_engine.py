@@ -31,6 +31,7 @@ import numpy as np
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, GenerationResult
 from pointsman.engine.tokenizer import TextTokenizer
+from pointsman.export.repository import engine_name
 
 MODELS = ("gpt2", "distilgpt2", "codegen")
 PROMPTS = (
@@ -184,7 +185,7 @@ def decoder_steps(decoder: OnnxDecoder, prompts: Sequence[tuple[int, ...]], toke
 def bench_model(name: str, repository: Path, concurrencies: Sequence[int], requests: int, tokens: int,
                 threads: int, rounds: int) -> tuple[list[RunResult], dict[int, float]]:
     """Every configuration once per round, rounds interleaved so drifting load hits them alike."""
-    folder = repository / name / "1"
+    folder = repository / engine_name(name) / "1"
     if not (folder / "model.onnx").exists():
         raise SystemExit(f"{folder / 'model.onnx'} is missing: run `make setup` first")
     decoder = OnnxDecoder.from_file(str(folder / "model.onnx"), threads=threads, providers="cpu")

@@ -90,11 +90,12 @@ def prepare(name: str) -> tuple[Path, Path, float]:
                          **shape)
     export_model(checkpoint, name, WORK / "repository", console=Console(file=io.StringIO()),
                  quantize="int8" if name.endswith("-int8") else None)
+    folder = WORK / "repository" / f"{name}_stream"  # the engine model (repository/name is its twin)
     from safetensors import safe_open
 
     with safe_open(str(checkpoint / "model.safetensors"), "np") as weights:
         params = sum(int(np.prod(weights.get_slice(k).get_shape())) for k in weights.keys())  # noqa: SIM118
-    return checkpoint, WORK / "repository" / name, params / 1e6
+    return checkpoint, folder, params / 1e6
 
 
 def prompt_text(tokenizer, length: int) -> tuple[str, list[int]]:
@@ -138,7 +139,7 @@ def served_concurrent(url: str, model: str, prompt: str, tokens: int, concurrenc
     A request that waits over bench_serving's 120 s for a response counts as failed: on a
     loaded 2-core machine that is what c=32 with 512-token prompts can do.
     """
-    streamers = [GrpcStreamer(url, model) for _ in range(concurrency)]
+    streamers = [GrpcStreamer(url, f"{model}_stream") for _ in range(concurrency)]
     spans: list[tuple[float, float, int]] = []
     lock = threading.Lock()
     start = threading.Barrier(concurrency)
@@ -215,7 +216,8 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp:
         repository = Path(tmp) / "repository"
         repository.mkdir()
-        (repository / name).symlink_to(folder, target_is_directory=True)
+        for served in (name, f"{name}_stream"):  # the twin and the engine model it forwards to
+            (repository / served).symlink_to(WORK / "repository" / served, target_is_directory=True)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
         with server:
             for length in args.prompts:
@@ -251,7 +253,7 @@ def _bos(folder: Path) -> int | None:
 
 def _latency(cell: Cell, url: str, decoder: OnnxDecoder, prompt: str, ids: list[int], args) -> None:
     """Per-token latency at concurrency 1, served and raw, alternating request by request."""
-    streamer = GrpcStreamer(url, cell.model)
+    streamer = GrpcStreamer(url, f"{cell.model}_stream")
     served, raw = [], []
     try:
         for _ in range(args.repeats):

@@ -7,10 +7,12 @@ In one run on this machine it starts its own tritonserver (free loopback ports) 
 project's model_repository/ and the peer (loadtests/peer_server.py) on the same demo
 checkpoint, then drives each target with N closed-loop clients for a fixed time:
 
-    gpt2 direct     POST /v2/models/gpt2/generate             (the zero-overhead path)
-    router manual   POST /v2/models/router/generate  model=gpt2
-    router auto     POST /v2/models/router/generate  auto_select=true
-    router hybrid   POST /v2/models/router/generate  preferred_model=gpt2
+    gpt2 direct     POST /v2/models/gpt2_stream/generate             (the zero-overhead path)
+    router manual   POST /v2/models/router_stream/generate  model=gpt2
+    router auto     POST /v2/models/router_stream/generate  auto_select=true
+    router hybrid   POST /v2/models/router_stream/generate  preferred_model=gpt2
+    (the _stream models, which hold the router and the engine: their non-decoupled twins
+    router and gpt2 add one BLS hop, measured by loadtests.bench_twins)
     peer            POST /generate on the FastAPI server      (model.generate())
 
 Every request generates exactly --max-tokens new tokens (ignore_eos for Pointsman,
@@ -66,14 +68,14 @@ class Target:
 
     @property
     def is_router(self) -> bool:
-        return self.path.startswith("/v2/models/router/")
+        return self.path.startswith("/v2/models/router_stream/")
 
 
 TARGETS = (
-    Target("gpt2 direct", "pointsman", "/v2/models/gpt2/generate"),
-    Target("router manual", "pointsman", "/v2/models/router/generate", {"model": "gpt2"}),
-    Target("router auto", "pointsman", "/v2/models/router/generate", {"auto_select": True}),
-    Target("router hybrid", "pointsman", "/v2/models/router/generate",
+    Target("gpt2 direct", "pointsman", "/v2/models/gpt2_stream/generate"),
+    Target("router manual", "pointsman", "/v2/models/router_stream/generate", {"model": "gpt2"}),
+    Target("router auto", "pointsman", "/v2/models/router_stream/generate", {"auto_select": True}),
+    Target("router hybrid", "pointsman", "/v2/models/router_stream/generate",
            {"preferred_model": "gpt2", "fallback_mode": "auto"}),
     Target("peer", "peer", "/generate"),
 )
@@ -285,7 +287,7 @@ class PeerProcess:
 
 
 def router_loaded(http_port: int) -> bool:
-    return http_ok(f"http://127.0.0.1:{http_port}/v2/models/router/ready")
+    return http_ok(f"http://127.0.0.1:{http_port}/v2/models/router_stream/ready")
 
 
 # -- the run ----------------------------------------------------------------------------------

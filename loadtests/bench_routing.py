@@ -30,6 +30,7 @@ import numpy as np
 
 from pointsman.export.dataset import LabelledPrompt, load_prompts
 from pointsman.export.demo_corpus import held_out_chunks
+from pointsman.export.repository import engine_name
 from pointsman.export.specialization import DOMAIN_OF_TASK, SequenceScorer
 from pointsman.loadtests.bench_classifier import auto_decision
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
@@ -90,7 +91,7 @@ class Outcome:
 
 def cross_entropies(prompts: list[LabelledPrompt], models: list[str], windows: int) -> np.ndarray:
     """[prompt, model] nats per token of each prompt's held-out continuation, after the prompt."""
-    scorers = {m: SequenceScorer(REPOSITORY / m / "1") for m in models}
+    scorers = {m: SequenceScorer(REPOSITORY / engine_name(m) / "1") for m in models}
     encode = scorers[models[0]].encode
     pools = {d: held_out_chunks(d, encode, windows, CONTINUATION_TOKENS) for d in set(DOMAIN_OF_TASK.values())}
     out = np.zeros((len(prompts), len(models)))

@@ -29,6 +29,7 @@ import numpy as np
 
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.tokenizer import TextTokenizer
+from pointsman.export.repository import engine_name
 
 PROMPT = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"
 TARGET = 1.3
@@ -123,7 +124,7 @@ def run(url: str, model: str, folder: Path, requests: int, tokens: int, warmup: 
                                     providers=settings.get("execution_providers", "auto"))
     prompt_ids = TextTokenizer.from_file(str(folder / "1" / settings.get("tokenizer_file", "tokenizer.json"))).encode(
         PROMPT)
-    streamer = GrpcStreamer(url, model)
+    streamer = GrpcStreamer(url, engine_name(model))  # streaming: the decoupled engine model
     served: list[tuple[float, list[float]]] = []
     raw: list[tuple[float, list[float]]] = []
     try:
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    folder = args.model_repository.resolve() / args.model
+    folder = args.model_repository.resolve() / engine_name(args.model)
     if not (folder / "1" / "model.onnx").exists():
         raise SystemExit(f"{folder / '1' / 'model.onnx'} is missing: run `make setup` first")
     if args.url:
@@ -198,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # a repository of just this model: nothing else competes for the cores or can fail to load
             repository = Path(tmp) / "repository"
             repository.mkdir()
-            (repository / args.model).symlink_to(folder, target_is_directory=True)
+            (repository / engine_name(args.model)).symlink_to(folder, target_is_directory=True)
             server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
             print(f"starting tritonserver with {args.model} on {server.grpc_url} ...", flush=True)  # noqa: T201
             with server:

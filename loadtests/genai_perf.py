@@ -2,18 +2,23 @@
 
     .venv/bin/python -m pointsman.loadtests.genai_perf --setup-only                    # once: venv + perf_analyzer
     .venv/bin/python -m pointsman.loadtests.genai_perf --url 127.0.0.1:8001 --targets direct,manual,auto,hybrid
+    .venv/bin/python -m pointsman.loadtests.genai_perf --url 127.0.0.1:8001 --streaming
 
-genai-perf lives in .pointsman/genai-perf-venv, never in the project's venv (later
-genai-perf releases pull numpy 2, which breaks the Python backend stub). Version 0.0.8 is
-pinned: it is the release of the Triton 24.11 line, still takes `--service-kind triton
---backend tensorrtllm` and the text_input/max_tokens tensor names, and drives the
-perf_analyzer 2.51 binary that loadtests.perf_analyzer sets up (genai-perf calls
-`perf_analyzer` from PATH). What 0.0.8 cannot do alone: every row of the inputs.json it
-writes carries a top-level "model": "<-m value>" string, and since the router declares
-an input named `model`, perf_analyzer reads that string as the tensor and stops
-("Input data file is malformed"). A small perf_analyzer shim, first on PATH, drops that
-string before running the real binary; a `model` given with --extra-inputs (a list)
-stays, so manual routing still names its model. See loadtests/genai_perf.md.
+genai-perf lives in .pointsman/genai-perf-venv, never in the project's venv (it pulls
+numpy 2, which breaks the Python backend stub). Version 0.0.16 is pinned and used as
+published: `--endpoint-type kserve --backend tensorrtllm` (0.0.16's spelling of the
+older `--service-kind triton`; it passes `--service-kind triton` to perf_analyzer itself)
+with `--output-tokens-mean-deterministic`. What it sends per request (its inputs.json):
+text_input, max_tokens, exclude_input_in_output, min_length, and stream with
+--streaming, every one a declared input of our models. Without --streaming it calls
+`router` / `gpt2` (the non-decoupled twins), with --streaming `router_stream` /
+`gpt2_stream`. It drives the perf_analyzer 2.51 binary that loadtests.perf_analyzer sets
+up (from PATH). One thing 0.0.16 and that binary disagree on: every inputs.json row
+carries a top-level "model": "<-m value>" label, which perf_analyzer 2.51 reads as the
+router's `model` input and stops ("Input data file is malformed"). A perf_analyzer shim,
+first on PATH, drops that label string before running the real binary; a `model` given
+with --extra-inputs (a list) stays, so manual routing still names its model. genai-perf
+itself is unchanged. See loadtests/genai_perf.md.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pointsman.loadtests.perf_analyzer import ROOT, TOOLS_DIR, PerfAnalyzerError, ensure_perf_analyzer
+from pointsman.policy.contract import stream_model
 
 LOGGER = logging.getLogger(__name__)
 
-GENAI_PERF_VERSION = "0.0.8"
+GENAI_PERF_VERSION = "0.0.16"
 VENV = ROOT / ".pointsman" / "genai-perf-venv"
 ARTIFACTS = ROOT / ".pointsman" / "genai-perf"
 DEFAULT_TOKENIZER = ROOT / "build" / "checkpoints" / "gpt2"
@@ -141,30 +147,35 @@ class GenaiPerfResult:
                    output_tokens_avg=stat("output_sequence_length", "avg") or 0.0)
 
 
+def served_model(target: str, model: str, streaming: bool) -> str:
+    """The Triton model a target calls: the twin (router, gpt2), or with streaming its _stream model."""
+    served = TARGETS[target][0] or model
+    return stream_model(served) if streaming else served
+
+
 def profile_command(executable: Path, *, target: str, model: str, url: str, concurrency: int, tokenizer: Path,
                     num_prompts: int, input_tokens: int, output_tokens: int, measurement_ms: int,
-                    artifact_dir: Path, streaming: bool = True) -> list[str]:
+                    artifact_dir: Path, streaming: bool = False) -> list[str]:
     """The genai-perf command line for one target (pure: tested without genai-perf)."""
-    served, extras = TARGETS[target]
-    command = [str(executable), "profile", "-m", served or model, "--service-kind", "triton",
-               "--backend", "tensorrtllm", "-u", url, "--tokenizer", str(tokenizer),
-               "--num-prompts", str(num_prompts), "--synthetic-input-tokens-mean", str(input_tokens),
+    command = [str(executable), "profile", "-m", served_model(target, model, streaming),
+               "--endpoint-type", "kserve", "--backend", "tensorrtllm", "-u", url, "--tokenizer", str(tokenizer),
+               "--num-dataset-entries", str(num_prompts), "--synthetic-input-tokens-mean", str(input_tokens),
                "--synthetic-input-tokens-stddev", "0", "--output-tokens-mean", str(output_tokens),
-               # every request generates exactly output_tokens: min_length, genai-perf's own way, is no input of ours
-               "--extra-inputs", "ignore_eos:true", "--concurrency", str(concurrency),
+               # every request generates exactly output_tokens: genai-perf sends min_length = max_tokens
+               "--output-tokens-mean-deterministic", "--concurrency", str(concurrency),
                "--measurement-interval", str(measurement_ms), "--artifact-dir", str(artifact_dir)]
-    for extra in extras:
+    for extra in TARGETS[target][1]:
         command += ["--extra-inputs", extra.format(model=model)]
     if streaming:
-        command.append("--streaming")  # decoupled models: perf_analyzer speaks to them over the gRPC stream only
+        command.append("--streaming")  # genai-perf adds stream: true; only the _stream models stream
     return command
 
 
 def run_profile(executable: Path, env: dict[str, str], *, target: str, model: str, concurrency: int,
-                timeout: float, **options) -> GenaiPerfResult:
-    artifact_dir = ARTIFACTS / f"{target}-{model}-c{concurrency}"
+                timeout: float, streaming: bool = False, **options) -> GenaiPerfResult:
+    artifact_dir = ARTIFACTS / f"{target}-{model}-c{concurrency}{'-streaming' if streaming else ''}"
     command = profile_command(executable, target=target, model=model, concurrency=concurrency,
-                              artifact_dir=artifact_dir, **options)
+                              artifact_dir=artifact_dir, streaming=streaming, **options)
     LOGGER.info("genai-perf %s: %s", target, " ".join(command[1:]))
     for attempt in (1, 2):
         try:
@@ -183,7 +194,7 @@ def run_profile(executable: Path, env: dict[str, str], *, target: str, model: st
     exports = sorted(artifact_dir.rglob("profile_export_genai_perf.json"), key=lambda p: p.stat().st_mtime)
     if not exports:
         raise GenaiPerfError(f"genai-perf {target} wrote no profile_export_genai_perf.json under {artifact_dir}")
-    served = TARGETS[target][0] or model
+    served = served_model(target, model, streaming)
     return GenaiPerfResult.from_export(target, served, concurrency, json.loads(exports[-1].read_text()))
 
 
@@ -224,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-tokens", type=int, default=16)
     parser.add_argument("--measurement-ms", type=int, default=4000, help="perf_analyzer measurement window")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one genai-perf run may take")
+    parser.add_argument("--streaming", action="store_true",
+                        help="genai-perf --streaming, against router_stream and <model>_stream")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--setup-only", action="store_true", help="create the venv and perf_analyzer, then stop")
     return parser
@@ -250,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [run_profile(executable, env, target=target, model=args.model, concurrency=int(c), url=args.url,
                                tokenizer=args.tokenizer.resolve(), num_prompts=args.num_prompts,
                                input_tokens=args.input_tokens, output_tokens=args.output_tokens,
-                               measurement_ms=args.measurement_ms, timeout=args.timeout)
+                               measurement_ms=args.measurement_ms, timeout=args.timeout, streaming=args.streaming)
                    for c in args.concurrency.split(",") if c.strip() for target in targets]
     except (GenaiPerfError, PerfAnalyzerError) as exc:
         print(f"genai_perf: {exc}", file=sys.stderr)  # noqa: T201

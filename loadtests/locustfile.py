@@ -7,9 +7,10 @@
 Every request is named by how its model is chosen ("router manual", "router auto",
 "router hybrid", "direct" for a model called without the router), so locust's stats
 give per-mode latency; `direct` against `router manual` is the router hop. The HTTP
-user posts to the generate endpoint; the gRPC user speaks tritonclient's bidirectional
-stream (the only way to call a decoupled model over gRPC) through client.PointsmanClient
-and reports to locust's request events. Each answer is checked: text, tokens, and for
+user posts to the generate endpoint of `router` or a model (the non-decoupled twins); the
+gRPC user goes through client.PointsmanClient (unary ModelInfer on the twins, the
+bidirectional stream on `router_stream` / `<model>_stream` when streaming) and reports
+to locust's request events. Each answer is checked: text, tokens, and for
 the router the mode and model it reports.
 
 Options (locust arguments, or the environment variables in brackets):

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m pointsman.loadtests.perf_analyzer --url 127.0.0.1:8001
     .venv/bin/python -m pointsman.loadtests.perf_analyzer --url 127.0.0.1:8001 \
-        --concurrency 1,4 --modes direct,manual,auto
+        --concurrency 1,4 --modes direct,manual,auto --transports streaming,unary
 
 perf_analyzer comes from the tritonclient 2.51.0 wheel: the PyPI `perf-analyzer` package
 is an empty placeholder and the binaries of newer tritonclient wheels need a newer glibc
@@ -10,9 +10,10 @@ than this machine's. The wheel is downloaded once (`pip download`) into
 .pointsman/tools/, the binary extracted, and the libraries it lacks (libb64, libcudart)
 resolved from nvidia_pytriton.libs through symlinks named as the binary asks.
 
-The router and the language models are decoupled, which perf_analyzer drives only over
-gRPC with --streaming; with stream false each request has one response, so the latency
-of that "first response" is the whole request. Every request generates exactly
+Two transports: `streaming` drives the decoupled `router_stream` and `<model>_stream` over
+gRPC with --streaming (with stream false each request has one response, so the latency
+of that "first response" is the whole request); `unary` drives their non-decoupled twins
+`router` and `<model>` with plain ModelInfer calls, no --streaming. Every request generates exactly
 max_tokens tokens (ignore_eos), so both sides do the same work. Modes run interleaved,
 round after round, and the hop is the median over rounds of (router p50 - direct p50)
 from the same round, which cancels most of the drift of a shared machine.
@@ -34,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pointsman.policy.contract import stream_model
+
 LOGGER = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +52,9 @@ MODES = {
     "hybrid": ("router", "router_hybrid_gpt2.json"),
     "auto": ("router", "router_auto.json"),
 }
+
+
+TRANSPORTS = ("streaming", "unary")
 
 
 class PerfAnalyzerError(RuntimeError):
@@ -175,6 +181,7 @@ class Measurement:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    transport: str = "streaming"  # or "unary" (the non-decoupled twins, no --streaming)
 
 
 def input_data(mode: str, model: str, max_tokens: int | None, folder: Path) -> Path:
@@ -204,20 +211,31 @@ def parse_csv(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in rows[0].items() if k and v not in (None, "")}
 
 
+def perf_command(*, target: str, url: str, transport: str, data: Path, concurrency: int, request_count: int,
+                 report: Path) -> list[str]:
+    """perf_analyzer's arguments; `streaming` calls <target>_stream with --streaming, `unary` <target> without."""
+    model, streaming = (stream_model(target), ["--streaming"]) if transport == "streaming" else (target, [])
+    return ["-m", model, "-i", "grpc", "-u", url, *streaming, "--async", "--input-data", str(data),
+            "--concurrency-range", str(concurrency), "--measurement-mode", "count_windows",
+            "--measurement-request-count", str(request_count),
+            # our own rounds judge stability; perf_analyzer only needs to finish (999: any spread, as genai-perf sets)
+            "--stability-percentage", "999", "--max-trials", "6", "-f", str(report)]
+
+
 def measure(tool: PerfAnalyzer, *, url: str, mode: str, model: str, concurrency: int, round_: int,
-            request_count: int, max_tokens: int | None, workdir: Path, timeout: float) -> Measurement:
+            request_count: int, max_tokens: int | None, workdir: Path, timeout: float,
+            transport: str = "streaming") -> Measurement:
     target = MODES[mode][0] or model
-    report = workdir / f"{mode}-c{concurrency}-r{round_}.csv"
-    tool.run(["-m", target, "-i", "grpc", "-u", url, "--streaming", "--async",
-              "--input-data", str(input_data(mode, model, max_tokens, workdir)),
-              "--concurrency-range", str(concurrency), "--measurement-mode", "count_windows",
-              "--measurement-request-count", str(request_count),
-              # our own rounds judge stability; perf_analyzer only needs to finish
-              "--stability-percentage", "50", "--max-trials", "6", "-f", str(report)], timeout=timeout)
+    report = workdir / f"{transport}-{mode}-c{concurrency}-r{round_}.csv"
+    command = perf_command(target=target, url=url, transport=transport,
+                           data=input_data(mode, model, max_tokens, workdir), concurrency=concurrency,
+                           request_count=request_count, report=report)
+    LOGGER.info("perf_analyzer %s", " ".join(command))
+    tool.run(command, timeout=timeout)
     row = parse_csv(report)
-    return Measurement(mode=mode, model=target, concurrency=concurrency, round=round_,
+    return Measurement(mode=mode, model=command[1], concurrency=concurrency, round=round_,
                        throughput=row["Inferences/Second"], p50_ms=row["p50 latency"] / 1e3,
-                       p90_ms=row["p90 latency"] / 1e3, p99_ms=row["p99 latency"] / 1e3)
+                       p90_ms=row["p90 latency"] / 1e3, p99_ms=row["p99 latency"] / 1e3, transport=transport)
 
 
 @dataclass(frozen=True)
@@ -234,14 +252,18 @@ class Summary:
     p99_ratio: float | None
     throughput_ratio: float | None
     hop_ms: float | None  # median over rounds of (mode p50 - direct p50), same round
+    transport: str = "streaming"
 
 
 def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
+    """Medians per (transport, concurrency, mode); ratios against direct on the same transport."""
     summaries = []
-    keys = sorted({(m.concurrency, m.mode) for m in measurements}, key=lambda k: (k[0], list(MODES).index(k[1])))
-    for concurrency, mode in keys:
-        runs = [m for m in measurements if m.mode == mode and m.concurrency == concurrency]
-        direct = {m.round: m for m in measurements if m.mode == "direct" and m.concurrency == concurrency}
+    keys = sorted({(m.transport, m.concurrency, m.mode) for m in measurements},
+                  key=lambda k: (k[0], k[1], list(MODES).index(k[2])))
+    for transport, concurrency, mode in keys:
+        runs = [m for m in measurements if (m.transport, m.mode, m.concurrency) == (transport, mode, concurrency)]
+        direct = {m.round: m for m in measurements
+                  if (m.transport, m.mode, m.concurrency) == (transport, "direct", concurrency)}
         p50 = statistics.median(m.p50_ms for m in runs)
         p99 = statistics.median(m.p99_ms for m in runs)
         throughput = statistics.median(m.throughput for m in runs)
@@ -252,24 +274,26 @@ def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
             dthr = statistics.median(m.throughput for m in direct.values())
             hops = [m.p50_ms - direct[m.round].p50_ms for m in runs if m.round in direct]
             ratios = (p50 / d50, p99 / d99, throughput / dthr, statistics.median(hops) if hops else None)
-        summaries.append(Summary(mode, concurrency, len(runs), throughput, p50, p99, *ratios))
+        summaries.append(Summary(mode, concurrency, len(runs), throughput, p50, p99, *ratios, transport=transport))
     return summaries
 
 
 def run_comparison(tool: PerfAnalyzer, *, url: str, model: str, modes: Sequence[str], concurrencies: Sequence[int],
-                   rounds: int, request_count: int, max_tokens: int | None, timeout: float) -> list[Measurement]:
+                   rounds: int, request_count: int, max_tokens: int | None, timeout: float,
+                   transports: Sequence[str] = ("streaming",)) -> list[Measurement]:
     measurements = []
+    runs = [(t, m) for t in transports for m in modes]
     with tempfile.TemporaryDirectory(prefix="pointsman-pa-") as tmp:
         for concurrency in concurrencies:
             for round_ in range(rounds):
                 # alternate the order so neither side always runs first on a warming machine
-                order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
-                for mode in order:
+                order = runs if round_ % 2 == 0 else list(reversed(runs))
+                for transport, mode in order:
                     m = measure(tool, url=url, mode=mode, model=model, concurrency=concurrency, round_=round_,
                                 request_count=request_count, max_tokens=max_tokens, workdir=Path(tmp),
-                                timeout=timeout)
-                    LOGGER.info("c=%d round %d %-6s p50 %.1f ms p99 %.1f ms %.1f req/s", concurrency, round_, mode,
-                                m.p50_ms, m.p99_ms, m.throughput)
+                                timeout=timeout, transport=transport)
+                    LOGGER.info("c=%d round %d %-9s %-6s p50 %.1f ms p99 %.1f ms %.1f req/s", concurrency, round_,
+                                transport, mode, m.p50_ms, m.p99_ms, m.throughput)
                     measurements.append(m)
     return measurements
 
@@ -277,17 +301,18 @@ def run_comparison(tool: PerfAnalyzer, *, url: str, model: str, modes: Sequence[
 def summary_table(summaries: Sequence[Summary], model: str):
     from rich.table import Table
 
-    table = Table(title=f"perf_analyzer: router against {model} called directly (gRPC streaming, medians over rounds)")
-    for column in ("mode", "conc.", "req/s", "p50 ms", "p99 ms", "p50 x direct", "p99 x direct", "req/s x direct",
-                   "router hop ms"):
-        table.add_column(column, justify="right" if column != "mode" else "left")
+    table = Table(title=f"perf_analyzer: router against {model} called directly (gRPC; streaming = "
+                        f"router_stream/{model}_stream with --streaming, unary = router/{model}; medians over rounds)")
+    for column in ("transport", "mode", "conc.", "req/s", "p50 ms", "p99 ms", "p50 x direct", "p99 x direct",
+                   "req/s x direct", "router hop ms"):
+        table.add_column(column, justify="left" if column in ("transport", "mode") else "right")
 
     def ratio(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
 
     for s in summaries:
-        table.add_row(s.mode, str(s.concurrency), f"{s.throughput:.1f}", f"{s.p50_ms:.1f}", f"{s.p99_ms:.1f}",
-                      ratio(s.p50_ratio), ratio(s.p99_ratio), ratio(s.throughput_ratio),
+        table.add_row(s.transport, s.mode, str(s.concurrency), f"{s.throughput:.1f}", f"{s.p50_ms:.1f}",
+                      f"{s.p99_ms:.1f}", ratio(s.p50_ratio), ratio(s.p99_ratio), ratio(s.throughput_ratio),
                       "-" if s.hop_ms is None else f"{s.hop_ms:+.2f}")
     return table
 
@@ -304,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--modes", default="direct,manual",
                         help=f"comma-separated, of {', '.join(MODES)} (auto may pick another model than --model)")
     parser.add_argument("--concurrency", default="1,4", help="comma-separated concurrency levels")
+    parser.add_argument("--transports", default="streaming,unary",
+                        help="comma-separated: streaming (the _stream models, --streaming) and/or unary (their twins)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per concurrency")
     parser.add_argument("--request-count", type=int, default=40, help="requests per measurement window")
     parser.add_argument("--max-tokens", type=int, help="override max_tokens of the input files (16)")
@@ -324,6 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if "direct" not in modes:
         modes.insert(0, "direct")  # every ratio is against direct
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    if not transports or set(transports) - set(TRANSPORTS):
+        print(f"perf_analyzer: --transports takes {', '.join(TRANSPORTS)}; got {args.transports!r}",  # noqa: T201
+              file=sys.stderr)
+        return 2
     try:
         tool = ensure_perf_analyzer(args.tools_dir)
         if args.setup_only:
@@ -332,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         measurements = run_comparison(tool, url=args.url, model=args.model, modes=modes,
                                       concurrencies=_ints(args.concurrency), rounds=args.rounds,
                                       request_count=args.request_count, max_tokens=args.max_tokens,
-                                      timeout=args.timeout)
+                                      timeout=args.timeout, transports=transports)
     except PerfAnalyzerError as exc:
         print(f"perf_analyzer: {exc}", file=sys.stderr)  # noqa: T201
         return 1

@@ -31,6 +31,10 @@ class ModelRejected(InvalidRequest):
         self.accepted = message
 
 
+class Forbidden(PointsmanError):
+    """The call needs the admin key, and the caller did not send the right one."""
+
+
 class ModelUnavailable(PointsmanError):
     """The named model is not loaded or not ready."""
 

@@ -24,6 +24,8 @@ import pytest
 from pointsman.engine.decoder import KVCache
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationResult
 
+pytest_plugins = ["tests.postgres.database"]  # postgres_url, postgres_database: a real PostgreSQL
+
 VOCAB = "\x00abcdefghijklmnopqrstuvwxyz.,!? "  # id 0 is EOS (decodes to nothing)
 EOS_ID = 0
 POISON_PREFILL = VOCAB.index("?")  # a prompt holding it fails in prefill

@@ -1,6 +1,6 @@
 """The decoder protocol the engine drives, and its onnxruntime implementation.
 
-    decoder = OnnxDecoder.from_file("model_repository/gpt2/1/model.onnx", threads=2)
+    decoder = OnnxDecoder.from_file("model_repository/gpt2_stream/1/model.onnx", threads=2)
     logits, cache = decoder.prefill([464, 3290])
     logits, caches = decoder.decode_batch([(last_token, cache)])
 """

@@ -1,11 +1,12 @@
-"""Next-token choice: greedy, or temperature / top-k / top-p sampling with a seeded generator.
+"""Next-token choice: penalties, then greedy or temperature / top-k / top-p sampling with a seeded generator.
 
-    sampler = Sampler(SamplingParams(temperature=0.8, top_k=40, seed=7))
-    token = sampler.choose(logits)
+    sampler = Sampler(SamplingParams(temperature=0.8, top_k=40, seed=7, repetition_penalty=1.2))
+    token = sampler.choose(logits, prompt_ids=(464, 3290), generated=(11,))
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,10 +20,20 @@ class SamplingParams:
     top_k: int = 0
     top_p: float = 1.0
     seed: int | None = None
+    repetition_penalty: float = 1.0  # > 0; 1 is off
+    presence_penalty: float = 0.0  # -2..2, OpenAI's definition
+    frequency_penalty: float = 0.0  # -2..2, OpenAI's definition
+    min_tokens: int = 0  # end-of-sequence is not a choice before this many tokens
+    eos_ids: tuple[int, ...] = ()  # what min_tokens suppresses
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0 or self.top_k == 1
+
+    @property
+    def adjusts_logits(self) -> bool:
+        return (self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+                or (self.min_tokens > 0 and bool(self.eos_ids)))
 
 
 class Sampler:
@@ -32,12 +43,36 @@ class Sampler:
         self.params = params
         self._rng = np.random.default_rng(params.seed)
 
-    def choose(self, logits: np.ndarray) -> int:
-        """Return the next token id from a 1-D logits vector."""
+    def choose(self, logits: np.ndarray, prompt_ids: Sequence[int] = (), generated: Sequence[int] = ()) -> int:
+        """Return the next token id from a 1-D logits vector, given the tokens so far."""
+        if self.params.adjusts_logits:
+            logits = adjusted_logits(logits, self.params, prompt_ids, generated)
         if self.params.greedy:
             return int(np.argmax(logits))
         probs = filtered_probabilities(logits, self.params)
         return int(self._rng.choice(probs.shape[0], p=probs))
+
+
+def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int],
+                    generated: Sequence[int]) -> np.ndarray:
+    """Apply the penalties and min_tokens to a copy of the logits.
+
+    Repetition penalty as Hugging Face's RepetitionPenaltyLogitsProcessor (every token of
+    prompt and output: positive logits divided, negative multiplied); presence and
+    frequency as OpenAI defines them (output tokens only, subtracted).
+    """
+    out = logits.astype(np.float32, copy=True)
+    if params.repetition_penalty != 1.0:
+        seen = np.unique(np.fromiter((*prompt_ids, *generated), dtype=np.int64))
+        if seen.size:
+            picked = out[seen]
+            out[seen] = np.where(picked > 0, picked / params.repetition_penalty, picked * params.repetition_penalty)
+    if (params.presence_penalty or params.frequency_penalty) and len(generated):
+        tokens, counts = np.unique(np.asarray(generated, dtype=np.int64), return_counts=True)
+        out[tokens] -= (params.frequency_penalty * counts + params.presence_penalty).astype(np.float32)
+    if len(generated) < params.min_tokens and params.eos_ids:
+        out[list(params.eos_ids)] = -np.inf
+    return out
 
 
 def filtered_probabilities(logits: np.ndarray, params: SamplingParams) -> np.ndarray:

@@ -10,6 +10,7 @@ cancelled one leaves at once, so nobody waits for the longest sequence.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ import numpy as np
 from pointsman.engine.decoder import Decoder, KVCache
 from pointsman.engine.detokenize import IncrementalDetokenizer
 from pointsman.engine.sampling import Sampler, SamplingParams
+from pointsman.engine.stop import StopMatcher
 from pointsman.errors import GenerationFailed
 
 LOGGER = logging.getLogger(__name__)
@@ -56,13 +58,14 @@ class GenerationRequest:
     sampling: SamplingParams = SamplingParams()
     stream: bool = False
     ignore_eos: bool = False
+    stop: tuple[str, ...] = ()  # generation ends when the text contains one; it is not returned
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     text: str
     tokens: int
-    finish_reason: str  # "length", "eos" or "cancelled"
+    finish_reason: str  # "length", "eos", "stop" (a stop sequence) or "cancelled"
     time_to_first_token_s: float
     duration_s: float
     token_ids: tuple[int, ...] = ()  # the generated tokens (a final EOS is not one of them)
@@ -106,6 +109,7 @@ class _Sequence:
     sink: TokenSink
     sampler: Sampler
     detok: IncrementalDetokenizer
+    stops: StopMatcher
     submitted: float
     budget: int  # tokens reserved against max_tokens_in_flight
     cache: KVCache | None = None
@@ -167,9 +171,13 @@ class GenerationEngine:
             self._fail(seq, GenerationFailed("the model stopped (unloading) before this request finished"))
 
     def submit(self, request: GenerationRequest, sink: TokenSink) -> None:
+        sampling = request.sampling
+        if sampling.min_tokens and self._eos_id is not None and not request.ignore_eos:
+            sampling = dataclasses.replace(sampling, eos_ids=(self._eos_id,))
         seq = _Sequence(
-            request=request, sink=sink, sampler=Sampler(request.sampling),
-            detok=IncrementalDetokenizer(self._tokenizer.decode), submitted=time.perf_counter(),
+            request=request, sink=sink, sampler=Sampler(sampling),
+            detok=IncrementalDetokenizer(self._tokenizer.decode), stops=StopMatcher(request.stop),
+            submitted=time.perf_counter(),
             budget=len(request.prompt_ids) + request.max_new_tokens,
         )
         with self._wake:
@@ -232,7 +240,7 @@ class GenerationEngine:
             return
         try:
             logits, seq.cache = self._decoder.prefill(seq.request.prompt_ids)
-            token = seq.sampler.choose(logits)
+            token = seq.sampler.choose(logits, seq.request.prompt_ids, seq.generated)
         except Exception as exc:  # noqa: BLE001 - reported to this request only
             self._fail(seq, exc)
             return
@@ -259,7 +267,7 @@ class GenerationEngine:
         self._batched_rows += len(batch)
         for seq, row, cache in zip(batch, logits, caches, strict=True):
             try:
-                token = seq.sampler.choose(row)
+                token = seq.sampler.choose(row, seq.request.prompt_ids, seq.generated)
             except Exception as exc:  # noqa: BLE001 - e.g. non-finite logits: this request only
                 self._fail(seq, exc)
                 continue
@@ -277,14 +285,16 @@ class GenerationEngine:
         seq.generated.append(token)
         seq.logprob_sum += logprob
         seq.last_token = token
-        piece = seq.detok.push(token)
+        piece, stopped = seq.stops.push(seq.detok.push(token))
         if seq.request.stream and piece:
             try:
                 seq.sink.on_text(piece)
             except Exception as exc:  # noqa: BLE001 - a broken sender ends only its own request
                 self._fail(seq, exc)
                 return
-        if len(seq.generated) >= seq.request.max_new_tokens:
+        if stopped:
+            self._finish(seq, "stop")
+        elif len(seq.generated) >= seq.request.max_new_tokens:
             self._finish(seq, "length")
 
     def _drop_cancelled(self) -> None:
@@ -319,11 +329,12 @@ class GenerationEngine:
         now = time.perf_counter()
         first = seq.first_token_at or now
         try:
-            tail = seq.detok.flush()
+            tail, stopped = seq.stops.push(seq.detok.flush())
+            tail += seq.stops.flush()
             if seq.request.stream and tail:
                 seq.sink.on_text(tail)
             seq.sink.on_finish(GenerationResult(
-                text=seq.detok.text, tokens=len(seq.generated), finish_reason=reason,
+                text=seq.stops.text, tokens=len(seq.generated), finish_reason="stop" if stopped else reason,
                 time_to_first_token_s=first - seq.submitted, duration_s=now - seq.submitted,
                 token_ids=tuple(seq.generated),
                 mean_logprob=seq.logprob_sum / len(seq.generated) if seq.generated else None,

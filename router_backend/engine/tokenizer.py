@@ -1,6 +1,6 @@
 """The serving tokenizer (tokenizers' Rust implementation, no transformers) and request building.
 
-    tok = TextTokenizer.from_file("model_repository/gpt2/1/tokenizer.json")
+    tok = TextTokenizer.from_file("model_repository/gpt2_stream/1/tokenizer.json")
     request = build_generation_request(params, tok, context_length=512)
 """
 
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pointsman.engine.chat_template import ChatTemplate
 from pointsman.engine.sampling import SamplingParams
 from pointsman.engine.scheduler import GenerationRequest
 from pointsman.errors import InvalidRequest
-from pointsman.policy.contract import GenerateParams
+from pointsman.policy.contract import GenerateParams, chat_messages
 
 
 class TextTokenizer:
@@ -32,8 +33,10 @@ class TextTokenizer:
 
         return cls(Tokenizer.from_file(path), bos_id)
 
-    def encode(self, text: str) -> list[int]:
-        return self._prefix + self._tokenizer.encode(text, add_special_tokens=False).ids
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Plain ids; with add_special_tokens the BOS the tokenizer config asks for (a rendered chat has its own)."""
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        return self._prefix + ids if add_special_tokens else ids
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -48,9 +51,14 @@ def parse_token_ids(name: str, text: str) -> tuple[int, ...]:
 
 
 def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, context_length: int,
-                             model: str = "model") -> GenerationRequest:
-    """Tokenize and check the prompt fits the context with max_tokens new tokens."""
-    ids = tokenizer.encode(params.text_input)
+                             model: str = "model", chat: ChatTemplate | None = None) -> GenerationRequest:
+    """Tokenize (a chat rendered with the model's template first) and check it fits the context."""
+    if params.messages is not None:
+        # the rendered template carries its own special tokens (as transformers' apply_chat_template)
+        ids = tokenizer.encode((chat or ChatTemplate.plain()).render(chat_messages(params.messages)),
+                               add_special_tokens=False)
+    else:
+        ids = tokenizer.encode(params.text_input or "")
     if not ids:
         raise InvalidRequest("text_input", "must encode to at least one token")
     if len(ids) >= context_length:
@@ -60,6 +68,8 @@ def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, c
         raise InvalidRequest("max_tokens", f"must be at most {context_length - len(ids)} for this "
                              f"{len(ids)}-token prompt ({model} context length {context_length})",
                              got=params.max_tokens)
-    sampling = SamplingParams(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, seed=params.seed)
+    sampling = SamplingParams(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, seed=params.seed,
+                              repetition_penalty=params.repetition_penalty, presence_penalty=params.presence_penalty,
+                              frequency_penalty=params.frequency_penalty, min_tokens=params.min_tokens)
     return GenerationRequest(prompt_ids=tuple(ids), max_new_tokens=params.max_tokens, sampling=sampling,
-                             stream=params.stream, ignore_eos=params.ignore_eos)
+                             stream=params.stream, ignore_eos=params.ignore_eos, stop=params.stop)

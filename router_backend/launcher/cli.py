@@ -1,6 +1,7 @@
 """The `pointsman` command.
 
-    pointsman serve --http-port 8000
+    pointsman serve --http-port 8000            # tritonserver, and the HTTP gateway on 127.0.0.1:9000
+    pointsman gateway --triton-grpc host:8001   # the gateway alone, in front of a remote Triton
     pointsman export --checkpoint ./my-gpt2 --name gpt2
 """
 
@@ -8,29 +9,69 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
+from pointsman.policy.admin import ADMIN_HEADER, ADMIN_KEY_ENV
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGHUP reached serve: stop the server like Ctrl-C does."""
+
+
+def _raise_stop(*_: object) -> None:
+    raise _Stop
+
 
 def _serve(args: argparse.Namespace) -> int:
+    from pointsman.gateway.server import GatewayError
     from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
+    env = {}
+    if args.database_url:
+        from pointsman.ops.usage.storage import DATABASE_URL_ENV, is_postgres_url
+
+        if not is_postgres_url(args.database_url):
+            raise ValueError(f"invalid --database-url: must start with postgresql:// (got "
+                             f"{args.database_url.split('://')[0]}://...)")
+        env[DATABASE_URL_ENV] = args.database_url
     server = TritonServer(args.model_repository, host=args.host,
-                          ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port))
-    server.start()
-    # forward SIGTERM (and SIGHUP: the server has its own session, the terminal's signals
-    # reach only us) as SIGINT so tritonserver unloads models and exits cleanly
-    for forwarded in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(forwarded, lambda *_: server.process and server.process.send_signal(signal.SIGINT))
+                          ports=ServerPorts(args.http_port, args.grpc_port, args.metrics_port),
+                          admin_key=args.admin_key, env=env)
+    gateways: list = []  # the gateway, once started
+    # SIGTERM and SIGHUP (the server has its own session: the terminal's signals reach
+    # only us) stop it as Ctrl-C does: SIGINT, a bounded wait, then every process it started
+    for stopping in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stopping, _raise_stop)
     try:
-        server.wait_ready(timeout=args.ready_timeout)
-    except ServerError as exc:
-        print(f"pointsman serve: {exc}", file=sys.stderr)  # noqa: T201
-        server.stop()
-        return 1
+        return _run(server, args, gateways)
     except KeyboardInterrupt:
-        return server.stop() or 130
+        return 130
+    except _Stop:  # a requested stop: a clean exit
+        return 0
+    except (ServerError, GatewayError) as exc:
+        print(f"pointsman serve: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the stops below are bounded
+            signal.signal(signum, signal.SIG_IGN)
+        for gateway in gateways:
+            gateway.stop()
+        server.stop()
+
+
+def _run(server, args: argparse.Namespace, gateways: list) -> int:
+    server.start()
+    server.wait_ready(timeout=args.ready_timeout)
+    gateway = None
+    if not args.no_gateway:
+        from pointsman.gateway.server import GatewayProcess
+
+        gateway = GatewayProcess(server.grpc_url, host=args.gateway_host, port=args.gateway_port)
+        gateways.append(gateway)
+        gateway.start().wait_ready()
     base = f"http://{server.http_url}"
     print(  # noqa: T201
         f"\nPointsman is ready: HTTP {base}, gRPC {server.grpc_url}, "
@@ -38,14 +79,21 @@ def _serve(args: argparse.Namespace) -> int:
         f"Try:\n  curl -X POST {base}/v2/models/gpt2/generate "
         f"-d '{{\"text_input\":\"def add(a, b):\",\"max_tokens\":16}}'\n"
         f"  curl -X POST {base}/v2/models/router/generate "
-        f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n",
+        f"-d '{{\"text_input\":\"Write a poem about rain\",\"auto_select\":true}}'\n"
+        f"  curl -N -X POST {base}/v2/models/router_stream/generate_stream "
+        f"-d '{{\"text_input\":\"Tell me a story\",\"auto_select\":true,\"stream\":true}}'\n"
+        f"  (router and gpt2 answer once, also over /infer and unary gRPC; stream from router_stream, gpt2_stream)\n",
         flush=True,
     )
-    try:
-        code = server.process.wait()
-    except KeyboardInterrupt:
-        code = server.stop()
-    return code or 0
+    if gateway is not None:
+        print(  # noqa: T201
+            f"Gateway (OpenAI API and /inference): {gateway.url}\n"
+            f"  curl {gateway.url}/v1/chat/completions -H 'Content-Type: application/json' "
+            f"-d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"Write a poem\"}}]}}'\n",
+            flush=True,
+        )
+    # tritonserver exiting on its own (a crash, a signal of its own) ends serve too
+    return server.process.wait() or 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -81,7 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-port", type=int, default=8001)
     serve.add_argument("--metrics-port", type=int, default=8002)
     serve.add_argument("--ready-timeout", type=float, default=300.0)
+    serve.add_argument("--admin-key", default=os.environ.get(ADMIN_KEY_ENV) or None,
+                       help=f"restrict Triton's admin APIs and experiment changes to callers sending it in the "
+                            f"'{ADMIN_HEADER}' header (default: ${ADMIN_KEY_ENV}; none: unrestricted)")
+    serve.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
+    serve.add_argument("--gateway-host", default="127.0.0.1")
+    serve.add_argument("--gateway-port", type=int, default=9000, help="the gateway's port (OpenAI API, /inference)")
+    serve.add_argument("--database-url", default="",
+                       help="postgresql://... shared by replicas (sets POINTSMAN_DATABASE_URL for the server; "
+                            "default: that variable, else the SQLite file in the state folder)")
     serve.set_defaults(func=_serve)
+
+    from pointsman.gateway.server import add_arguments as gateway_arguments
+    from pointsman.gateway.server import run as run_gateway
+
+    gateway = gateway_arguments(sub.add_parser("gateway", help="run the HTTP gateway alone, against a (remote) "
+                                               "Triton's gRPC endpoint"))
+    gateway.set_defaults(func=run_gateway)
 
     export = sub.add_parser("export", help="export a local Hugging Face checkpoint into the repository")
     export.add_argument("--checkpoint", type=Path, required=True)

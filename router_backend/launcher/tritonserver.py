@@ -24,7 +24,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pointsman.policy.admin import ADMIN_KEY_ENV, triton_restriction_flags
+
 LOGGER = logging.getLogger(__name__)
+
+
+EXIT_TIMEOUT_S = 5  # tritonserver's --exit-timeout-secs: how long it waits for in-flight requests
+# how long stop() waits for tritonserver after SIGINT before killing it: it can hang on exit
+# while a gRPC stream still holds a decoupled request, past its own exit timeout
+STOP_GRACE_S = EXIT_TIMEOUT_S + 5
 
 
 class ServerError(RuntimeError):
@@ -102,13 +110,16 @@ class TritonServer:
     """A tritonserver child process with explicit model control and every model loaded."""
 
     def __init__(self, repository: Path, host: str = "127.0.0.1", ports: ServerPorts = ServerPorts(),
-                 state_dir: Path | None = None, log_file: Path | None = None, verbose: int = 0) -> None:
+                 state_dir: Path | None = None, log_file: Path | None = None, verbose: int = 0,
+                 admin_key: str | None = None, env: dict[str, str] | None = None) -> None:
         self.repository = repository.resolve()
         self.host = host
         self.ports = ports
         self.state_dir = (state_dir or Path(".pointsman")).resolve()
         self.log_file = log_file
         self.verbose = verbose
+        self.admin_key = admin_key or None  # restricts Triton's admin APIs and experiment changes
+        self.env = dict(env or {})  # e.g. POINTSMAN_DATABASE_URL and POINTSMAN_REPLICA of one replica
         self.process: subprocess.Popen | None = None
 
     @property
@@ -128,7 +139,8 @@ class TritonServer:
             f"--http-address={self.host}", f"--http-port={self.ports.http}",
             f"--grpc-address={self.host}", f"--grpc-port={self.ports.grpc}",
             f"--metrics-address={self.host}", f"--metrics-port={self.ports.metrics}",
-            "--exit-timeout-secs=5", "--strict-readiness=true", f"--log-verbose={self.verbose}",
+            f"--exit-timeout-secs={EXIT_TIMEOUT_S}", "--strict-readiness=true", f"--log-verbose={self.verbose}",
+            *(triton_restriction_flags(self.admin_key) if self.admin_key else []),
         ]
 
     def start(self) -> TritonServer:
@@ -138,6 +150,10 @@ class TritonServer:
         env["POINTSMAN_HTTP_URL"] = f"http://{self.host}:{self.ports.http}"
         env["POINTSMAN_METRICS_URL"] = f"http://{self.host}:{self.ports.metrics}/metrics"
         env["POINTSMAN_STATE_DIR"] = str(self.state_dir)
+        env.pop(ADMIN_KEY_ENV, None)
+        if self.admin_key:  # the router and experiments models read it (pointsman.policy.admin)
+            env[ADMIN_KEY_ENV] = self.admin_key
+        env.update(self.env)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # own process group, so stop() can also reap the Python backend stubs that a
         # crashed server leaves behind (they outlive it and ignore SIGTERM)
@@ -166,7 +182,12 @@ class TritonServer:
             return "(see the server output above)"
         return "\n".join(Path(self.log_file).read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self, timeout: float = 30.0) -> int | None:
+    def stop(self, timeout: float = STOP_GRACE_S) -> int | None:
+        """SIGINT, then SIGKILL after `timeout`; then reap every process of the server's group.
+
+        The Python backend stubs share the server's process group, and a stub whose model
+        was not finalized (the server exited or was killed first) outlives it otherwise.
+        """
         if self.process is None:
             return None
         if self.process.poll() is None:

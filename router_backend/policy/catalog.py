@@ -28,7 +28,10 @@ class ModelEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # what callers say: selected_model, manual `model`
+    # the Triton model the router calls (decoupled, so streaming passes through) and whose
+    # readiness and load it follows; a vLLM or TensorRT-LLM model is called by its own name
+    engine_model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     family: Literal["gpt2", "codegen"]
     checkpoint: str
     capabilities: tuple[Literal["general", "coding", "creative", "qa", "reasoning"], ...]
@@ -48,6 +51,12 @@ class ModelEntry(BaseModel):
         if bad:
             raise ValueError(f"scores must be in [0, 1], got {bad}")
         return scores
+
+
+    @property
+    def call_name(self) -> str:
+        """The Triton model behind this entry: engine_model, else the name itself."""
+        return self.engine_model or self.name
 
 
 class Catalog:

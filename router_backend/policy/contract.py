@@ -14,16 +14,27 @@ when any of them disagrees.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from pointsman.errors import InvalidRequest
 
 MAX_TOKENS_CAP = 4096
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+
+# Every streaming entry point is a pair: <name> (non-decoupled, answers once: tritonclient
+# infer, HTTP /infer, generate) and <name>_stream (decoupled: generate_stream, gRPC streaming)
+STREAM_SUFFIX = "_stream"
+
+
+def stream_model(name: str) -> str:
+    """The decoupled twin of a model name: router -> router_stream, gpt2 -> gpt2_stream."""
+    return f"{name}{STREAM_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -36,9 +47,10 @@ class TensorSpec:
     dims: tuple[int, ...] = (1,)
 
 
-def _field(default: Any, data_type: str, hint: str, alias: str | None = None, **constraints: Any) -> Any:
-    """A pydantic field that also carries its Triton data type and the hint its error shows."""
-    extra = {"data_type": data_type, "hint": hint}
+def _field(default: Any, data_type: str, hint: str, alias: tuple[str, str] | None = None,
+           dims: tuple[int, ...] = (1,), **constraints: Any) -> Any:
+    """A pydantic field that also carries its Triton data type, dims and the hint its error shows."""
+    extra = {"data_type": data_type, "hint": hint, "dims": list(dims)}
     if alias is not None:
         constraints["validation_alias"] = AliasChoices(alias[0], alias[1])
     return Field(default, json_schema_extra=extra, **constraints)
@@ -46,6 +58,8 @@ def _field(default: Any, data_type: str, hint: str, alias: str | None = None, **
 
 _TEXT = ("text_input", "prompt")
 _MAX = ("max_tokens", "max_length")
+_MIN = ("min_tokens", "min_length")  # min_length: TensorRT-LLM's (and genai-perf's) name
+MAX_STOP_SEQUENCES = 16
 
 
 class GenerateParams(BaseModel):
@@ -53,8 +67,10 @@ class GenerateParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    # optional as a tensor so the alias `prompt` can stand in; required here
-    text_input: str = _field(..., "TYPE_STRING", "a non-empty string (alias: prompt)", _TEXT, min_length=1)
+    # optional as a tensor so the alias `prompt` can stand in; required here unless `messages` is given
+    # pattern: at least one character that is not white space (a blank prompt is refused)
+    text_input: str | None = _field(None, "TYPE_STRING", "a string that is not blank (alias: prompt)", _TEXT,
+                                    min_length=1, pattern=r"\S")
     # strict: true/false are not token counts, "5" is not a seed
     max_tokens: int = _field(20, "TYPE_INT32", f"an integer from 1 to {MAX_TOKENS_CAP} (alias: max_length)", _MAX,
                              ge=1, le=MAX_TOKENS_CAP, strict=True)
@@ -64,6 +80,65 @@ class GenerateParams(BaseModel):
     seed: int | None = _field(None, "TYPE_UINT64", "an integer from 0 to 2**63-1", ge=0, lt=2**63, strict=True)
     stream: bool = _field(False, "TYPE_BOOL", "true or false")
     ignore_eos: bool = _field(False, "TYPE_BOOL", "true or false")
+    # Hugging Face's (CTRL's) penalty over prompt and generated tokens
+    repetition_penalty: float = _field(1.0, "TYPE_FP32", "a number > 0 (1 disables it)", gt=0.0, le=100.0)
+    # OpenAI's definition: logit -= presence * [count > 0] + frequency * count, over generated tokens
+    presence_penalty: float = _field(0.0, "TYPE_FP32", "a number from -2 to 2 (0 disables it)", ge=-2.0, le=2.0)
+    frequency_penalty: float = _field(0.0, "TYPE_FP32", "a number from -2 to 2 (0 disables it)", ge=-2.0, le=2.0)
+    stop: tuple[str, ...] = _field((), "TYPE_STRING", f"a list of at most {MAX_STOP_SEQUENCES} non-empty strings",
+                                   dims=(-1,), max_length=MAX_STOP_SEQUENCES)
+    min_tokens: int = _field(0, "TYPE_INT32", "an integer from 0 to max_tokens (alias: min_length)", _MIN,
+                             ge=0, le=MAX_TOKENS_CAP, strict=True)
+    # TensorRT-LLM's switch, sent by genai-perf: false puts the prompt at the start of text_output
+    exclude_input_in_output: bool = _field(True, "TYPE_BOOL", "true or false")
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]  # one stop sequence, as OpenAI also accepts
+        if isinstance(value, list | tuple) and not all(isinstance(v, str) and v for v in value):
+            raise ValueError("every stop sequence must be a non-empty string")
+        return value
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> GenerateParams:
+        if self.min_tokens > self.max_tokens:
+            raise _CrossFieldError("min_tokens", f"must be at most max_tokens ({self.max_tokens})", self.min_tokens)
+        return self
+
+    # a chat: the language model renders it with its own chat template (engine/chat_template.py)
+    messages: str | None = _field(None, "TYPE_STRING", 'a JSON list of {"role", "content"} objects, role one of '
+                                  f"{', '.join(CHAT_ROLES)}, content a string", min_length=2)
+
+    @field_validator("messages")
+    @classmethod
+    def _chat(cls, value: str | None) -> str | None:
+        if value is not None:
+            chat_messages(value)
+        return value
+
+    @property
+    def prompt_text(self) -> str:
+        """The text a prompt analyser reads: the prompt, or the chat's contents in order."""
+        if self.text_input is not None:
+            return self.text_input
+        return "\n".join(m["content"] for m in chat_messages(self.messages or "[]"))
+
+
+def chat_messages(raw: str) -> list[dict[str, str]]:
+    """The `messages` field decoded: a non-empty list of {"role", "content"} (ValueError otherwise)."""
+    try:
+        messages = json.loads(raw)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("not a non-empty list")
+    for message in messages:
+        if (not isinstance(message, dict) or message.get("role") not in CHAT_ROLES
+                or not isinstance(message.get("content"), str)):
+            raise ValueError("a message is not {role, content}")
+    return messages
 
 
 class RouterParams(GenerateParams):
@@ -84,7 +159,7 @@ class RecommendParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    text_input: str = GenerateParams.model_fields["text_input"]
+    text_input: str = _field(..., "TYPE_STRING", "a non-empty string (alias: prompt)", _TEXT, min_length=1)
     max_tokens: int = GenerateParams.model_fields["max_tokens"]
     max_response_time: float | None = RouterParams.model_fields["max_response_time"]
     min_quality: float | None = RouterParams.model_fields["min_quality"]
@@ -95,14 +170,15 @@ class RecommendParams(BaseModel):
 _TEXT_OUTPUT = TensorSpec("text_output", "TYPE_STRING", optional=False)
 _TOKENS = TensorSpec("tokens", "TYPE_INT32", optional=False)
 _FINISH = TensorSpec("finish_reason", "TYPE_STRING", optional=False)
+_PROMPT_TOKENS = TensorSpec("prompt_tokens", "TYPE_INT32", optional=False)  # as the model's tokenizer counts them
 
 # a language model: streamed pieces carry text_output only; the final response all four
 LLM_OUTPUTS: tuple[TensorSpec, ...] = (
-    _TEXT_OUTPUT, _TOKENS, _FINISH,
+    _TEXT_OUTPUT, _TOKENS, _FINISH, _PROMPT_TOKENS,
     TensorSpec("mean_logprob", "TYPE_FP32", optional=False),  # NaN when no token was generated
 )
 ROUTER_OUTPUTS: tuple[TensorSpec, ...] = (
-    _TEXT_OUTPUT, _TOKENS, _FINISH,
+    _TEXT_OUTPUT, _TOKENS, _FINISH, _PROMPT_TOKENS,
     TensorSpec("selected_model", "TYPE_STRING", optional=False),
     TensorSpec("selection_mode", "TYPE_STRING", optional=False),
     TensorSpec("selection_reason", "TYPE_STRING", optional=False),
@@ -121,6 +197,14 @@ RECOMMEND_OUTPUTS: tuple[TensorSpec, ...] = (
 )
 
 
+class _CrossFieldError(ValueError):
+    """A rule between fields, raised inside validation and reported naming its field."""
+
+    def __init__(self, name: str, message: str, got: Any) -> None:
+        super().__init__(message)
+        self.name, self.message, self.got = name, message, got
+
+
 def _extra(info: FieldInfo) -> dict[str, Any]:
     extra = info.json_schema_extra
     if not isinstance(extra, dict) or "data_type" not in extra:
@@ -129,8 +213,23 @@ def _extra(info: FieldInfo) -> dict[str, Any]:
 
 
 def input_tensors(model: type[BaseModel]) -> tuple[TensorSpec, ...]:
-    """The Triton inputs of a request model, all optional (the contract checks what is required)."""
-    return tuple(TensorSpec(name, str(_extra(info)["data_type"])) for name, info in model.model_fields.items())
+    """The Triton inputs of a request model, all optional (the contract checks what is required).
+
+    Each alias is an input of its own, typed as its field: perf_analyzer refuses any JSON
+    key that is not a declared input, and genai-perf sends `min_length`.
+    """
+    def spec(name: str, info: FieldInfo) -> TensorSpec:
+        extra = _extra(info)
+        return TensorSpec(name, str(extra["data_type"]), dims=tuple(extra["dims"]))
+
+    canonical = [spec(name, info) for name, info in model.model_fields.items()]
+    alias = [spec(a, model.model_fields[name]) for a, name in aliases(model).items()]
+    return (*canonical, *alias)
+
+
+def input_names(model: type[BaseModel]) -> tuple[str, ...]:
+    """Every input a request may carry: canonical names, then aliases."""
+    return tuple(spec.name for spec in input_tensors(model))
 
 
 def field_names(model: type[BaseModel]) -> tuple[str, ...]:
@@ -167,9 +266,12 @@ def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
         if alias in fields and name in fields:
             raise InvalidRequest(alias, f"is an alias of '{name}'; give one of them, not both")
     try:
-        return model.model_validate(dict(fields))
+        params = model.model_validate(dict(fields))
     except ValidationError as exc:
         first = exc.errors()[0]
+        cross = first.get("ctx", {}).get("error")
+        if isinstance(cross, _CrossFieldError):
+            raise InvalidRequest(cross.name, cross.message, got=cross.got) from None
         name = str(first["loc"][0]) if first["loc"] else "request"
         if first["type"] == "extra_forbidden":
             accepted = ", ".join(accepted_fields(model))
@@ -178,6 +280,13 @@ def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
         if first["type"] == "missing":
             raise InvalidRequest(name, f"is required: {_hint(model, name, first['msg'])}") from None
         raise InvalidRequest(name, f"must be {_hint(model, name, first['msg'])}", got=first.get("input")) from None
+    if "messages" in model.model_fields:
+        if params.text_input is None and params.messages is None:
+            raise InvalidRequest("text_input", f"is required: {_hint(model, 'text_input', '')}, "
+                                 "or 'messages' (a chat)")
+        if params.text_input is not None and params.messages is not None:
+            raise InvalidRequest("messages", "give 'messages' (a chat) or 'text_input' (a prompt), not both")
+    return params
 
 
 def parse_generate(fields: Mapping[str, Any]) -> GenerateParams:

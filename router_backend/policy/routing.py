@@ -62,6 +62,7 @@ class ModelOutput:
     tokens: int
     finish_reason: str
     mean_logprob: float | None = None
+    prompt_tokens: int = 0  # as the model's tokenizer counted the prompt (rendered chat included)
 
 
 # (model, generation fields, is_cancelled) -> (piece, None)* then ("", Final)
@@ -79,6 +80,7 @@ class RoutedResult:
     duration_s: float
     streamed: bool = False  # the text already went out piece by piece
     mean_logprob: float | None = None  # the model's mean token log-likelihood (A/B quality signal)
+    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,12 @@ class Outcome:
 
 
 class RouterSink(Protocol):
+    """Where output goes.
+
+    A sink may also have on_decision(decision): called before each model call (again after
+    a retry), so a streamed answer can name its model with its first piece.
+    """
+
     def on_text(self, piece: str) -> None: ...
     def on_finish(self, result: RoutedResult) -> None: ...
     def on_error(self, error: PointsmanError) -> None: ...
@@ -180,7 +188,10 @@ class RoutingService:
                   is_cancelled: Callable[[], bool], start: float) -> tuple[RoutedResult, Decision, bool]:
         fields = generation_fields(params)
         retried = False
+        announce = getattr(sink, "on_decision", None)
         while True:
+            if announce is not None:
+                announce(decision)
             try:
                 final, ttft = self._call(decision.model, fields, params.stream, sink, is_cancelled)
                 break
@@ -196,8 +207,14 @@ class RoutingService:
         result = RoutedResult(request_id=request_id, text=final.text, tokens=final.tokens,
                               finish_reason=final.finish_reason, decision=decision, ttft_s=ttft,
                               duration_s=time.perf_counter() - start, streamed=params.stream,
-                              mean_logprob=getattr(final, "mean_logprob", None))
+                              mean_logprob=getattr(final, "mean_logprob", None),
+                              prompt_tokens=getattr(final, "prompt_tokens", 0))
         return result, decision, retried
+
+    def _engine_of(self, model: str) -> str:
+        """The Triton model that serves a catalog name (its engine_model, else the name)."""
+        catalog = self.selector.catalog
+        return catalog[model].call_name if model in catalog else model
 
     def _call(self, model: str, fields: dict[str, Any], stream: bool, sink: RouterSink,
               is_cancelled: Callable[[], bool]) -> tuple[Final, float | None]:
@@ -207,7 +224,7 @@ class RoutingService:
         final: Final | None = None
         pieces: list[str] = []
         try:
-            for piece, done in self.call_model(model, fields, is_cancelled):
+            for piece, done in self.call_model(self._engine_of(model), fields, is_cancelled):
                 if piece:
                     first = first or time.perf_counter()
                     pieces.append(piece)
@@ -227,6 +244,6 @@ class RoutingService:
         self.board.finished(model, final.tokens, duration, ttft)
         if stream:
             final = ModelOutput("".join(pieces), final.tokens, final.finish_reason,
-                                getattr(final, "mean_logprob", None))
+                                getattr(final, "mean_logprob", None), getattr(final, "prompt_tokens", 0))
         return final, ttft
 

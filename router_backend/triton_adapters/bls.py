@@ -36,6 +36,8 @@ class BlsError(ModelCallError):
 
 def _tensor(name: str, value: Any) -> pb_utils.Tensor:
     dtype = LLM_FIELD_TYPES[name]
+    if isinstance(value, list | tuple):  # a dims [-1] input such as stop
+        return pb_utils.Tensor(name, np.array([str(v).encode("utf-8") for v in value], dtype=np.object_))
     if dtype is np.object_:
         return pb_utils.Tensor(name, np.array([str(value).encode("utf-8")], dtype=np.object_))
     return pb_utils.Tensor(name, np.array([value], dtype=dtype))
@@ -82,4 +84,5 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
         else:
             logprob = _output(response, "mean_logprob")
             yield "", ModelOutput(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
-                                   mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob))
+                                   mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob),
+                                   prompt_tokens=int(_output(response, "prompt_tokens") or 0))

@@ -89,8 +89,10 @@ class ResponseSink:
     """Engine output -> Triton responses for one request (the engine's TokenSink)."""
 
     def __init__(self, sender, request, streamed: bool, outbox: Outbox,
-                 observe: Callable[[GenerationResult], None]) -> None:
+                 observe: Callable[[GenerationResult], None], prompt_tokens: int = 0, prefix: str = "") -> None:
         self._sender = sender
+        self._prompt_tokens = prompt_tokens
+        self._prefix = prefix  # the prompt, when the caller asked for it in the output (exclude_input_in_output)
         self._request = request
         self._streamed = streamed  # streamed text went out piece by piece already
         self._outbox = outbox
@@ -99,14 +101,16 @@ class ResponseSink:
         self._cancelled = False
 
     def on_text(self, piece: str) -> None:
-        self._outbox.post_text(self._sender, piece)
+        self._outbox.post_text(self._sender, self._prefix + piece)
+        self._prefix = ""
 
     def on_finish(self, result: GenerationResult) -> None:
         self._observe(result)
-        text = "" if self._streamed else result.text
+        text = self._prefix + ("" if self._streamed else result.text)
         logprob = float(result.mean_logprob) if result.mean_logprob is not None else float("nan")
         self._outbox.post(self._sender, lambda: response(text_output=text, tokens=result.tokens,
                                                           finish_reason=result.finish_reason,
+                                                          prompt_tokens=self._prompt_tokens,
                                                           mean_logprob=logprob), flags=FINAL)
 
     def on_error(self, error: Exception) -> None:

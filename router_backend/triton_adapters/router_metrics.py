@@ -2,6 +2,7 @@
 
     metrics = RouterMetrics()          # in the router's initialize
     metrics.observe(record)            # once per request, success or error
+    metrics.count_lost(3, "database_unavailable")   # the usage writer's losses
     metrics.close()                    # in finalize: metrics go before their families
 
 Triton 2.51's Python backend has COUNTER, GAUGE and HISTOGRAM families (a histogram
@@ -19,6 +20,7 @@ import threading
 from typing import Any
 
 from pointsman.ops.usage.records import RequestRecord
+from pointsman.ops.usage.writer import LOST_REASONS
 
 LOGGER = logging.getLogger(__name__)
 PREFIX = "pointsman_"
@@ -36,6 +38,8 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...], list[float] | None]] = {
     "errors_total": ("COUNTER", "Failed router requests by error kind", ("kind", "selected_model"), None),
     "tokens_total": ("COUNTER", "Tokens generated through the router, by model", ("selected_model",), None),
     "experiment_requests_total": ("COUNTER", "Requests assigned to an experiment arm", ("experiment", "arm"), None),
+    "usage_records_lost_total": ("COUNTER", "Usage records never stored: queue full, or database unreachable "
+                                 "for longer than the writer holds them", ("reason",), None),
     "selection_seconds": ("HISTOGRAM", "Time the router spent deciding which model answers",
                           ("selection_mode",), SELECTION_BUCKETS_S),
     "time_to_first_token_seconds": ("HISTOGRAM", "Time from the model call to its first token, by model",
@@ -89,6 +93,8 @@ class RouterMetrics:
         self._metrics: dict[tuple, Any] = {}
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
+        for reason in LOST_REASONS:  # at 0 from the start, so an alert sees the series before the first loss
+            self._metric("usage_records_lost_total", {"reason": reason})
         if background:
             self._queue = queue.Queue(maxsize=100_000)
             self._thread = threading.Thread(target=self._run, name="pointsman-metrics", daemon=True)
@@ -103,6 +109,16 @@ class RouterMetrics:
             self._queue.put_nowait(record)
         except queue.Full:
             LOGGER.warning("router metrics queue full; a record was not counted")
+
+    def count_lost(self, count: int, reason: str) -> None:
+        """Count usage records the writer could not store (never raises, never blocks when background)."""
+        if self._queue is None:
+            self._apply_lost(count, reason)
+            return
+        try:
+            self._queue.put_nowait((count, reason))
+        except queue.Full:
+            LOGGER.warning("router metrics queue full; %d lost usage records were not counted", count)
 
     def flush(self, timeout: float = 10.0) -> None:
         if self._queue is not None:
@@ -124,8 +140,16 @@ class RouterMetrics:
                 return
             if isinstance(item, threading.Event):
                 item.set()
-                continue
-            self._apply(item)
+            elif isinstance(item, tuple):
+                self._apply_lost(*item)
+            else:
+                self._apply(item)
+
+    def _apply_lost(self, count: int, reason: str) -> None:
+        try:
+            self._metric("usage_records_lost_total", {"reason": _label(reason)}).increment(float(count))
+        except Exception:
+            LOGGER.exception("could not update metric %susage_records_lost_total", PREFIX)
 
     def _apply(self, record: RequestRecord) -> None:
         for family, labels, op, value in updates(record):

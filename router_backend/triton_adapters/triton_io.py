@@ -3,7 +3,7 @@
     fields = request_fields(request, ["text_input", "max_tokens"])
     send_error(sender, exc)
 
-With bls, classifier_bls, engine_io, status_gauges and router_metrics, one of the modules that
+With bls, classifier_bls, engine_io, twin, status_gauges and router_metrics, one of the modules that
 import triton_python_backend_utils (besides the model.py files).
 """
 
@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from pointsman.errors import InvalidRequest, ModelUnavailable, PointsmanError
+from pointsman.errors import Forbidden, InvalidRequest, ModelUnavailable, PointsmanError
+from pointsman.policy.admin import ADMIN_HEADER, ADMIN_PARAMETER
+from pointsman.policy.contract import TensorSpec
 from pointsman.triton_adapters.model_config import OUTPUT_TYPES
 
 LOGGER = logging.getLogger(__name__)
@@ -31,16 +33,45 @@ def _scalar(array: np.ndarray) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def request_fields(request, input_names: Iterable[str]) -> dict[str, Any]:
-    """Inputs present as tensors plus request parameters (unknown JSON keys land there)."""
-    fields: dict[str, Any] = {}
+def _values(array: np.ndarray) -> list[Any]:
+    return [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else
+            (v.item() if isinstance(v, np.generic) else v) for v in array.reshape(-1)]
+
+
+def _parameters(request) -> dict[str, Any]:
     raw = request.parameters()
-    if raw:
-        fields.update(json.loads(raw) if isinstance(raw, str) else raw)
-    for name in input_names:
+    if not raw:
+        return {}
+    return dict(json.loads(raw) if isinstance(raw, str) else raw)
+
+
+def _is_admin_key(name: str) -> bool:
+    # a forwarded header keeps the client's spelling (Pointsman-Admin-Key); HTTP ignores case
+    return name.lower() in (ADMIN_HEADER, ADMIN_PARAMETER)
+
+
+def admin_key_of(request) -> str | None:
+    """The admin key the caller sent: a forwarded header (infer, gRPC) or a body field (generate).
+
+    Triton 2.51 forwards headers to models on /infer and gRPC, not on the generate
+    endpoints: there the key travels as the `admin_key` JSON field.
+    """
+    values = [value for name, value in _parameters(request).items() if _is_admin_key(name)]
+    return str(values[0]) if values else None
+
+
+def request_fields(request, inputs: Iterable[str | TensorSpec]) -> dict[str, Any]:
+    """Inputs present as tensors plus request parameters (unknown JSON keys land there).
+
+    A tensor declared with dims [-1] (a TensorSpec) is read as a list, any other as a scalar.
+    The admin key is not a field: admin_key_of reads it.
+    """
+    fields = {name: value for name, value in _parameters(request).items() if not _is_admin_key(name)}
+    for item in inputs:
+        name, listed = (item.name, -1 in item.dims) if isinstance(item, TensorSpec) else (item, False)
         tensor = pb_utils.get_input_tensor_by_name(request, name)
         if tensor is not None:
-            fields[name] = _scalar(tensor.as_numpy())
+            fields[name] = _values(tensor.as_numpy()) if listed else _scalar(tensor.as_numpy())
     return fields
 
 
@@ -57,7 +88,9 @@ def require_decoupled(model_config: Mapping[str, Any], name: str) -> None:
 def to_triton_error(exc: BaseException) -> pb_utils.TritonError:
     """The one mapping from package errors to Triton errors; messages stay short."""
     codes = pb_utils.TritonError
-    if isinstance(exc, InvalidRequest):
+    # Forbidden: a Python model cannot answer 403 through Triton 2.51; INVALID_ARG (400) says
+    # "your request", where UNAVAILABLE (503 on /infer) would invite a retry
+    if isinstance(exc, (InvalidRequest, Forbidden)):
         code = codes.INVALID_ARG
     elif isinstance(exc, ModelUnavailable):
         code = codes.UNAVAILABLE

@@ -46,8 +46,8 @@ K8S_VERSIONS = ("1.28.0", kubernetes_validate.latest_version())
 # pyproject dependencies the image does not install, and why
 NOT_IN_IMAGE = {
     "nvidia-pytriton": "the image is tritonserver itself",
-    "tritonclient": "clients only; the models call each other through BLS",
 }
+GATEWAY_PORT = "9000"
 IMAGE_REPLACES = {"onnxruntime": "onnxruntime-gpu"}
 
 
@@ -247,6 +247,14 @@ def test_image_installs_every_library_the_served_code_imports():
         assert any(n in installed for n in names), f"the models import {module} ({names}) but the image lacks it"
 
 
+def test_image_installs_the_language_model_backend_where_triton_looks_for_backends():
+    from pointsman.launcher.tritonserver import LLM_BACKEND, LLM_BACKEND_SOURCE
+
+    source = LLM_BACKEND_SOURCE.relative_to(ROOT)
+    runs = " ".join(instructions("RUN", final_stage()))
+    assert f"cp {source} /opt/tritonserver/backends/{LLM_BACKEND}/model.py" in runs
+
+
 def test_image_installs_the_package_itself_without_its_dependencies():
     runs = [v for v in instructions("RUN", final_stage()) if "pip install" in v and " ." in v]
     assert runs and all("--no-deps" in v for v in runs), "the pinned runtime must not be replaced by pyproject's"
@@ -288,7 +296,7 @@ def test_build_context_leaves_out_local_state_and_caches(path):
 def test_configure_models_sets_execution_providers_of_language_models_only(tmp_path):
     from google.protobuf import text_format
 
-    from pointsman.export.repository import LlmFolderSpec, llm_config
+    from pointsman.export.repository import LlmFolderSpec, llm_config, write_twin_folder
 
     (tmp_path / "gpt2").mkdir()
     (tmp_path / "gpt2" / "config.pbtxt").write_text(text_format.MessageToString(
@@ -296,6 +304,8 @@ def test_configure_models_sets_execution_providers_of_language_models_only(tmp_p
     (tmp_path / "router").mkdir()
     router_text = 'name: "router"\nbackend: "python"\n'
     (tmp_path / "router" / "config.pbtxt").write_text(router_text)
+    twin = write_twin_folder(tmp_path, "codegen")  # a twin loads no engine: nothing to configure
+    twin_text = (twin / "config.pbtxt").read_text()
 
     done = subprocess.run([sys.executable, str(DOCKER / "configure_models.py"), str(tmp_path),
                            "--execution-providers", "auto"], capture_output=True, text=True, check=False)
@@ -305,6 +315,7 @@ def test_configure_models_sets_execution_providers_of_language_models_only(tmp_p
         LlmFolderSpec(name="x", context_length=1, eos_token_id=0)).__class__())
     assert config.parameters["execution_providers"].string_value == "auto"
     assert (tmp_path / "router" / "config.pbtxt").read_text() == router_text
+    assert (twin / "config.pbtxt").read_text() == twin_text
 
 
 @pytest.mark.parametrize("value", ["auto", "tensorrt", "cuda", "cpu", "rocm"])
@@ -357,6 +368,28 @@ def test_compose_runs_pointsman_with_prometheus_and_grafana():
     for name, service in services.items():
         if "image" in service and "build" not in service:
             assert not service["image"].endswith(":latest") and ":" in service["image"], name
+
+
+def test_compose_replicas_share_the_postgres_service_once_it_is_healthy():
+    services = compose()["services"]
+    postgres, pointsman = services["postgres"], services["pointsman"]
+    url = pointsman["environment"]["POINTSMAN_DATABASE_URL"]
+    env = postgres["environment"]
+    assert url == (f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/"
+                   f"{env['POSTGRES_DB']}")
+    assert pointsman["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+
+
+@pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
+def test_pods_read_the_database_url_from_the_secret_and_name_themselves(name):
+    env = {e["name"]: e for e in container(manifest(name))["env"]}
+    (secret,) = load_yaml_docs(K8S / "postgres-secret.yaml")
+    ref = env["POINTSMAN_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+    assert secret["stringData"][ref["key"]].startswith("postgresql://")
+    assert env["POINTSMAN_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
 def test_compose_bind_mounts_point_at_files_in_docker():
@@ -422,7 +455,8 @@ def test_metrics_list_names_a_source_per_metric():
 # -- Kubernetes ----------------------------------------------------------------------------------
 
 
-CORE_MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "prometheus-adapter-rules.yaml")
+CORE_MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "prometheus-adapter-rules.yaml",
+                  "postgres-secret.yaml")
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -432,10 +466,15 @@ def test_manifest_validates_against_the_kubernetes_schema(name, version):
         kubernetes_validate.validate(doc, version, strict=True)  # raises ValidationError
 
 
-def container(doc: dict[str, Any]) -> dict[str, Any]:
+def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     spec = doc["spec"]["template"]["spec"] if doc["kind"] == "Deployment" else doc["spec"]["predictor"]
-    (first,) = spec["containers"]
-    return first
+    return spec["containers"]
+
+
+def container(doc: dict[str, Any]) -> dict[str, Any]:
+    """The tritonserver container (a Deployment also runs the gateway beside it)."""
+    (triton,) = [c for c in containers(doc) if c["name"] != "gateway"]
+    return triton
 
 
 def named_port(c: dict[str, Any], port: int | str) -> int:
@@ -483,7 +522,7 @@ def test_image_sets_every_variable_the_local_launcher_sets():
 @pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
 def test_pod_points_the_router_at_its_own_ports(name):
     c = container(manifest(name))
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
     assert launcher_environment() <= set(env)
     flags = dict(a.split("=", 1) for a in c["args"] if a.startswith("--") and "=" in a)
     http, metrics = flags.get("--http-port", "8000"), flags.get("--metrics-port", "8002")
@@ -500,9 +539,9 @@ def test_service_balances_the_deployment_pods_on_their_named_ports():
     deployment, service = manifest("deployment.yaml"), manifest("service.yaml")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
-    names = {p["name"] for p in container(deployment)["ports"]}
+    names = {p["name"] for c in containers(deployment) for p in c["ports"]}
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= names
-    assert {p["port"] for p in service["spec"]["ports"]} == {int(p) for p in TRITON_PORTS}
+    assert {p["port"] for p in service["spec"]["ports"]} == {int(p) for p in (*TRITON_PORTS, GATEWAY_PORT)}
 
 
 def test_hpa_scales_the_deployment_on_metrics_the_adapter_serves():
@@ -548,3 +587,50 @@ def test_podmonitor_scrapes_the_metrics_port_of_the_deployment_pods():
         deployment["spec"]["template"]["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert named_port(container(deployment), endpoint["port"]) == 8002 and endpoint["path"] == "/metrics"
+
+
+# -- the gateway: a second container of the same image ------------------------------------------
+
+
+def gateway_args(argv: list[str]) -> Any:
+    """The gateway's command line, parsed by the gateway's own parser (a typo fails here)."""
+    import argparse
+
+    from pointsman.gateway.server import add_arguments
+
+    parser = add_arguments(argparse.ArgumentParser(exit_on_error=False))
+    return parser.parse_args(argv)
+
+
+def test_compose_runs_the_gateway_from_the_pointsman_image_against_its_grpc_port():
+    services = compose()["services"]
+    gateway, pointsman = services["gateway"], services["pointsman"]
+    assert gateway["image"] == pointsman["image"] and "build" not in gateway
+    command = gateway["command"]
+    assert command[:3] == ["python3", "-m", "pointsman.gateway"]
+    args = gateway_args(command[3:])
+    host, port = args.triton_grpc.split(":")
+    assert host == "pointsman" and f"{port}:{port}" in pointsman["ports"] and port == "8001"
+    assert args.host == "0.0.0.0" and f"{args.port}:{args.port}" in gateway["ports"]
+    assert "pointsman" in gateway["depends_on"]
+    assert f"127.0.0.1:{args.port}/health/ready" in " ".join(gateway["healthcheck"]["test"])
+
+
+def test_deployment_runs_the_gateway_beside_triton_over_the_pods_loopback():
+    deployment = manifest("deployment.yaml")
+    (gateway,) = [c for c in containers(deployment) if c["name"] == "gateway"]
+    triton = container(deployment)
+    assert gateway["image"] == triton["image"]
+    assert gateway["command"] == ["python3", "-m", "pointsman.gateway"]
+    args = gateway_args(gateway["args"])
+    assert args.triton_grpc == f"127.0.0.1:{named_port(triton, 'grpc')}"
+    assert args.host == "0.0.0.0" and args.port == named_port(gateway, "gateway") == int(GATEWAY_PORT)
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert named_port(gateway, gateway[probe]["httpGet"]["port"]) == args.port
+
+
+def test_image_exposes_the_gateway_port():
+    exposed = " ".join(instructions("EXPOSE", final_stage())).split()
+    assert GATEWAY_PORT in exposed

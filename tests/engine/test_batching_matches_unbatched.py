@@ -16,6 +16,7 @@ import pytest
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, greedy_reference
 from pointsman.engine.tokenizer import TextTokenizer
+from pointsman.export.repository import engine_name
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 MODELS = ["gpt2", "distilgpt2", "codegen"]
@@ -33,7 +34,7 @@ LATE = [("Hello world, this joins while others decode", 12), ("x", 15)]
 
 @pytest.fixture(scope="module", params=MODELS)
 def model(request) -> tuple[str, OnnxDecoder, TextTokenizer]:
-    folder = REPOSITORY / request.param / "1"
+    folder = REPOSITORY / engine_name(request.param) / "1"
     missing = [p.name for p in (folder / "model.onnx", folder / "tokenizer.json") if not p.exists()]
     if missing:
         pytest.fail(f"{folder} lacks {', '.join(missing)}: run `make setup` to build and export the demo models")

@@ -71,14 +71,19 @@ def test_export_writes_only_config_tokenizer_and_onnx_within_parity(family, chec
 
     stamp = export_model(checkpoints[family], f"tiny-{family}", repository, console=console)
 
-    folder = repository / f"tiny-{family}"
+    folder = repository / f"tiny-{family}_stream"  # the engine
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    # no model.py (the backend has it); the tokenizer config keeps the checkpoint's chat template
+    # no model.py: the backend has it; tokenizer_config.json carries the chat template, if any
     assert written == ["1/model.onnx", "1/tokenizer.json", "1/tokenizer_config.json", "config.pbtxt"]
     config = (folder / "config.pbtxt").read_text()
-    assert f'name: "tiny-{family}"' in config and 'backend: "pointsman_llm"' in config
+    assert f'name: "tiny-{family}_stream"' in config and 'backend: "pointsman_llm"' in config
     assert "decoupled: true" in config
     assert "input" not in config.split("parameters")[0]  # the backend completes inputs from the contract
+    twin = repository / f"tiny-{family}"  # its non-decoupled twin: a config and nothing else
+    assert sorted(str(p.relative_to(twin)) for p in twin.rglob("*")) == ["1", "config.pbtxt"]
+    twin_config = (twin / "config.pbtxt").read_text()
+    assert f'name: "tiny-{family}"' in twin_config and f'string_value: "tiny-{family}_stream"' in twin_config
+    assert "decoupled: true" not in twin_config
     assert float(stamp["max_abs_diff_prefill"]) <= 1e-3
     assert float(stamp["max_abs_diff_decode"]) <= 1e-3
     assert export_record(folder) == stamp
@@ -88,7 +93,8 @@ def test_onnx_graph_has_the_names_the_engine_feeds(checkpoints, tmp_path):
     import onnxruntime as ort
 
     export_model(checkpoints["gpt2"], "tiny", tmp_path, console=quiet()[0])
-    session = ort.InferenceSession(str(tmp_path / "tiny" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx = tmp_path / "tiny_stream" / "1" / "model.onnx"
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
 
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
@@ -99,7 +105,7 @@ def test_onnx_graph_has_the_names_the_engine_feeds(checkpoints, tmp_path):
 
 def test_a_second_export_of_an_unchanged_checkpoint_is_skipped_as_up_to_date(checkpoints, tmp_path):
     first = export_model(checkpoints["gpt2"], "tiny", tmp_path, console=quiet()[0])
-    onnx = tmp_path / "tiny" / "1" / "model.onnx"
+    onnx = tmp_path / "tiny_stream" / "1" / "model.onnx"
     written = onnx.stat().st_mtime_ns
     console, out = quiet()
 
@@ -136,9 +142,8 @@ def test_a_model_failing_the_parity_check_is_refused_and_not_written(checkpoints
     with pytest.raises(onnx_export.ParityError, match="differs from PyTorch"):
         export_model(checkpoints["codegen"], "tiny", tmp_path / "repo", console=quiet()[0])
 
-    folder = tmp_path / "repo" / "tiny"
-    assert not (folder / "1" / "model.onnx").exists()
-    assert not folder.exists()  # no half-written folder for tritonserver to fail on
+    for folder in (tmp_path / "repo" / "tiny", tmp_path / "repo" / "tiny_stream"):
+        assert not folder.exists()  # no half-written folder for tritonserver to fail on
 
 
 def test_a_refused_re_export_keeps_the_model_already_served(checkpoints, tmp_path, monkeypatch):
@@ -148,8 +153,8 @@ def test_a_refused_re_export_keeps_the_model_already_served(checkpoints, tmp_pat
     with pytest.raises(onnx_export.ParityError):
         export_model(checkpoints["gpt2"], "tiny", tmp_path, force=True, console=quiet()[0])
 
-    assert (tmp_path / "tiny" / "1" / "model.onnx").is_file()
-    assert export_record(tmp_path / "tiny") == first
+    assert (tmp_path / "tiny_stream" / "1" / "model.onnx").is_file()
+    assert export_record(tmp_path / "tiny_stream") == first
 
 
 def test_the_checkpoints_chat_template_travels_with_the_model(checkpoints, tokenizer, tmp_path):
@@ -166,4 +171,4 @@ def test_the_checkpoints_chat_template_travels_with_the_model(checkpoints, token
 
     export_model(checkpoint, "chat", tmp_path / "repo", console=quiet()[0])
 
-    assert AutoTokenizer.from_pretrained(tmp_path / "repo" / "chat" / "1").chat_template == template
+    assert AutoTokenizer.from_pretrained(tmp_path / "repo" / "chat_stream" / "1").chat_template == template

@@ -28,6 +28,8 @@ import numpy as np
 import pytest
 
 from pointsman.client.request import scalar
+from pointsman.export.repository import engine_name
+from pointsman.gateway.server import GatewayProcess
 from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,9 +179,10 @@ class TritonHandle:
                 parameters[name] = value
                 continue
             dtype = declared[name]
-            array = (np.array([str(value).encode("utf-8")], dtype=np.object_) if dtype == "BYTES"
-                     else np.array([value], dtype=_NUMPY_TYPES[dtype]))
-            tensor = grpcclient.InferInput(name, [1], dtype)
+            values = list(value) if isinstance(value, list | tuple) else [value]  # a list: a dims [-1] input
+            array = (np.array([str(v).encode("utf-8") for v in values], dtype=np.object_) if dtype == "BYTES"
+                     else np.array(values, dtype=_NUMPY_TYPES[dtype]))
+            tensor = grpcclient.InferInput(name, list(array.shape), dtype)
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         return inputs, parameters
@@ -220,7 +223,7 @@ _NUMPY_TYPES = {
 
 
 def missing_demo_models(repository: Path) -> list[str]:
-    return [name for name in DEMO_MODELS if not (repository / name / "1" / "model.onnx").exists()]
+    return [name for name in DEMO_MODELS if not (repository / engine_name(name) / "1" / "model.onnx").exists()]
 
 
 @pytest.fixture(scope="session")
@@ -248,6 +251,14 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonHandle]:
         yield handle
     finally:
         server.stop()  # also reaps the backend stubs of a server that crashed
+
+
+@pytest.fixture(scope="session")
+def gateway(triton: TritonHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The HTTP gateway (pointsman.gateway) on a free port, in front of the session's tritonserver."""
+    log_file = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    with GatewayProcess(triton.grpc_url, port=ServerPorts.free().http, log_file=log_file) as process:
+        yield process
 
 
 @pytest.hookimpl(hookwrapper=True)

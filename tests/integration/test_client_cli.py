@@ -235,11 +235,15 @@ def test_perf_analyzer_compares_the_router_with_gpt2_called_directly(triton, tmp
          "--rounds", "1", "--request-count", "10", "--max-tokens", "4", "--json", str(report)],
         cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
-    summaries = {s["mode"]: s for s in json.loads(report.read_text())["summaries"]}
-    assert set(summaries) == {"direct", "manual"}
-    manual = summaries["manual"]
-    assert manual["throughput"] > 0 and manual["p50_ms"] > 0 and manual["hop_ms"] is not None
+    summaries = {(s["transport"], s["mode"]): s for s in json.loads(report.read_text())["summaries"]}
+    # with --streaming on router_stream / gpt2_stream, and without on their twins router / gpt2
+    assert set(summaries) == {(t, m) for t in ("streaming", "unary") for m in ("direct", "manual")}
+    for transport in ("streaming", "unary"):
+        manual = summaries[(transport, "manual")]
+        assert manual["throughput"] > 0 and manual["p50_ms"] > 0 and manual["hop_ms"] is not None
     assert "router hop ms" in done.stdout
+    assert "perf_analyzer -m router_stream -i grpc" in done.stderr and "--streaming" in done.stderr
+    assert "perf_analyzer -m router -i grpc" in done.stderr
 
 
 # -- pointsman experiments / usage ---------------------------------------------------------

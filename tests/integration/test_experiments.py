@@ -270,7 +270,7 @@ def test_router_honours_the_weights_over_many_users(triton, store, running_exper
 def test_metrics_endpoint_shows_router_metrics_after_traffic(triton):
     route(triton, None)
     # time to first token is measured where tokens arrive one by one: a streamed request
-    events = triton.generate_stream("router", {"text_input": "Tell me a story", "max_tokens": 3, "stream": True})
+    events = triton.generate_stream("router_stream", {"text_input": "Tell me a story", "max_tokens": 3, "stream": True})
     assert "error" not in events[-1], events[-1]
     time.sleep(1.0)  # metrics are applied by a background thread
     import urllib.request

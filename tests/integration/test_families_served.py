@@ -137,7 +137,7 @@ def test_served_config_carries_bos_every_eos_id_and_the_family_context(family_se
     tokenizer = family_server.tokenizer
     eos = f"{tokenizer.eos_token_id},{tokenizer.convert_tokens_to_ids(END_OF_TURN)}"
     for family, context in (("llama", "128"), ("phi3", "128")):  # phi3: longrope stops at its original length
-        config = http_json(f"{family_server.url}/v2/models/{family}/config")
+        config = http_json(f"{family_server.url}/v2/models/{family}_stream/config")  # the engine model
         params = {k: v["string_value"] for k, v in config["parameters"].items()}
         assert params["eos_token_id"] == eos
         assert params["bos_token_id"] == str(tokenizer.bos_token_id)

@@ -14,8 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from pointsman.export.repository import engine_name
+from pointsman.policy.contract import stream_model
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +26,14 @@ DEMO_MODELS = ("gpt2", "distilgpt2", "codegen")  # built by `make setup`
 
 
 def context_length(triton, model: str) -> int:
-    return int(triton.model_config(model)["parameters"]["context_length"]["string_value"])
+    return int(triton.model_config(engine_name(model))["parameters"]["context_length"]["string_value"])
 
 
 def prompt_of_about(triton, model: str, tokens: int) -> tuple[str, int]:
     """Return a prompt of roughly `tokens` tokens for this model and its exact length."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(Path(triton.repository) / model / "1" / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(Path(triton.repository) / engine_name(model) / "1" / "tokenizer.json"))
     unit = "total = total + value\n"
     per_unit = len(tokenizer.encode(unit * 20).ids) / 20
     text = unit * max(1, int(tokens / per_unit))
@@ -75,10 +77,17 @@ def test_generate_accepts_the_prompt_and_max_length_aliases(triton):
 def test_generate_with_stream_true_is_refused_in_the_body_even_when_status_is_200(triton):
     # Triton 2.51 answers this with HTTP 200 and an error body: a streamed request sends
     # several responses, and the generate endpoint accepts exactly one
-    status, body = triton.generate("gpt2", {"text_input": PROMPT, "max_tokens": 4, "stream": True})
+    status, body = triton.generate("gpt2_stream", {"text_input": PROMPT, "max_tokens": 4, "stream": True})
 
     assert status in (200, 400)
     assert "generate stream" in body.get("error", ""), body
+
+
+def test_the_non_decoupled_twin_refuses_stream_true_naming_the_streaming_model(triton):
+    status, body = triton.generate("gpt2", {"text_input": PROMPT, "max_tokens": 4, "stream": True})
+
+    assert status == 400
+    assert "invalid 'stream'" in body["error"] and "'gpt2_stream'" in body["error"], body
 
 
 # -- generate_stream --------------------------------------------------------------------
@@ -88,7 +97,7 @@ def test_generate_with_stream_true_is_refused_in_the_body_even_when_status_is_20
 def test_generate_stream_pieces_concatenate_to_the_non_streamed_greedy_text(triton, model):
     request = {"text_input": PROMPT, "max_tokens": 16, "ignore_eos": True}
     status, whole = triton.generate(model, request)
-    events = triton.generate_stream(model, {**request, "stream": True})
+    events = triton.generate_stream(stream_model(model), {**request, "stream": True})
 
     assert status == 200 and "error" not in whole, whole
     assert not [e for e in events if "error" in e], events
@@ -101,7 +110,7 @@ def test_generate_stream_pieces_concatenate_to_the_non_streamed_greedy_text(trit
 
 
 def test_generate_stream_reports_a_bad_input_as_an_error_event(triton):
-    events = triton.generate_stream("gpt2", {"text_input": PROMPT, "max_tokens": 0, "stream": True})
+    events = triton.generate_stream("gpt2_stream", {"text_input": PROMPT, "max_tokens": 0, "stream": True})
 
     assert len(events) == 1
     assert "'max_tokens'" in events[0].get("error", ""), events
@@ -126,7 +135,7 @@ def test_the_same_seed_gives_the_same_sampled_text_and_other_seeds_differ(triton
 
 def test_grpc_streaming_sends_several_pieces_then_a_final_response(triton):
     fields = {"text_input": PROMPT, "max_tokens": 12, "ignore_eos": True}
-    outcome = triton.grpc_stream("gpt2", {**fields, "stream": True})
+    outcome = triton.grpc_stream("gpt2_stream", {**fields, "stream": True})
     _, whole = triton.generate("gpt2", fields)
 
     assert outcome.error is None, outcome.error
@@ -137,7 +146,7 @@ def test_grpc_streaming_sends_several_pieces_then_a_final_response(triton):
 
 
 def test_grpc_non_streaming_request_gets_one_response_with_text_and_tokens(triton):
-    outcome = triton.grpc_stream("distilgpt2", {"text_input": PROMPT, "max_tokens": 6, "ignore_eos": True})
+    outcome = triton.grpc_stream("distilgpt2_stream", {"text_input": PROMPT, "max_tokens": 6, "ignore_eos": True})
 
     assert outcome.error is None, outcome.error
     assert len(outcome.responses) == 1 and outcome.final
@@ -146,35 +155,22 @@ def test_grpc_non_streaming_request_gets_one_response_with_text_and_tokens(trito
 
 
 def test_grpc_bad_input_gets_an_error_naming_the_field(triton):
-    outcome = triton.grpc_stream("codegen", {"text_input": PROMPT, "max_tokens": 0})
+    outcome = triton.grpc_stream("codegen_stream", {"text_input": PROMPT, "max_tokens": 0})
 
     assert outcome.error is not None and "'max_tokens'" in outcome.error, outcome
 
 
-def test_grpc_unary_infer_is_refused_for_decoupled_models(triton):
-    # a decoupled model answers only over the stream (ModelStreamInfer), as in Triton 2.51
+def test_grpc_unary_infer_is_refused_for_the_decoupled_model(triton):
+    # a decoupled model answers only over the stream (ModelStreamInfer), as in Triton 2.51: hence the twin
     from tritonclient.utils import InferenceServerException
 
-    inputs, _ = triton.grpc_inputs("gpt2", {"text_input": PROMPT, "max_tokens": 4})
+    inputs, _ = triton.grpc_inputs("gpt2_stream", {"text_input": PROMPT, "max_tokens": 4})
     with triton.grpc_client() as client, pytest.raises(InferenceServerException, match="decoupled"):
-        client.infer("gpt2", inputs)
+        client.infer("gpt2_stream", inputs)
 
 
-def test_kserve_http_infer_is_refused_for_decoupled_models(triton):
-    # Triton 2.51's HTTP /infer rejects decoupled models (501): HTTP callers use
-    # generate / generate_stream, tensor callers use gRPC streaming
-    import tritonclient.http as httpclient
-    from tritonclient.utils import InferenceServerException
-
-    text = httpclient.InferInput("text_input", [1], "BYTES")
-    text.set_data_from_numpy(np.array([PROMPT.encode()], dtype=np.object_))
-    client = httpclient.InferenceServerClient(triton.http_address)
-    try:
-        with pytest.raises(InferenceServerException, match="decoupled"):
-            client.infer("gpt2", [text])
-    finally:
-        client.close()
-    status, body = triton.post("/v2/models/gpt2/infer", {
+def test_kserve_http_infer_is_refused_for_the_decoupled_model(triton):
+    status, body = triton.post("/v2/models/gpt2_stream/infer", {
         "inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1], "data": [PROMPT]}]})
     assert status == 501 and "decoupled" in body["error"], (status, body)
 
@@ -185,8 +181,9 @@ BAD_INPUTS = [
     pytest.param({"text_input": PROMPT, "max_tokens": 0}, "max_tokens", ("1 to 4096",), id="max_tokens-0"),
     pytest.param({"text_input": PROMPT, "max_tokens": -3}, "max_tokens", ("1 to 4096",), id="max_tokens-negative"),
     pytest.param({"text_input": PROMPT, "max_tokens": 5000}, "max_tokens", ("1 to 4096",), id="max_tokens-huge"),
-    pytest.param({"max_tokens": 4}, "text_input", ("required", "non-empty string"), id="text_input-missing"),
-    pytest.param({"text_input": "", "max_tokens": 4}, "text_input", ("non-empty string",), id="text_input-empty"),
+    pytest.param({"max_tokens": 4}, "text_input", ("required", "not blank", "messages"), id="text_input-missing"),
+    pytest.param({"text_input": "", "max_tokens": 4}, "text_input", ("not blank",), id="text_input-empty"),
+    pytest.param({"text_input": "   ", "max_tokens": 4}, "text_input", ("not blank",), id="text_input-blank"),
     pytest.param({"text_input": PROMPT, "modle": "gpt2"}, "modle", ("unknown field", "text_input", "max_tokens"),
                  id="unknown-field"),
     pytest.param({"text_input": PROMPT, "top_p": 0}, "top_p", ("(0, 1]",), id="top_p-0"),
@@ -276,18 +273,18 @@ def test_concurrent_requests_all_complete_with_their_own_token_counts(triton):
 
 def test_a_client_cancelling_a_grpc_stream_midway_does_not_break_later_requests(triton):
     pieces: queue.Queue = queue.Queue()
-    inputs, _ = triton.grpc_inputs("codegen", {"text_input": PROMPT, "max_tokens": 400, "stream": True,
+    inputs, _ = triton.grpc_inputs("codegen_stream", {"text_input": PROMPT, "max_tokens": 400, "stream": True,
                                                "ignore_eos": True})
     with triton.grpc_client() as client:
         client.start_stream(callback=lambda result, error: pieces.put((result, error)))
-        client.async_stream_infer("codegen", inputs)
+        client.async_stream_infer("codegen_stream", inputs)
         for _ in range(3):
             result, error = pieces.get(timeout=60)
             assert error is None, error
         client.stop_stream(cancel_requests=True)  # goes away mid-generation
     time.sleep(0.2)
 
-    after = triton.grpc_stream("codegen", {"text_input": PROMPT, "max_tokens": 5, "ignore_eos": True})
+    after = triton.grpc_stream("codegen_stream", {"text_input": PROMPT, "max_tokens": 5, "ignore_eos": True})
     status, body = triton.generate("codegen", {"text_input": PROMPT, "max_tokens": 5, "ignore_eos": True})
 
     assert after.error is None and after.last["tokens"] == 5, after

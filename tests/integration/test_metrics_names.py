@@ -28,6 +28,7 @@ PROMPT = "def add(a, b):"
 APPEAR_TIMEOUT_S = 20.0
 # unloaded for a moment so that a hybrid request falls back and a manual one fails
 SPARE_MODEL = "distilgpt2"
+SPARE_ENGINE = "distilgpt2_stream"  # the router follows the engine model's readiness
 
 
 def listed(*sources: str) -> set[str]:
@@ -88,13 +89,14 @@ def test_server_exports_the_router_metrics_the_deployment_files_use(triton):
     for body in ({"model": "gpt2"}, {"auto_select": True}, {"preferred_model": "gpt2"}):
         generate_ok(triton, "router", body)
     # time to first token is measured on streamed requests
-    events = triton.generate_stream("router", {"text_input": PROMPT, "max_tokens": 4, "model": "gpt2", "stream": True})
+    events = triton.generate_stream("router_stream", {"text_input": PROMPT, "max_tokens": 4, "model": "gpt2",
+                                                     "stream": True})
     assert events and not any("error" in e for e in events), events
-    status, _ = triton.post(f"/v2/repository/models/{SPARE_MODEL}/unload")
+    status, _ = triton.post(f"/v2/repository/models/{SPARE_ENGINE}/unload")
     assert status == 200
     try:
         deadline = time.monotonic() + 60
-        while triton.get(f"/v2/models/{SPARE_MODEL}/ready")[0] == 200:
+        while triton.get(f"/v2/models/{SPARE_ENGINE}/ready")[0] == 200:
             assert time.monotonic() < deadline, f"{SPARE_MODEL} did not unload"
             time.sleep(0.25)
         time.sleep(1.0)  # the router's status poller notices the unload
@@ -103,9 +105,9 @@ def test_server_exports_the_router_metrics_the_deployment_files_use(triton):
         status, answer = triton.generate("router", {"text_input": PROMPT, "max_tokens": 4, "model": SPARE_MODEL})
         assert status != 200 or "error" in answer, answer
     finally:
-        status, body = triton.post(f"/v2/repository/models/{SPARE_MODEL}/load")
+        status, body = triton.post(f"/v2/repository/models/{SPARE_ENGINE}/load")
         assert status == 200, body
-        wait_ready(triton, SPARE_MODEL)
+        wait_ready(triton, SPARE_ENGINE)
         time.sleep(1.0)  # and notices it is back, before the next test routes to it
 
     missing = missing_after_waiting(triton, listed("router"))

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.waiting import wait_until
+
 CODE_PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n"
 POEM_PROMPT = "Write a short poem about the autumn rain falling on the old city"
 QA_PROMPT = "What is the capital of France?"
@@ -29,15 +31,6 @@ def routed(triton, **body) -> dict:
     status, answer = route(triton, **body)
     assert status == 200 and "error" not in answer, answer
     return answer
-
-
-def wait_until(predicate, timeout=5.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_manual_selection_uses_exactly_the_named_model(triton):
@@ -77,7 +70,7 @@ def test_preferred_model_is_used_when_ready(triton):
 
 
 def test_streaming_through_the_router_sends_pieces_then_the_decision(triton):
-    events = triton.generate_stream("router", {"text_input": POEM_PROMPT, "max_tokens": 12, "ignore_eos": True,
+    events = triton.generate_stream("router_stream", {"text_input": POEM_PROMPT, "max_tokens": 12, "ignore_eos": True,
                                                "stream": True, "model": "distilgpt2"})
     assert "error" not in events[-1], events[-1]
     assert len(events) >= 3
@@ -89,7 +82,7 @@ def test_streaming_through_the_router_sends_pieces_then_the_decision(triton):
 
 
 def test_grpc_streaming_through_the_router(triton):
-    outcome = triton.grpc_stream("router", {"text_input": CODE_PROMPT, "max_tokens": 6, "ignore_eos": True,
+    outcome = triton.grpc_stream("router_stream", {"text_input": CODE_PROMPT, "max_tokens": 6, "ignore_eos": True,
                                             "stream": True, "auto_select": True})
     assert outcome.error is None and outcome.final
     assert len(outcome.responses) >= 2
@@ -207,7 +200,7 @@ def test_recommend_answers_model_confidence_alternatives_and_reasoning(triton):
 
 
 def test_fallback_when_preferred_model_is_unloaded_through_the_repository_api(triton):
-    status, body = triton.post("/v2/repository/models/gpt2/unload")
+    status, body = triton.post("/v2/repository/models/gpt2_stream/unload")  # the engine: the router follows it
     assert status == 200, body
     try:
         unloaded = time.monotonic()
@@ -229,6 +222,6 @@ def test_fallback_when_preferred_model_is_unloaded_through_the_repository_api(tr
         assert status == 400 and "'gpt2' is not loaded" in error["error"]
         assert "distilgpt2" in error["error"] and "codegen" in error["error"]
     finally:
-        status, body = triton.post("/v2/repository/models/gpt2/load")
+        status, body = triton.post("/v2/repository/models/gpt2_stream/load")
         assert status == 200, body
     assert wait_until(lambda: route(triton, text_input=POEM_PROMPT, model="gpt2")[0] == 200, timeout=5.0)

@@ -273,6 +273,33 @@ def test_infer_arguments_become_generate_options() -> None:
     assert GenerateRequest(args.prompt, **options).mode == "hybrid"
 
 
+def test_generation_controls_reach_the_request_fields() -> None:
+    args = _parse("infer", "x", "--stop", "\n\n", "--stop", "END", "--min-tokens", "4", "--repetition-penalty", "1.2",
+                  "--presence-penalty", "0.5", "--frequency-penalty", "-0.5")
+    fields = GenerateRequest(args.prompt, **generate_options(args)).fields(stream=False)
+    assert {k: fields[k] for k in ("stop", "min_tokens", "repetition_penalty", "presence_penalty",
+                                   "frequency_penalty")} == {"stop": ["\n\n", "END"], "min_tokens": 4,
+                                                             "repetition_penalty": 1.2, "presence_penalty": 0.5,
+                                                             "frequency_penalty": -0.5}
+    assert "stop" not in GenerateRequest("x").fields(stream=False)
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"min_tokens": 30}, "min_tokens"), ({"presence_penalty": 3.0}, "presence_penalty"),
+    ({"stop": ["ok", ""]}, "stop"), ({"stop": "END"}, "stop"), ({"repetition_penalty": 0.0}, "repetition_penalty"),
+])
+def test_bad_generation_controls_are_refused_naming_the_argument(options, says) -> None:
+    with pytest.raises(ValueError, match=says):
+        GenerateRequest("x", **options)
+
+
+def test_list_fields_become_one_dimensional_tensors() -> None:
+    from pointsman.client.request import InputSpec, to_array
+
+    array = to_array(["a", "bc"], InputSpec("BYTES", (1,)))
+    assert array.shape == (2,) and array.tolist() == [b"a", b"bc"]
+
+
 def test_infer_refuses_two_selection_modes_at_once(capsys) -> None:
     with pytest.raises(SystemExit) as caught:
         _parse("infer", "x", "--model", "gpt2", "--auto")

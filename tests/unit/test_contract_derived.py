@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from pointsman.client.request import GENERATION_FIELDS
-from pointsman.export.repository import BACKEND, LlmFolderSpec, llm_config
+from pointsman.export.repository import BACKEND, LlmFolderSpec, engine_name, llm_config, twin_config
 from pointsman.policy.contract import (
     LLM_OUTPUTS,
     RECOMMEND_OUTPUTS,
@@ -23,7 +24,9 @@ from pointsman.policy.contract import (
     GenerateParams,
     RecommendParams,
     RouterParams,
+    aliases,
     field_names,
+    input_names,
     input_tensors,
 )
 from pointsman.triton_adapters.model_config import NUMPY_TYPES, ContractMismatch, complete_config
@@ -58,15 +61,18 @@ def declared(entries: list[dict]) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("params", "outputs", "decoupled"), [
-    (GenerateParams, LLM_OUTPUTS, True), (RouterParams, ROUTER_OUTPUTS, True),
+    (GenerateParams, LLM_OUTPUTS, True), (GenerateParams, LLM_OUTPUTS, False),
+    (RouterParams, ROUTER_OUTPUTS, True), (RouterParams, ROUTER_OUTPUTS, False),
     (RecommendParams, RECOMMEND_OUTPUTS, False),
 ])
 def test_auto_complete_declares_exactly_the_contract(params, outputs, decoupled):
     config = complete_config(FakeAutoCompleteConfig({"name": "m"}), input_tensors(params), outputs,
                              decoupled=decoupled).as_dict()
 
-    assert [e["name"] for e in config["input"]] == list(field_names(params))
-    assert all(e["optional"] and e["dims"] == [1] for e in config["input"])
+    assert [e["name"] for e in config["input"]] == [*field_names(params), *aliases(params)]
+    assert all(e["optional"] for e in config["input"])
+    assert {e["name"]: e["dims"] for e in config["input"] if e["dims"] != [1]} == (
+        {} if params is RecommendParams else {"stop": [-1]})
     assert declared(config["output"]) == [(o.name, o.data_type) for o in outputs]
     assert config["max_batch_size"] == 0
     assert config["model_transaction_policy"] == {"decoupled": decoupled}
@@ -89,7 +95,15 @@ def test_a_config_that_declares_a_tensor_with_another_type_refuses_to_load():
         complete_config(FakeAutoCompleteConfig(hand), input_tensors(RouterParams), ROUTER_OUTPUTS, decoupled=True)
 
 
-@pytest.mark.parametrize("model", ["router", "recommend"])
+def test_every_alias_is_an_input_typed_as_its_field():
+    for params in (GenerateParams, RouterParams, RecommendParams):
+        specs = {t.name: t for t in input_tensors(params)}
+        for alias, canonical in aliases(params).items():
+            assert (specs[alias].data_type, specs[alias].dims) == (specs[canonical].data_type, specs[canonical].dims)
+    assert {"prompt", "max_length", "min_length"} <= set(input_names(GenerateParams))
+
+
+@pytest.mark.parametrize("model", ["router", "router_stream", "recommend"])
 def test_committed_configs_leave_the_contract_tensors_to_auto_complete(model):
     config = text_format.Parse((REPOSITORY / model / "config.pbtxt").read_text(), mc.ModelConfig())
 
@@ -102,6 +116,40 @@ def test_exported_llm_config_names_the_backend_and_repeats_no_tensor():
     assert config.backend == BACKEND == "pointsman_llm"
     assert not config.input and not config.output
     assert config.model_transaction_policy.decoupled
+
+
+def test_exported_twin_config_forwards_to_the_engine_and_repeats_no_tensor():
+    config = twin_config("gpt2", engine_name("gpt2"))
+
+    assert (config.name, config.backend, config.parameters["forward_to"].string_value) == (
+        "gpt2", BACKEND, "gpt2_stream")
+    assert not config.model_transaction_policy.decoupled
+    assert not config.input and not config.output
+
+
+def _model_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("twin", "engine", "path"), [
+    ("router", "router_stream", None),
+    ("gpt2", "gpt2_stream", Path(__file__).resolve().parents[2] / "router_backend/backends/pointsman_llm/model.py"),
+])
+def test_twin_and_streaming_model_declare_the_same_tensors(fake_pb_utils, twin, engine, path):
+    fake_pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
+    configs = {}
+    for name, forward in ((twin, {"forward_to": {"string_value": engine}}), (engine, {})):
+        module = _model_module(f"_{name}_model", path or REPOSITORY / name / "1" / "model.py")
+        configs[name] = module.TritonPythonModel.auto_complete_config(
+            FakeAutoCompleteConfig({"name": name, "parameters": forward})).as_dict()
+
+    assert configs[twin]["input"] == configs[engine]["input"]
+    assert configs[twin]["output"] == configs[engine]["output"]
+    assert (configs[twin]["model_transaction_policy"], configs[engine]["model_transaction_policy"]) == (
+        {"decoupled": False}, {"decoupled": True})
 
 
 def test_bls_tensor_types_are_the_contract_types(fake_pb_utils):

@@ -72,8 +72,11 @@ def test_genai_perf_commands_select_the_mode_with_extra_inputs(tmp_path: Path) -
     direct = genai_perf.profile_command(Path("genai-perf"), target="direct", **common)
     hybrid = genai_perf.profile_command(Path("genai-perf"), target="hybrid", **common)
     assert direct[direct.index("-m") + 1] == "gpt2" and hybrid[hybrid.index("-m") + 1] == "router"
-    assert "preferred_model:gpt2" in hybrid and "ignore_eos:true" in hybrid and "--streaming" in hybrid
-    assert direct[4:8] == ["--service-kind", "triton", "--backend", "tensorrtllm"]
+    assert "preferred_model:gpt2" in hybrid and "--output-tokens-mean-deterministic" in hybrid
+    assert "--streaming" not in hybrid
+    assert direct[4:8] == ["--endpoint-type", "kserve", "--backend", "tensorrtllm"]
+    streamed = genai_perf.profile_command(Path("genai-perf"), target="manual", streaming=True, **common)
+    assert streamed[streamed.index("-m") + 1] == "router_stream" and "--streaming" in streamed
 
 
 def test_the_shim_drops_genai_perfs_model_label_and_keeps_a_model_input(tmp_path: Path) -> None:
@@ -90,3 +93,21 @@ def test_the_shim_drops_genai_perfs_model_label_and_keeps_a_model_input(tmp_path
                           check=True)
     assert done.stdout.strip() == f"ran -m router --input-data {inputs}"
     assert json.loads(inputs.read_text())["data"] == [{"text_input": ["a"]}, {"model": ["gpt2"], "text_input": ["b"]}]
+
+
+def test_perf_analyzer_streams_to_the_stream_models_and_calls_the_twins_without_streaming(tmp_path: Path) -> None:
+    common = dict(url="h:8001", data=tmp_path / "d.json", concurrency=4, request_count=10, report=tmp_path / "r.csv")
+    streaming = perf_analyzer.perf_command(target="router", transport="streaming", **common)
+    unary = perf_analyzer.perf_command(target="gpt2", transport="unary", **common)
+    assert streaming[:2] == ["-m", "router_stream"] and "--streaming" in streaming
+    assert unary[:2] == ["-m", "gpt2"] and "--streaming" not in unary
+
+
+def test_summaries_compare_each_transport_with_its_own_direct() -> None:
+    rows = [Measurement("direct", "gpt2", 1, 0, 10.0, 20.0, 22.0, 30.0, "streaming"),
+            Measurement("manual", "router", 1, 0, 10.0, 21.0, 23.0, 31.0, "streaming"),
+            Measurement("direct", "gpt2", 1, 0, 10.0, 40.0, 42.0, 50.0, "unary"),
+            Measurement("manual", "router", 1, 0, 10.0, 44.0, 46.0, 54.0, "unary")]
+    by_key = {(s.transport, s.mode): s for s in summarize(rows)}
+    assert by_key[("streaming", "manual")].hop_ms == pytest.approx(1.0)
+    assert by_key[("unary", "manual")].hop_ms == pytest.approx(4.0)

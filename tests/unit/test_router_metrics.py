@@ -113,3 +113,16 @@ def test_a_failing_metric_never_raises(metrics, families, make_record, caplog) -
     only(families, "requests_total")[0].increment = lambda value: 1 / 0
     metrics.observe(make_record())
     assert "could not update metric pointsman_requests_total" in caplog.text
+
+
+def test_lost_usage_records_are_counted_by_reason_from_zero(families) -> None:
+    m = RouterMetrics(api=SimpleNamespace(MetricFamily=FakeMetricFamily))
+    assert {x.labels["reason"]: x.total for x in only(families, "usage_records_lost_total")} == {
+        "queue_full": 0, "database_unavailable": 0}  # exported before the first loss
+    m.count_lost(3, "database_unavailable")
+    m.count_lost(2, "database_unavailable")
+    m.count_lost(1, "queue_full")
+    m.flush()
+    assert {x.labels["reason"]: x.total for x in only(families, "usage_records_lost_total")} == {
+        "queue_full": 1, "database_unavailable": 5}
+    m.close()

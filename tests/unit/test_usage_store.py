@@ -144,13 +144,16 @@ def test_writer_drops_records_when_its_queue_is_full_instead_of_blocking(state_s
     assert writer.dropped == 1
 
 
-def test_writer_survives_a_database_error(tmp_path, make_record, caplog) -> None:
+def test_writer_survives_a_database_error_and_counts_the_loss(tmp_path, make_record, caplog) -> None:
     store = StateStore(tmp_path / "pointsman.db")
-    writer = RecordWriter(store, flush_interval_s=0.01)
+    lost = []
+    writer = RecordWriter(store, flush_interval_s=0.01, hold_s=0.2, retry_s=0.05,
+                          on_lost=lambda n, reason: lost.append((n, reason)))
     store._conn.execute("DROP TABLE requests")
     writer.record(make_record())
-    writer.flush()
-    assert "could not write 1 usage records" in caplog.text
+    assert writer.flush()
+    assert "could not write 1 usage records" in caplog.text and "lost 1 usage records" in caplog.text
+    assert writer.lost == 1 and lost == [(1, "database_unavailable")]
     store._conn.execute("CREATE TABLE requests (x)")  # the writer thread is still alive
     assert writer._thread.is_alive()
     writer.close()

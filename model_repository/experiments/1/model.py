@@ -3,6 +3,7 @@
     curl -X POST localhost:8000/v2/models/experiments/generate -d '{"action": "list"}'
 
 Actions: create, pause, resume, stop, list, report, feedback (pointsman.ops.experiments.ACTIONS).
+With an admin key configured, create, pause, resume and stop need it (pointsman.policy.admin).
 """
 
 import json
@@ -10,9 +11,11 @@ from pathlib import Path
 
 from pointsman.errors import InvalidRequest
 from pointsman.ops.experiments import ACTIONS, ExperimentManager
-from pointsman.ops.usage import StateStore, default_db_path, to_json
+from pointsman.ops.usage import open_store, to_json
+from pointsman.policy.admin import configured_key, require_admin
 from pointsman.policy.catalog import DEFAULT_CATALOG, load_catalog
 from pointsman.triton_adapters.triton_io import (
+    admin_key_of,
     check_known_fields,
     error_response,
     model_parameters,
@@ -27,7 +30,7 @@ class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
         catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
-        self.store = StateStore(default_db_path(params.get("state_dir") or None))
+        self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
         self.manager = ExperimentManager(self.store, known_models=set(catalog.names))
         seed = Path(args["model_repository"]) / params.get("experiments_file", "experiments.toml")
         self.manager.seed(seed)  # a malformed file refuses the load, naming the experiment and field
@@ -40,6 +43,7 @@ class TritonPythonModel:
                 check_known_fields(fields, INPUTS)
                 if "action" not in fields:
                     raise InvalidRequest("action", f"is required: one of {', '.join(ACTIONS)}")
+                require_admin(str(fields["action"]), admin_key_of(request), configured_key())
                 result = self.manager.handle(fields["action"], fields.get("payload"))
                 responses.append(response(result=to_json(result)))
             except Exception as exc:  # noqa: BLE001 - reported to this request, others go on

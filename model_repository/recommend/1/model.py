@@ -8,7 +8,7 @@ import json
 import triton_python_backend_utils as pb_utils
 
 from pointsman.policy.analysis import LexicalAnalyzer, TwoStageAnalyzer
-from pointsman.policy.contract import RECOMMEND_OUTPUTS, RecommendParams, field_names, input_tensors, parse_recommend
+from pointsman.policy.contract import RECOMMEND_OUTPUTS, RecommendParams, input_tensors, parse_recommend
 from pointsman.policy.selection.live import start_live_status
 from pointsman.policy.selection.recommend import recommend
 from pointsman.policy.selection.scoring import Requirements
@@ -17,7 +17,7 @@ from pointsman.triton_adapters.classifier_bls import BlsClassifier
 from pointsman.triton_adapters.model_config import complete_config
 from pointsman.triton_adapters.triton_io import model_parameters, request_fields, response, to_triton_error
 
-INPUTS = field_names(RecommendParams)
+INPUTS = input_tensors(RecommendParams)
 
 
 class TritonPythonModel:

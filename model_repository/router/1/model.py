@@ -1,105 +1,29 @@
-"""Triton adapter of the router: requests -> RoutingService (pointsman.policy.routing) -> responses.
+"""The non-decoupled router twin: forwards to `router_stream` over BLS (pointsman.triton_adapters.twin).
 
-    curl -X POST localhost:8000/v2/models/router/generate -d '{"text_input": "def f():", "auto_select": true}'
+    curl -X POST localhost:8000/v2/models/router/infer -d '{"inputs": [{"name": "text_input", ...}]}'
 """
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
-from pointsman.ops.experiments import ExperimentManager
-from pointsman.ops.usage import RecordWriter, StateStore, default_db_path, record_from_outcome
-from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
-from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, field_names, input_tensors
-from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
-from pointsman.policy.selection.live import start_live_status
-from pointsman.policy.selection.selector import Selector
-from pointsman.triton_adapters.bls import generate_via_bls
-from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
-from pointsman.triton_adapters.classifier_bls import BlsClassifier
+from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, input_tensors
 from pointsman.triton_adapters.model_config import complete_config
-from pointsman.triton_adapters.router_metrics import RouterMetrics
-from pointsman.triton_adapters.status_gauges import StatusGauges
-from pointsman.triton_adapters.triton_io import (
-    FINAL,
-    model_parameters,
-    request_fields,
-    require_decoupled,
-    response,
-    send_error,
-)
-
-INPUTS = field_names(RouterParams)
-
-
-class _Sink:
-    def __init__(self, sender):
-        self._sender = sender
-
-    def on_text(self, piece):
-        self._sender.send(response(text_output=piece))
-
-    def on_finish(self, result: RoutedResult):
-        d = result.decision
-        self._sender.send(response(
-            text_output="" if result.streamed else result.text, tokens=result.tokens,
-            finish_reason=result.finish_reason, selected_model=d.model, selection_mode=d.mode,
-            selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task, analyzer=d.analyzer,
-            selection_ms=float(d.selection_ms), request_id=result.request_id,
-        ), flags=FINAL)
-
-    def on_error(self, error):
-        send_error(self._sender, error)
+from pointsman.triton_adapters.triton_io import model_parameters
+from pointsman.triton_adapters.twin import Twin
 
 
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(auto_complete_model_config):
-        return complete_config(auto_complete_model_config, input_tensors(RouterParams), ROUTER_OUTPUTS, decoupled=True)
+        return complete_config(auto_complete_model_config, input_tensors(RouterParams), ROUTER_OUTPUTS,
+                               decoupled=False)
 
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        require_decoupled(config, args["model_name"])
-        params = model_parameters(config)
-        catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""))
-        self.gauges = StatusGauges(self.board)
-        self.gauges.start()
-        self.metrics = RouterMetrics()
-        db = default_db_path()
-        self.writer = RecordWriter(StateStore(db))
-        experiments = ExperimentManager(StateStore(db), known_models=set(catalog.names))
-        # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either
-        lexical = LexicalAnalyzer()
-        classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
-        analyzers = {"lexical": lexical, "classifier": ClassifierAnalyzer(classify, fallback=lexical)}
-        self.service = RoutingService(
-            Selector(catalog, self.board, TwoStageAnalyzer(lexical, classify), refresh=self.poller.refresh),
-            call_model=generate_via_bls, observers=(self._observe,), experiments=experiments, analyzers=analyzers,
-        )
-        self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
-                                       thread_name_prefix="router")
-
-    def _observe(self, outcome: Outcome):
-        record = record_from_outcome(outcome)
-        self.writer.record(record)
-        self.metrics.observe(record)
+        params = model_parameters(json.loads(args["model_config"]))
+        self.twin = Twin(args["model_name"], params.get("forward_to", "router_stream"), input_tensors(RouterParams),
+                         ROUTER_OUTPUTS, workers=int(params.get("worker_threads", "64")))
 
     def execute(self, requests):
-        for request in requests:
-            self.pool.submit(self._handle, request)
-        return None
-
-    def _handle(self, request):
-        sender = request.get_response_sender()
-        try:
-            fields = request_fields(request, INPUTS)
-            self.service.handle(fields, _Sink(sender), request_id=request.request_id(),
-                                is_cancelled=request.is_cancelled)
-        except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
-            send_error(sender, exc)
+        return self.twin.execute(requests)
 
     def finalize(self):
-        self.poller.stop()
-        self.gauges.stop()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.metrics.close()
-        self.writer.close()
+        self.twin.close()

@@ -5,7 +5,7 @@
 
 import json
 
-from pointsman.ops.usage import StateStore, UsageAnalytics, default_db_path, specialists_from_catalog, to_json
+from pointsman.ops.usage import UsageAnalytics, open_store, specialists_from_catalog, to_json
 from pointsman.policy.catalog import DEFAULT_CATALOG, load_catalog
 from pointsman.triton_adapters.triton_io import (
     check_known_fields,
@@ -22,7 +22,7 @@ class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
         catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
-        self.store = StateStore(default_db_path(params.get("state_dir") or None))
+        self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
         self.analytics = UsageAnalytics(self.store, specialists_from_catalog(catalog))
         self.analytics.prune(float(params.get("retention_days") or 0))  # at load: no timer thread to own
 

@@ -1,12 +1,16 @@
 """Experiments at run time: assignment for the router, and the actions of the experiments model.
 
-    manager = ExperimentManager(StateStore(default_db_path()), known_models={"gpt2", "distilgpt2"})
+    manager = ExperimentManager(open_store(), known_models={"gpt2", "distilgpt2"})
     assignment = manager.assign("auto", "creative", user="alice")   # Assignment or None
     manager.handle("pause", '{"name": "creative-small"}')
 
-Several processes share the experiments through the store: each manager keeps the
-active ones in memory and reloads them when the store's experiments version moves,
-checking at most once per refresh_s, so assign() stays a memory lookup.
+Several processes, and replicas sharing a PostgreSQL store, share the experiments through
+the store: each manager keeps the active ones in memory and reloads them when the store's
+experiments version moves, checking once per refresh_s, so assign() stays a memory
+lookup. The router calls start_polling(): the check then runs on a thread of its own, and
+a slow or unreachable database never delays a request (the loaded experiments stay).
+A change made through any replica is therefore applied everywhere within refresh_s plus
+one query.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import json
 import logging
 import math
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +29,7 @@ from pointsman.errors import InvalidRequest
 from pointsman.ops.experiments.assignment import Assignment, pick_arm, user_bucket
 from pointsman.ops.experiments.definition import ExperimentDef, load_experiments_file, parse_experiment
 from pointsman.ops.experiments.report import build_report
-from pointsman.ops.usage.store import ExperimentRow, StateStore
+from pointsman.ops.usage.storage import STORE_ERRORS, ExperimentRow, Store
 
 LOGGER = logging.getLogger(__name__)
 ACTIONS = ("create", "pause", "resume", "stop", "list", "report", "feedback")
@@ -42,7 +45,7 @@ def _dump(experiment: ExperimentDef) -> dict:
 
 
 class ExperimentManager:
-    def __init__(self, store: StateStore, *, known_models: set[str] | None = None, refresh_s: float = 1.0,
+    def __init__(self, store: Store, *, known_models: set[str] | None = None, refresh_s: float = 1.0,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.store = store
         self.known_models = set(known_models) if known_models is not None else None
@@ -53,7 +56,25 @@ class ExperimentManager:
         self._active: tuple[ExperimentDef, ...] = ()
         self._version: int | None = None
         self._checked_at = -math.inf
+        self._stop_polling: threading.Event | None = None
+        self._pending_seed: tuple[list[ExperimentDef], str | Path] | None = None
         self._refresh(force=True)
+
+    def start_polling(self) -> None:
+        """Check the store for changes every refresh_s on a daemon thread, off the request path."""
+        if self._stop_polling is not None:
+            return
+        self._stop_polling = threading.Event()
+        threading.Thread(target=self._poll, args=(self._stop_polling,), name="pointsman-experiments-poll",
+                         daemon=True).start()
+
+    def close(self) -> None:
+        if self._stop_polling is not None:
+            self._stop_polling.set()
+
+    def _poll(self, stop: threading.Event) -> None:
+        while not stop.wait(self.refresh_s):
+            self._refresh()
 
     # the router's side ------------------------------------------------------------------
     def assign(self, selection_mode: str, task: str | None, user: str | None) -> Assignment | None:
@@ -62,7 +83,7 @@ class ExperimentManager:
         Call with task None before prompt analysis (policy experiments match then), and
         again with the task after it when that first call gave None.
         """
-        if self._clock() - self._checked_at >= self.refresh_s:
+        if self._stop_polling is None and self._clock() - self._checked_at >= self.refresh_s:
             self._refresh()
         for experiment in self._active:
             if experiment.filter.matches(selection_mode, task):
@@ -79,8 +100,9 @@ class ExperimentManager:
                 if version == self._version and not force:
                     return
                 rows = self.store.experiments()
-            except sqlite3.Error:
-                LOGGER.exception("could not read experiments from %s; keeping the ones loaded", self.store.path)
+            except STORE_ERRORS as exc:
+                LOGGER.warning("could not read experiments from %s (%s); keeping the ones loaded",
+                               self.store.location, exc)
                 return
             active = []
             for row in rows:
@@ -88,14 +110,30 @@ class ExperimentManager:
                     try:
                         active.append(ExperimentDef.model_validate(row.definition))
                     except ValueError:
-                        LOGGER.error("experiment %s in %s is malformed; skipped", row.name, self.store.path)
+                        LOGGER.error("experiment %s in %s is malformed; skipped", row.name, self.store.location)
             self._active, self._version = tuple(active), version
 
     # management -------------------------------------------------------------------------
     def seed(self, path: str | Path) -> list[str]:
-        """Add the file's experiments that the store does not have yet; the store's copy wins."""
+        """Add the file's experiments that the store does not have yet; the store's copy wins.
+
+        A malformed file raises at once. An unreachable database does not: the file is
+        checked, and its experiments are added by the first action once the database is back.
+        """
+        experiments = load_experiments_file(path, self.known_models)
+        try:
+            added = self._seed(experiments, path)
+        except STORE_ERRORS as exc:
+            LOGGER.warning("could not add the experiments of %s to %s yet (%s); retrying on the next action",
+                           path, self.store.location, exc)
+            self._pending_seed = (experiments, path)
+            return []
+        self._pending_seed = None
+        return added
+
+    def _seed(self, experiments: list[ExperimentDef], path: str | Path) -> list[str]:
         added = []
-        for experiment in load_experiments_file(path, self.known_models):
+        for experiment in experiments:
             if self.store.insert_experiment(experiment.name, _dump(experiment), experiment.status, "file",
                                             self._clock()):
                 added.append(experiment.name)
@@ -103,7 +141,7 @@ class ExperimentManager:
             existing = self.store.experiment(experiment.name)
             if existing is not None and existing.definition != _dump(experiment):
                 LOGGER.warning("experiment %s in %s differs from the one stored in %s; the stored one is kept "
-                               "(rename it to start a new experiment)", experiment.name, path, self.store.path)
+                               "(rename it to start a new experiment)", experiment.name, path, self.store.location)
         self._refresh(force=True)
         return added
 
@@ -175,6 +213,9 @@ class ExperimentManager:
         """Run one action with its JSON payload (text or already decoded); errors name the field."""
         if action not in ACTIONS:
             raise InvalidRequest("action", f"must be one of {', '.join(ACTIONS)}", got=action)
+        if self._pending_seed is not None:  # the database was away at load; a StoreError here is the caller's answer
+            self._seed(*self._pending_seed)
+            self._pending_seed = None
         data = _decode_payload(payload)
         if action == "create":
             return self.create(data)

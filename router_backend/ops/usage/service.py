@@ -1,7 +1,10 @@
 """The usage endpoint's logic: read a window of records from the store and summarise it.
 
-    analytics = UsageAnalytics(StateStore(default_db_path()), specialists_from_catalog(load_catalog()))
+    analytics = UsageAnalytics(open_store(), specialists_from_catalog(load_catalog()))
     analytics.summary(window_s=3600)
+
+With a shared PostgreSQL store the summary covers every replica; its "replicas" field
+counts the window's records by the replica that served them.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ from typing import Any
 
 from pointsman.errors import InvalidRequest
 from pointsman.ops.usage.analytics import summarize
-from pointsman.ops.usage.store import StateStore
+from pointsman.ops.usage.storage import Store
 from pointsman.ops.usage.suggestions import Thresholds
 
 MAX_RECORDS = 200_000  # the most recent ones; bounds the memory and time of one summary
 
 
 class UsageAnalytics:
-    def __init__(self, store: StateStore, specialists: Mapping[str, str] | None = None,
+    def __init__(self, store: Store, specialists: Mapping[str, str] | None = None,
                  thresholds: Thresholds | None = None, max_records: int = MAX_RECORDS) -> None:
         self.store = store
         self.specialists = dict(specialists or {})
@@ -36,6 +39,7 @@ class UsageAnalytics:
         summary = summarize(records, window_s=window_s, now=now, specialists=self.specialists,
                             thresholds=self.thresholds)
         summary["truncated"] = len(records) >= self.max_records
+        summary["replicas"] = self.store.replica_counts(since=since, until=now)
         return summary
 
 

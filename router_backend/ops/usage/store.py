@@ -1,4 +1,4 @@
-"""The one SQLite database of request records, feedback and experiments, shared by processes.
+"""The embedded SQLite store of request records, feedback and experiments, shared by processes.
 
     store = StateStore(default_db_path())      # $POINTSMAN_STATE_DIR/pointsman.db
     store.insert_records([record]); store.records(since=time.time() - 3600)
@@ -6,31 +6,37 @@
 The router and the usage and experiments models run in separate Triton stub processes:
 WAL mode lets them read while one writes, and a busy timeout makes writers wait their turn
 instead of failing. One connection per store, guarded by a lock, so a store may be shared
-by threads of one process.
+by threads of one process. The schema version is SQLite's user_version; MIGRATIONS[n]
+takes a database from version n - 1 to n, inside the transaction that creates it.
+One machine only: replicas share a PostgreSQL database instead (pg_store.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from pointsman.ops.usage.records import RequestRecord
+from pointsman.ops.usage.storage import ExperimentRow, StoreError
+
+__all__ = ["DB_NAME", "ExperimentRow", "MIGRATIONS", "SCHEMA_VERSION", "StateStore", "StoreError", "default_db_path",
+           "record_from_row", "record_to_row"]
 
 LOGGER = logging.getLogger(__name__)
 DB_NAME = "pointsman.db"
 STATE_DIR_ENV = "POINTSMAN_STATE_DIR"
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 10.0
 
 _RECORD_COLUMNS = tuple(RequestRecord.__dataclass_fields__)
-_SCHEMA = f"""
+MIGRATIONS: dict[int, str] = {
+    1: """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT NOT NULL, timestamp REAL NOT NULL, selection_mode TEXT NOT NULL,
     selected_model TEXT NOT NULL, task TEXT NOT NULL, analyzer TEXT NOT NULL, fallback_used INTEGER NOT NULL,
@@ -50,8 +56,11 @@ CREATE TABLE IF NOT EXISTS experiments (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('experiments_version', 0);
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
+""",
+    # which replica (or machine) served the request: summaries say whose records they hold
+    2: "ALTER TABLE requests ADD COLUMN replica TEXT;",
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 assert len(_RECORD_COLUMNS) == 19, "keep the requests table in step with RequestRecord"
 
 
@@ -61,17 +70,7 @@ def default_db_path(state_dir: str | os.PathLike | None = None) -> Path:
     return Path(folder) / DB_NAME
 
 
-@dataclass(frozen=True)
-class ExperimentRow:
-    name: str
-    definition: dict
-    status: str
-    source: str
-    created_at: float
-    updated_at: float
-
-
-def _to_row(record: RequestRecord) -> tuple:
+def record_to_row(record: RequestRecord) -> tuple:
     values = []
     for name in _RECORD_COLUMNS:
         value = getattr(record, name)
@@ -83,7 +82,7 @@ def _to_row(record: RequestRecord) -> tuple:
     return tuple(values)
 
 
-def _from_row(row: Sequence) -> RequestRecord:
+def record_from_row(row: Sequence) -> RequestRecord:
     data = dict(zip(_RECORD_COLUMNS, row, strict=True))
     data["fallback_used"] = bool(data["fallback_used"])
     if data["candidates_busy"] is not None:
@@ -94,8 +93,10 @@ def _from_row(row: Sequence) -> RequestRecord:
 class StateStore:
     """Request records, feedback scores and experiment definitions in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, replica: str = "local") -> None:
         self.path = Path(path)
+        self.location = str(self.path)
+        self.replica = replica
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False,
@@ -103,8 +104,23 @@ class StateStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across process crashes in WAL mode; a power cut may lose the last commits
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._lock:
-            self._conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")  # two processes may race to create
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:  # IMMEDIATE: two processes may race to create or migrate
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has schema version {version}, newer than this pointsman's "
+                                 f"{SCHEMA_VERSION}: upgrade pointsman")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in filter(str.strip, MIGRATIONS[step].split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {step}")
+                if version:
+                    LOGGER.info("migrated %s to schema version %d", self.path, step)
+
+    def schema_version(self) -> int:
+        return int(self._read("PRAGMA user_version")[0][0])
 
     def close(self) -> None:
         with self._lock:
@@ -140,9 +156,9 @@ class StateStore:
     def insert_records(self, records: Sequence[RequestRecord]) -> None:
         if not records:
             return
-        marks = ", ".join("?" * len(_RECORD_COLUMNS))
-        self._write(f"INSERT INTO requests ({', '.join(_RECORD_COLUMNS)}) VALUES ({marks})",
-                    [_to_row(r) for r in records], many=True)
+        marks = ", ".join("?" * (len(_RECORD_COLUMNS) + 1))
+        self._write(f"INSERT INTO requests ({', '.join(_RECORD_COLUMNS)}, replica) VALUES ({marks})",
+                    [(*record_to_row(r), self.replica) for r in records], many=True)
 
     def records(self, since: float | None = None, until: float | None = None, experiment: str | None = None,
                 limit: int | None = None) -> list[RequestRecord]:
@@ -163,7 +179,14 @@ class StateStore:
         sql += " ORDER BY timestamp DESC, rowid DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_from_row(row) for row in reversed(self._read(sql, params))]
+        return [record_from_row(row) for row in reversed(self._read(sql, params))]
+
+    def replica_counts(self, since: float | None = None, until: float | None = None) -> dict[str, int]:
+        """Records per replica in the window (records from before schema version 2 count under "unknown")."""
+        rows = self._read("SELECT COALESCE(replica, 'unknown'), COUNT(*) FROM requests "
+                          "WHERE timestamp >= ? AND timestamp <= ? GROUP BY 1",
+                          (-math.inf if since is None else since, math.inf if until is None else until))
+        return dict(rows)
 
     def has_request(self, request_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM requests WHERE request_id = ? LIMIT 1", (request_id,)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pointsman.policy.admin import admin_headers
 from pointsman.policy.catalog import DEFAULT_CATALOG, Catalog, load_catalog
 from pointsman.policy.selection.status import StatusBoard
 
@@ -104,13 +105,14 @@ class StatusPoller:
     def poll_once(self) -> None:
         self._last_poll = time.monotonic()
         try:
+            # the repository API is restricted when the server has an admin key
             request = urllib.request.Request(f"{self.endpoints.http_url}/v2/repository/index", data=b"{}",
-                                             method="POST")
+                                             method="POST", headers=admin_headers())
             with urllib.request.urlopen(request, timeout=1.0) as resp:
                 ready = parse_ready(json.loads(resp.read()))
             self.ready_names = frozenset(ready)
-            for name in self.board.catalog.names:
-                self.board.set_ready(name, name in ready)
+            for entry in self.board.catalog:
+                self.board.set_ready(entry.name, entry.call_name in ready)
         except (OSError, ValueError) as exc:
             LOGGER.debug("repository index unavailable: %s", exc)  # keep the last known state
         try:
@@ -119,8 +121,10 @@ class StatusPoller:
         except OSError as exc:
             LOGGER.debug("metrics unavailable: %s", exc)
             return
-        for name in self.board.catalog.names:
-            figures = load.get(name, {})
+        for entry in self.board.catalog:
+            name = entry.name
+            # Triton's and the engine's figures carry the engine model's name; the router's own, the entry's
+            figures = {**load.get(name, {}), **load.get(entry.call_name, {})}
             queued = figures.get(PENDING, 0.0) + figures.get(ENGINE_QUEUED, 0.0)
             self.board.set_engine_load(name, pending=int(queued), active=int(figures.get(ENGINE_ACTIVE, 0.0)))
             if LOAD_SECONDS in figures:

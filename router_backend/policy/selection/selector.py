@@ -116,7 +116,7 @@ class Selector:
 
     def _auto(self, params: RouterParams, analyzer: Analyzer, mode: str, prefix: str,
               exclude: frozenset[str] = frozenset(), fallback_note: str = "") -> Decision:
-        analysis = analyzer.analyze(params.text_input)
+        analysis = analyzer.analyze(params.prompt_text)
         ranked = self._rank(params, analysis.task, analysis.complexity, exclude)
         if not ranked:
             self._refresh()

@@ -1,0 +1,124 @@
+"""Triton adapter of the streaming router: requests -> RoutingService (pointsman.policy.routing) -> responses.
+
+    curl -N -X POST localhost:8000/v2/models/router_stream/generate_stream \
+        -d '{"text_input": "def f():", "auto_select": true, "stream": true}'
+
+The one router: usage writer, experiments and metrics live here. `router`, its
+non-decoupled twin, forwards to it.
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from pointsman.ops.experiments import ExperimentManager
+from pointsman.ops.usage import RecordWriter, open_store, record_from_outcome
+from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
+from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, input_tensors
+from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
+from pointsman.policy.selection.live import start_live_status
+from pointsman.policy.selection.selector import Selector
+from pointsman.triton_adapters.bls import generate_via_bls
+from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
+from pointsman.triton_adapters.classifier_bls import BlsClassifier
+from pointsman.triton_adapters.model_config import complete_config
+from pointsman.triton_adapters.router_metrics import RouterMetrics
+from pointsman.triton_adapters.status_gauges import StatusGauges
+from pointsman.triton_adapters.triton_io import (
+    FINAL,
+    model_parameters,
+    request_fields,
+    require_decoupled,
+    response,
+    send_error,
+)
+
+INPUTS = input_tensors(RouterParams)
+
+
+class _Sink:
+    def __init__(self, sender):
+        self._sender = sender
+        self._decision = None  # sent with the first streamed piece: a stream names its model up front
+
+    def on_decision(self, decision):
+        self._decision = decision
+
+    def on_text(self, piece):
+        d, self._decision = self._decision, None
+        if d is None:
+            self._sender.send(response(text_output=piece))
+            return
+        self._sender.send(response(text_output=piece, selected_model=d.model, selection_mode=d.mode,
+                                   selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task))
+
+    def on_finish(self, result: RoutedResult):
+        d = result.decision
+        self._sender.send(response(
+            text_output="" if result.streamed else result.text, tokens=result.tokens,
+            finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens,
+            selected_model=d.model, selection_mode=d.mode,
+            selection_reason=d.reason, fallback_used=d.fallback_used, task=d.task, analyzer=d.analyzer,
+            selection_ms=float(d.selection_ms), request_id=result.request_id,
+        ), flags=FINAL)
+
+    def on_error(self, error):
+        send_error(self._sender, error)
+
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        return complete_config(auto_complete_model_config, input_tensors(RouterParams), ROUTER_OUTPUTS, decoupled=True)
+
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        require_decoupled(config, args["model_name"])
+        params = model_parameters(config)
+        catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""))
+        self.gauges = StatusGauges(self.board)
+        self.gauges.start()
+        self.metrics = RouterMetrics()
+        # $POINTSMAN_DATABASE_URL (shared by replicas) or the SQLite file; writes off the request path
+        self.store = open_store()
+        self.writer = RecordWriter(self.store, on_lost=self.metrics.count_lost,
+                                   max_queue=int(params.get("usage_max_queued", "100000")))
+        self.experiments = experiments = ExperimentManager(self.store, known_models=set(catalog.names))
+        experiments.start_polling()
+        # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either
+        lexical = LexicalAnalyzer()
+        classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
+        analyzers = {"lexical": lexical, "classifier": ClassifierAnalyzer(classify, fallback=lexical)}
+        self.service = RoutingService(
+            Selector(catalog, self.board, TwoStageAnalyzer(lexical, classify), refresh=self.poller.refresh),
+            call_model=generate_via_bls, observers=(self._observe,), experiments=experiments, analyzers=analyzers,
+        )
+        self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
+                                       thread_name_prefix="router")
+
+    def _observe(self, outcome: Outcome):
+        record = record_from_outcome(outcome)
+        self.writer.record(record)
+        self.metrics.observe(record)
+
+    def execute(self, requests):
+        for request in requests:
+            self.pool.submit(self._handle, request)
+        return None
+
+    def _handle(self, request):
+        sender = request.get_response_sender()
+        try:
+            fields = request_fields(request, INPUTS)
+            self.service.handle(fields, _Sink(sender), request_id=request.request_id(),
+                                is_cancelled=request.is_cancelled)
+        except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
+            send_error(sender, exc)
+
+    def finalize(self):
+        self.poller.stop()
+        self.gauges.stop()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.experiments.close()
+        self.writer.close()
+        self.metrics.close()
+        self.store.close()

@@ -1,0 +1,87 @@
+"""A non-decoupled twin: forwards each request over BLS to its decoupled model and answers once.
+
+    twin = Twin("router_stream", input_tensors(RouterParams), ROUTER_OUTPUTS, workers=64)
+    twin.execute(requests)   # returns None; answers go out through each request's response sender
+
+Triton 2.51 refuses decoupled models on HTTP /infer and unary gRPC ModelInfer. The twin
+makes `router` and `gpt2` callable by every client while the decoupled `router_stream` and
+`gpt2_stream` keep the one engine, usage writer, experiments and metrics: the twin holds
+no state of its own. Requests run on worker threads and answer through the response
+sender (python_backend allows this for non-decoupled models since 24.0x: exactly one
+final response per request), so concurrent requests are forwarded concurrently, not one
+at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import triton_python_backend_utils as pb_utils
+
+from pointsman.errors import InvalidRequest, ModelUnavailable
+from pointsman.policy.contract import TensorSpec
+from pointsman.triton_adapters.triton_io import FINAL, send_error
+
+LOGGER = logging.getLogger(__name__)
+
+
+class Twin:
+    """Forwards to `target` with the caller's tensors and parameters; copies the one final answer back."""
+
+    def __init__(self, own_name: str, target: str, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec],
+                 workers: int) -> None:
+        self.own_name = own_name
+        self.target = target
+        self._inputs = [spec.name for spec in inputs]
+        self._outputs = [spec.name for spec in outputs]
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{own_name}-twin")
+
+    def execute(self, requests: list) -> None:
+        for request in requests:
+            self._pool.submit(self._forward, request)
+        return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _forward(self, request) -> None:
+        sender = request.get_response_sender()
+        try:
+            sender.send(self._answer(request), flags=FINAL)
+        except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
+            send_error(sender, exc)
+
+    def _answer(self, request):
+        inputs = [t for name in self._inputs if (t := pb_utils.get_input_tensor_by_name(request, name)) is not None]
+        stream = pb_utils.get_input_tensor_by_name(request, "stream")
+        if stream is not None and bool(stream.as_numpy().reshape(-1)[0]):
+            raise InvalidRequest("stream", f"must be false on '{self.own_name}', which answers once; "
+                                           f"stream from '{self.target}' (generate_stream or gRPC streaming)")
+        forwarded = pb_utils.InferenceRequest(
+            model_name=self.target, inputs=inputs, requested_output_names=self._outputs,
+            parameters=_parameters(request),  # unknown JSON keys travel here: the target names them
+        )
+        try:
+            responses = forwarded.exec(decoupled=True)
+        except pb_utils.TritonModelException as exc:  # e.g. the target is unloaded
+            raise ModelUnavailable(f"model '{self.target}' behind '{self.own_name}' is unavailable: {exc}") from None
+        final = None
+        for response in responses:
+            if response.has_error():
+                # the target's own message ("invalid 'max_tokens': ...") and, where Triton keeps it, its code
+                return pb_utils.InferenceResponse(error=response.error())
+            if response.output_tensors():
+                final = response
+        if final is None:
+            raise ModelUnavailable(f"model '{self.target}' ended without an answer")
+        return pb_utils.InferenceResponse(output_tensors=final.output_tensors())
+
+
+def _parameters(request) -> dict:
+    """The caller's request parameters as BLS takes them (str, int and bool values; others as JSON text)."""
+    raw = request.parameters()
+    params = (json.loads(raw) if isinstance(raw, str) else dict(raw)) if raw else {}
+    return {k: v if isinstance(v, str | int | bool) else json.dumps(v) for k, v in params.items()}
