@@ -31,7 +31,7 @@ def add_ops_commands(subparsers: argparse._SubParsersAction, common: Callable, g
     create.add_argument("--task", action="append", help="only prompts of this task (repeatable)")
     create.add_argument("--arm", action="append", metavar="NAME=model:MODEL:WEIGHT|NAME=policy:POLICY:WEIGHT",
                         help="an arm: a model or a prompt-analysis policy (lexical, classifier), with a weight")
-    create.add_argument("--metric", help="primary metric (duration_s, ttft_s, tokens_per_s, mean_logprob, feedback, "
+    create.add_argument("--metric", help="primary metric (duration_s, ttft_s, tokens_per_s, feedback, "
                                          "error_rate)")
     create.add_argument("--min-samples", type=int, help="per arm, before any verdict")
     create.add_argument("--max-samples", type=int, help="per arm, then stop with the verdict so far")

@@ -5,12 +5,14 @@
 
 Hand-written prompts plus templates x slot fillers x paraphrase patterns, drawn with a
 fixed seed, so the file is reproducible byte for byte. Every record names its template
-(`group`); the train/validation split is by a stable hash of the group, so no template
-has prompts on both sides (pointsman.export.dataset). Labelling policy: coding is
-writing, reading, running or debugging code and software tools; creative is any creative
-form, whatever its topic (a haiku about recursion is creative); qa is a factual or
-explanatory question with one accepted answer; reasoning is arithmetic, logic, planning,
-decisions and multi-step problems.
+(`group`) and its split. Whole templates are held out (TUNE_TEMPLATES, TEST_TEMPLATES), so
+no template has prompts on two sides; hand-written prompts are split by a hash of their
+text. A prompt whose normalised text, or MiniLM embedding (cosine >= NEAR_DUPLICATE_COSINE),
+matches one on an earlier split (train, then tune, then test) is dropped (export/dedup.py).
+Labelling policy: coding is writing, reading, running or debugging code and software tools;
+creative is any creative form, whatever its topic (a haiku about recursion is creative); qa
+is a factual or explanatory question with one accepted answer; reasoning is arithmetic,
+logic, planning, decisions and multi-step problems.
 """
 
 # ruff: noqa: E501 - prompts read best unwrapped
@@ -683,7 +685,30 @@ def paraphrase(text: str, rng: random.Random) -> str:
     return out
 
 
-def generate(seed: int = SEED) -> list[dict]:
+# Whole templates held out: tune (lexical rules, thresholds) and test (reported, never tuned on).
+# At least one template per task on each side, chosen to keep the common forms in train.
+TUNE_TEMPLATES = {"code-howto", "creative-describe", "creative-slogan", "qa-book", "qa-landmark", "qa-pair",
+                  "rs-ages", "rs-sequence"}
+TEST_TEMPLATES = {"code-error", "creative-style", "creative-occasion", "qa-person", "qa-animal", "qa-event",
+                  "rs-trains", "rs-probability"}
+HAND_SHARES = (("tune", 0.15), ("test", 0.15))  # the rest of the hand-written prompts train
+
+
+def split_of(group: str, text: str) -> str:
+    """The split of a template (by name) or of a hand-written prompt (by a stable hash of its text)."""
+    if "-hand-" not in group:
+        return "tune" if group in TUNE_TEMPLATES else "test" if group in TEST_TEMPLATES else "train"
+    bucket = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") / 2**32
+    edge = 0.0
+    for split, share in HAND_SHARES:
+        edge += share
+        if bucket < edge:
+            return split
+    return "train"
+
+
+def candidates(seed: int = SEED) -> list[dict]:
+    """Every generated record with its split, before de-duplication."""
     rng = random.Random(seed)
     records = []
     hand = {"coding": CODING, "creative": CREATIVE, "qa": QA, "reasoning": REASONING}
@@ -696,20 +721,57 @@ def generate(seed: int = SEED) -> list[dict]:
     makers = {"coding": coding_templates, "creative": creative_templates, "qa": qa_templates,
               "reasoning": reasoning_templates}
     for label, make in makers.items():
-        counters: dict[str, int] = {}
         for template, text in make(rng):
-            n = counters[template] = counters.get(template, 0) + 1
-            # templates are grouped in fours so the split keeps close siblings together
             text = paraphrase(text, rng)
-            records.append({"text": text, "label": label, "group": f"{template}-{(n - 1) // 4}",
+            records.append({"text": text, "label": label, "group": template,
                             "complexity": complexity_of(text, template)})
-    seen, unique = set(), []
     for record in records:
-        key = record["text"].strip().lower()
-        if key not in seen:
+        record["split"] = split_of(record["group"], record["text"])
+    return records
+
+
+def deduplicate(records: list[dict], embed) -> tuple[list[dict], list[str]]:
+    """Drop repeats of a normalised text, and near-duplicates of a prompt on an earlier split.
+
+    embed: list of texts -> unit-length embeddings (dedup.MiniLMEmbedder). Returns the kept
+    records in their original order and one line per dropped prompt.
+    """
+    from pointsman.export.dedup import NEAR_DUPLICATE_COSINE, near_duplicates, normalise
+
+    order = {"train": 0, "tune": 1, "test": 2}
+    ranked = sorted(range(len(records)), key=lambda i: order[records[i]["split"]])  # stable
+    seen: set[str] = set()
+    kept, dropped = [], []
+    for i in ranked:
+        key = normalise(records[i]["text"])
+        if key in seen:
+            dropped.append(f"{records[i]['split']}: repeats a normalised text: {records[i]['text']!r}")
+        else:
             seen.add(key)
-            unique.append(record)
-    return unique
+            kept.append(i)
+    vectors = embed([records[i]["text"] for i in kept])
+    survivors = [k for k, i in enumerate(kept) if records[i]["split"] == "train"]
+    for split in ("tune", "test"):
+        members = [k for k, i in enumerate(kept) if records[i]["split"] == split]
+        close = {q: (p, c) for q, p, c in near_duplicates(vectors[members], vectors[survivors], NEAR_DUPLICATE_COSINE)}
+        for q, k in enumerate(members):
+            if q in close:
+                p, c = close[q]
+                dropped.append(f"{split}: cosine {c:.3f} to {records[kept[survivors[p]]]['split']} prompt "
+                               f"{records[kept[survivors[p]]]['text']!r}: {records[kept[k]]['text']!r}")
+            else:
+                survivors.append(k)
+    keep = {kept[k] for k in survivors}
+    return [r for i, r in enumerate(records) if i in keep], dropped
+
+
+def generate(seed: int = SEED, embed=None) -> list[dict]:
+    """The records of prompts.jsonl: candidates, split, de-duplicated."""
+    if embed is None:
+        from pointsman.export.dedup import MiniLMEmbedder
+
+        embed = MiniLMEmbedder()
+    return deduplicate(candidates(seed), embed)[0]
 
 
 def render(records: list[dict]) -> str:
@@ -721,7 +783,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from a fresh generation")
     args = parser.parse_args(argv)
-    text = render(generate())
+    from pointsman.export.dedup import MiniLMEmbedder
+
+    records, dropped = deduplicate(candidates(), MiniLMEmbedder())
+    text = render(records)
     if args.check:
         current = args.out.read_text() if args.out.exists() else ""
         if current != text:
@@ -730,6 +795,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
+    for line in dropped:
+        print(f"dropped {line}", file=sys.stderr)  # noqa: T201
     print(f"wrote {len(text.splitlines())} prompts to {args.out}", file=sys.stderr)  # noqa: T201
     return 0
 

@@ -1,14 +1,16 @@
-"""Measure each served model's perplexity on held-out code and prose; derive the catalog's scores.
+"""Measure each served model's likelihood of reference answers per task; derive the catalog's scores.
 
     python -m pointsman.export.specialization            # print the table
     python -m pointsman.export.specialization --write    # also rewrite specialization_score in catalog.toml
 
 Runs the exported graphs (model_repository/NAME/1/model.onnx, what Triton serves) with
-onnxruntime over windows of held-out text (export/demo_corpus.py: files never trained on).
-The demo models share one tokenizer, so their perplexities compare directly. A task's
-score is the best model's perplexity / this model's perplexity on the task's domain
-(coding: code; creative, qa, reasoning: prose): the best model scores 1.0, one with twice
-the best perplexity 0.5. It is exp(-regret) of loadtests.bench_routing for that choice.
+onnxruntime. For coding, qa and reasoning: the "score" split of export/task_corpus.py
+(prompt/answer pairs whose sources were never trained on and are disjoint from the
+"test" split the regret benchmark uses); each model's cross-entropy of the reference
+answer after its prompt. For creative (no reference answers exist locally): windows of
+held-out English prose (export/demo_corpus.py). The demo models share one tokenizer, so
+their cross-entropies compare directly. A task's score is exp(best - this model's
+cross-entropy), in nats per token: the best model scores 1.0.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import numpy as np
 from pointsman.export.repository import engine_name
 from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, load_catalog
 
-DOMAIN_OF_TASK = {"coding": "code", "creative": "prose", "qa": "prose", "reasoning": "prose"}
 RECORD = Path(__file__).with_name("demo_weights") / "perplexity.json"
 WINDOWS = 32
 WINDOW_TOKENS = 128
+PAIRS_PER_TASK = 120
+PROMPT_TOKENS = 192
+ANSWER_TOKENS = 128
 
 
 class SequenceScorer:
@@ -66,29 +70,45 @@ class SequenceScorer:
         return float(-picked.sum()), len(targets)
 
 
+def reference_nll(scorer: SequenceScorer, prompt: str, answer: str) -> float:
+    """Nats per token of `answer` after `prompt` and a newline (the fine-tuning format)."""
+    context = scorer.encode(prompt + "\n")[-PROMPT_TOKENS:]
+    target = scorer.encode(answer)[:ANSWER_TOKENS]
+    nll, count = scorer.nll(context + target, score_from=len(context))
+    return nll / count
+
+
+def evenly(items: list, count: int) -> list:
+    """`count` items spread over the list (all of them if fewer), in a stable order."""
+    if len(items) <= count:
+        return items
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]
+
+
 def measure(repository: Path, models: Sequence[str], windows: int = WINDOWS) -> dict[str, dict[str, float]]:
-    """Cross-entropy in nats per token, per model and domain, on the same held-out windows."""
-    from pointsman.export.demo_corpus import DOMAINS, held_out_chunks
+    """Cross-entropy in nats per token, per model and task: score-split answers, held-out prose for creative."""
+    from pointsman.export.demo_corpus import held_out_chunks
+    from pointsman.export.task_corpus import TASK_SOURCES, task_pairs
 
     scorers = {name: SequenceScorer(repository / engine_name(name) / "1") for name in models}
-    first = scorers[models[0]]
-    chunks = {d: held_out_chunks(d, first.encode, windows, WINDOW_TOKENS) for d in DOMAINS}
+    pairs = {task: evenly(task_pairs(task, "score"), PAIRS_PER_TASK) for task in TASK_SOURCES}
+    prose = held_out_chunks("prose", scorers[models[0]].encode, windows, WINDOW_TOKENS)
     result: dict[str, dict[str, float]] = {}
     for name, scorer in scorers.items():
-        result[name] = {}
-        for domain, windows_ in chunks.items():
-            total, count = 0.0, 0
-            for ids in windows_:
-                nll, n = scorer.nll(ids)
-                total, count = total + nll, count + n
-            result[name][domain] = total / count
+        result[name] = {task: float(np.mean([reference_nll(scorer, p.prompt, p.answer) for p in items]))
+                        for task, items in pairs.items()}
+        total, count = 0.0, 0
+        for ids in prose:
+            nll, n = scorer.nll(ids)
+            total, count = total + nll, count + n
+        result[name]["creative"] = total / count
     return result
 
 
 def scores_from(cross_entropy: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    best = {d: min(ce[d] for ce in cross_entropy.values()) for d in DOMAIN_OF_TASK.values()}
-    return {name: {t: round(math.exp(best[DOMAIN_OF_TASK[t]] - ce[DOMAIN_OF_TASK[t]]), 2) for t in TASKS}
-            for name, ce in cross_entropy.items()}
+    best = {t: min(ce[t] for ce in cross_entropy.values()) for t in TASKS}
+    return {name: {t: round(math.exp(best[t] - ce[t]), 2) for t in TASKS} for name, ce in cross_entropy.items()}
 
 
 def rewrite_catalog(text: str, scores: dict[str, dict[str, float]]) -> str:
@@ -107,14 +127,12 @@ def rewrite_catalog(text: str, scores: dict[str, dict[str, float]]) -> str:
 
 
 def table(cross_entropy: dict[str, dict[str, float]], scores: dict[str, dict[str, float]]) -> str:
-    lines = [f"{'model':<12}{'code ppl':>10}{'prose ppl':>11}   specialization_score (" + ", ".join(TASKS) + ")"]
+    lines = [f"{'model':<12}" + "".join(f"{t + ' ppl':>16}" for t in TASKS) + "   specialization_score"]
     for name, ce in cross_entropy.items():
-        lines.append(f"{name:<12}{math.exp(ce['code']):>10.1f}{math.exp(ce['prose']):>11.1f}   "
-                     + ", ".join(f"{scores[name][t]:.2f}" for t in TASKS))
-    best_code = min(cross_entropy, key=lambda m: cross_entropy[m]["code"])
-    best_prose = min(cross_entropy, key=lambda m: cross_entropy[m]["prose"])
-    lines.append(f"best on code: {best_code}; best on prose: {best_prose} "
-                 f"({WINDOWS} held-out windows of {WINDOW_TOKENS} tokens per domain)")
+        lines.append(f"{name:<12}" + "".join(f"{math.exp(ce[t]):>16.2f}" for t in TASKS) + "   "
+                     + ", ".join(f"{t} {scores[name][t]:.2f}" for t in TASKS))
+    lines.append(f"perplexity of reference answers after their prompts (score split, {PAIRS_PER_TASK} per task; "
+                 f"creative: {WINDOWS} held-out prose windows of {WINDOW_TOKENS} tokens)")
     return "\n".join(lines)
 
 
@@ -132,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         args.catalog.write_text(rewrite_catalog(args.catalog.read_text(), scores))
         load_catalog(args.catalog)  # still valid
+        cross_entropy = {m: {t: round(v, 3) for t, v in ce.items()} for m, ce in cross_entropy.items()}
         RECORD.write_text(json.dumps({"cross_entropy_nats": cross_entropy, "scores": scores,
-                                      "windows": WINDOWS, "window_tokens": WINDOW_TOKENS}, indent=2) + "\n")
+                                      "pairs_per_task": PAIRS_PER_TASK, "split": "score",
+                                      "creative_windows": WINDOWS, "window_tokens": WINDOW_TOKENS}, indent=2) + "\n")
         print(f"wrote {args.catalog} and {RECORD}")  # noqa: T201
     return 0
 

@@ -1,16 +1,21 @@
-"""Prompt analysis benchmark: accuracy on the validation prompts and decision latency.
+"""Prompt analysis benchmark: accuracy on held-out templates and on fresh prompts, and decision latency.
 
     .venv/bin/python -m pointsman.loadtests.bench_classifier               # starts its own tritonserver
     .venv/bin/python -m pointsman.loadtests.bench_classifier --url 127.0.0.1:8001   # a running server (gRPC)
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server   # in-process figures only
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # the tune-split sweeps only
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
 classifier (one prompt per call, as the router sends them) and the auto policy the router
-uses (lexical when confident, else combine(lexical, classifier)). Latency: p50/p99 per
+uses (lexical when confident, else combine(lexical, classifier)), separately on the test
+split (whole templates never trained or tuned on) and on the hand-written fresh prompts
+(export/data/fresh_prompts.jsonl, used for nothing else); the lexical fast path's
+precision at its threshold. --tune prints the sweeps on the tune split that chose the
+threshold and the combine weight. Latency: p50/p99 per
 short prompt in process (lexical, classifier, auto decision) and through Triton (one
 gRPC infer per prompt, sequential; then 8 concurrent clients, with the dynamic batcher's
-average batch size from Triton's statistics). Targets (issue 5): validation accuracy
->= 95%, auto decision including the classifier call p50 <= 8 ms on 2 cores.
+average batch size from Triton's statistics). Targets (issue 15): two-stage accuracy on fresh
+prompts >= 95%; fast-path precision on fresh prompts >= 98%.
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.export.dataset import load_prompts
+from pointsman.export.dataset import LabelledPrompt, load_fresh_prompts, load_prompts
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
+from pointsman.policy.analysis import classifier as classifier_policy
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "model_repository" / "prompt_classifier"
 ACCURACY_TARGET = 0.95
+PRECISION_TARGET = 0.98
+THRESHOLD_GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+WEIGHT_GRID = (0.3, 0.5, 1.0)
 DECISION_P50_TARGET_MS = 8.0
 SHORT_CHARS = 80
 
@@ -79,6 +88,52 @@ def timed(fn: Callable[[str], object], prompts: Sequence[str], rounds: int) -> l
             fn(prompt)
             samples.append(time.perf_counter() - start)
     return samples
+
+
+def accuracy_section(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
+                     prompts: Sequence[LabelledPrompt]) -> list[str]:
+    """Accuracy tables of lexical, classifier and the router's policy, plus fast-path precision."""
+    labels = [p.label for p in prompts]
+    fast = [lexical.analyze(p.text) for p in prompts]
+    slow = [classifier.analyze(p.text) for p in prompts]
+    auto = [f if lexical.is_confident(f) else combine(f, c) for f, c in zip(fast, slow, strict=True)]
+    lines = accuracy_table("lexical", labels, [a.task for a in fast])
+    lines += accuracy_table("classifier", labels, [a.task for a in slow])
+    lines += accuracy_table("two-stage (router policy)", labels, [a.task for a in auto])
+    confident = [(a, p.label) for a, p in zip(fast, prompts, strict=True) if lexical.is_confident(a)]
+    right = sum(a.task == label for a, label in confident)
+    precision = right / len(confident) if confident else float("nan")
+    verdict = "met" if precision >= PRECISION_TARGET else "NOT met"
+    lines.append(f"lexical fast path (confidence >= {lexical.threshold:g}): taken on {len(confident)}/{len(prompts)}, "
+                 f"precision {precision:.1%} ({right}/{len(confident)})  [>= {PRECISION_TARGET:.0%} {verdict}]")
+    return lines
+
+
+def tune_sweeps(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
+                tune: Sequence[LabelledPrompt]) -> list[str]:
+    """The sweeps that chose DEFAULT_THRESHOLD and LEXICAL_WEIGHT: tune split only."""
+    fast = [lexical.analyze(p.text) for p in tune]
+    slow = [classifier.analyze(p.text) for p in tune]
+    lines = [f"tune split: {len(tune)} prompts", "lexical fast path: threshold, precision, prompts taken"]
+    lowest = None
+    for threshold in THRESHOLD_GRID:
+        taken = [(a, p) for a, p in zip(fast, tune, strict=True) if a.confidence >= threshold]
+        precision = sum(a.task == p.label for a, p in taken) / len(taken) if taken else float("nan")
+        if lowest is None and precision >= PRECISION_TARGET:
+            lowest = threshold
+        lines.append(f"  {threshold:5.2f}  {precision:7.1%}  {len(taken):4d}")
+    lines.append(f"lowest threshold with precision >= {PRECISION_TARGET:.0%} on tune: {lowest}")
+    saved = classifier_policy.LEXICAL_WEIGHT
+    lines.append("combine weight (lexical ** w x classifier), two-stage accuracy at the current threshold:")
+    try:
+        for weight in WEIGHT_GRID:
+            classifier_policy.LEXICAL_WEIGHT = weight
+            auto = [f if lexical.is_confident(f) else combine(f, c) for f, c in zip(fast, slow, strict=True)]
+            right = sum(a.task == p.label for a, p in zip(auto, tune, strict=True))
+            lines.append(f"  w {weight:3.1f}  {right / len(tune):.1%}")
+    finally:
+        classifier_policy.LEXICAL_WEIGHT = saved
+    return lines
 
 
 # ---------------------------------------------------------------- Triton
@@ -153,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-server", action="store_true", help="in-process figures only")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the short prompts for latency")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads in process")
+    parser.add_argument("--tune", action="store_true", help="print the tune-split sweeps and stop")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not (FOLDER / "1" / "model.onnx").exists():
@@ -161,20 +217,17 @@ def main(argv: list[str] | None = None) -> int:
 
     lexical = LexicalAnalyzer()
     classifier = OnnxPromptClassifier.from_folder(FOLDER / "1", threads=args.threads)
-    validation = load_prompts("validation")
-    labels = [p.label for p in validation]
-    decide = auto_decision(lexical, classifier.analyze)
-    lexical_answers = [lexical.analyze(p.text) for p in validation]
-    confident = [a for a in lexical_answers if lexical.is_confident(a)]
-    lines = [f"validation prompts: {len(validation)} (train {len(load_prompts('train'))}); "
-             f"split by template group, none shared"]
-    lines += accuracy_table("lexical", labels, [a.task for a in lexical_answers])
-    lines += accuracy_table("classifier", labels, [classifier.analyze(p.text).task for p in validation])
-    lines += accuracy_table("auto (router policy)", labels, [decide(p.text).task for p in validation])
-    right = sum(a.task == p.label for a, p in zip(lexical_answers, validation, strict=True) if lexical.is_confident(a))
-    lines.append(f"lexical confident (>= {lexical.threshold:g}) on {len(confident)}/{len(validation)} prompts, "
-                 f"right on {right} of them: the classifier is called for the rest")
+    if args.tune:
+        print("\n".join(tune_sweeps(lexical, classifier, load_prompts("tune"))))  # noqa: T201
+        return 0
+    lines = [f"prompts: train {len(load_prompts('train'))}, tune {len(load_prompts('tune'))}, "
+             f"test {len(load_prompts('test'))} (whole templates held out), fresh {len(load_fresh_prompts())}"]
+    for title, prompts in (("test split, templated prompts only", [p for p in load_prompts("test") if p.templated]),
+                           ("test split, hand-written prompts", [p for p in load_prompts("test") if not p.templated]),
+                           ("fresh prompts", load_fresh_prompts())):
+        lines += ["", f"== {title} ({len(prompts)})"] + accuracy_section(lexical, classifier, prompts)
 
+    decide = auto_decision(lexical, classifier.analyze)
     short = [p.text for p in load_prompts() if len(p.text) <= SHORT_CHARS]
     lines += ["", f"in process, {len(short)} short prompts (<= {SHORT_CHARS} characters) x {args.rounds}:",
               f"  lexical analyser:                         {percentiles(timed(lexical.analyze, short, args.rounds))}",

@@ -1,25 +1,26 @@
-"""Routing quality: how often auto-selection picks the model that is best at the prompt.
+"""Routing quality: regret and best-pick rate of auto-selection against reference answers.
 
     .venv/bin/python -m pointsman.loadtests.bench_routing
-    .venv/bin/python -m pointsman.loadtests.bench_routing --windows 64
+    .venv/bin/python -m pointsman.loadtests.bench_routing --per-task 40     # quicker
 
-Over the validation prompts, each prompt gets a held-out continuation from the domain of
-its true task (coding: Python source; creative, qa, reasoning: English prose; files
-never trained on, export/demo_corpus.py). Every served demo model scores that
-continuation after the prompt (its exported ONNX graph, the one Triton serves); the best
-model is the one with the lowest perplexity. Routing regret is the chosen model's
-cross-entropy minus the best one's, in nats per token (0 when it picks the best;
-exp(regret) is the perplexity ratio). Strategies: the router's auto policy in process
-(pointsman.policy.selection.Selector on an idle board) fed by the auto analysis (lexical
-when confident, else the classifier), the same fed by the lexical analyser alone and by
-the true task (an oracle analyser), always-gpt2, and uniform random routing (its
-expectation).
+Test prompts are the "test" split of export/task_corpus.py: coding (a standard-library
+function's signature and docstring; reference: its body), qa (a question about local
+documentation; reference: the documentation's answer) and reasoning (a generated word
+problem; reference: its worked answer). No test source was trained on, and the catalog's
+specialization scores come from the disjoint "score" split (export/specialization.py).
+A model's quality on a prompt is its likelihood of the reference answer after the prompt
+(nats per token, through the exported ONNX graph Triton serves); the best model is the
+one with the lowest cross-entropy. Regret is the chosen model's cross-entropy minus the
+best one's (0 when it picks the best). Strategies: the router's selection policy
+(Selector on an idle board, as served) fed by the two-stage analysis (lexical fast path,
+else lexical x classifier), by the lexical analyser alone and by the true task; always-X
+for each model; uniform random (its expectation); and the per-prompt oracle.
+Creative prompts are left out: nothing local gives them reference answers.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 from collections.abc import Callable
@@ -28,10 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.export.dataset import LabelledPrompt, load_prompts
-from pointsman.export.demo_corpus import held_out_chunks
 from pointsman.export.repository import engine_name
-from pointsman.export.specialization import DOMAIN_OF_TASK, SequenceScorer
+from pointsman.export.specialization import SequenceScorer, evenly, reference_nll
+from pointsman.export.task_corpus import TASK_SOURCES, TaskPair, task_pairs
 from pointsman.loadtests.bench_classifier import auto_decision
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier
@@ -40,8 +40,13 @@ from pointsman.policy.contract import parse_router
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = ROOT / "model_repository"
-PROMPT_TOKENS = 64
-CONTINUATION_TOKENS = 64
+BENCH_TASKS = tuple(TASK_SOURCES)
+
+
+@dataclass(frozen=True)
+class TestPrompt:
+    task: str
+    pair: TaskPair
 
 
 class OracleAnalyzer:
@@ -63,7 +68,7 @@ class FunctionAnalyzer:
 
 
 def router_choice(analyzer) -> Callable[[str], tuple[str, str]]:
-    """(model, detected task) from the lead's selection policy, all models ready and idle."""
+    """(model, detected task) from the router's selection policy, all models ready and idle."""
     from pointsman.policy.selection.selector import Selector
     from pointsman.policy.selection.status import StatusBoard
 
@@ -84,68 +89,62 @@ def router_choice(analyzer) -> Callable[[str], tuple[str, str]]:
 class Outcome:
     name: str
     task_accuracy: float | None
-    best_pick: float  # share of prompts routed to the lowest-perplexity model
+    best_pick: float  # share of prompts routed to the model most likely to produce the reference
     regret: float  # mean nats per token over the best model
     by_task: dict[str, float]  # mean regret per true task
 
 
-def cross_entropies(prompts: list[LabelledPrompt], models: list[str], windows: int) -> np.ndarray:
-    """[prompt, model] nats per token of each prompt's held-out continuation, after the prompt."""
+def cross_entropies(prompts: list[TestPrompt], models: list[str]) -> np.ndarray:
+    """[prompt, model] nats per token of each prompt's reference answer, after the prompt."""
     scorers = {m: SequenceScorer(REPOSITORY / engine_name(m) / "1") for m in models}
-    encode = scorers[models[0]].encode
-    pools = {d: held_out_chunks(d, encode, windows, CONTINUATION_TOKENS) for d in set(DOMAIN_OF_TASK.values())}
-    out = np.zeros((len(prompts), len(models)))
-    for i, prompt in enumerate(prompts):
-        pool = pools[DOMAIN_OF_TASK[prompt.label]]
-        pick = int.from_bytes(hashlib.sha256(prompt.text.encode()).digest()[:4], "big") % len(pool)
-        context = encode(prompt.text + "\n")[-PROMPT_TOKENS:]
-        for j, model in enumerate(models):
-            nll, count = scorers[model].nll(context + pool[pick], score_from=len(context))
-            out[i, j] = nll / count
-    return out
+    return np.array([[reference_nll(scorers[m], p.pair.prompt, p.pair.answer) for m in models] for p in prompts])
 
 
-def evaluate(name: str, picks: list[str], tasks: list[str] | None, prompts: list[LabelledPrompt],
+def evaluate(name: str, picks: list[str], tasks: list[str] | None, prompts: list[TestPrompt],
              ce: np.ndarray, models: list[str]) -> Outcome:
     chosen = np.array([ce[i, models.index(m)] for i, m in enumerate(picks)])
     regret = chosen - ce.min(1)
-    by_task = {t: float(regret[[p.label == t for p in prompts]].mean()) for t in TASKS}
-    accuracy = None if tasks is None else float(np.mean([t == p.label for t, p in zip(tasks, prompts, strict=True)]))
+    by_task = {t: float(regret[[p.task == t for p in prompts]].mean()) for t in BENCH_TASKS}
+    accuracy = None if tasks is None else float(np.mean([t == p.task for t, p in zip(tasks, prompts, strict=True)]))
     return Outcome(name, accuracy, float(np.mean(regret < 1e-12)), float(regret.mean()), by_task)
 
 
-def render(outcomes: list[Outcome], ce: np.ndarray, models: list[str], prompts: list[LabelledPrompt]) -> str:
+def render(outcomes: list[Outcome], ce: np.ndarray, models: list[str], prompts: list[TestPrompt]) -> str:
     head = (f"{'strategy':<34}{'task acc':>9}{'best pick':>10}{'regret':>9}{'ppl ratio':>10}   "
-            + " ".join(f"{t:>9}" for t in TASKS))
-    lines = [f"{len(prompts)} validation prompts; regret in nats/token over the lowest-perplexity model "
-             f"(per-task columns: mean regret)", head]
+            + " ".join(f"{t:>9}" for t in BENCH_TASKS))
+    counts = ", ".join(f"{t} {sum(p.task == t for p in prompts)}" for t in BENCH_TASKS)
+    lines = [f"{len(prompts)} test prompts with reference answers ({counts}); regret in nats/token of the reference "
+             f"answer over the best model (per-task columns: mean regret)", head]
     for o in outcomes:
         acc = "-" if o.task_accuracy is None else f"{o.task_accuracy:.1%}"
         lines.append(f"{o.name:<34}{acc:>9}{o.best_pick:>10.1%}{o.regret:>9.3f}{math.exp(o.regret):>10.2f}   "
-                     + " ".join(f"{o.by_task[t]:>9.3f}" for t in TASKS))
-    lines.append("")
-    lines.append("mean perplexity of the continuations, by true task: " + "; ".join(
-        f"{t}: " + ", ".join(f"{m} {math.exp(ce[[p.label == t for p in prompts], j].mean()):.1f}"
-                             for j, m in enumerate(models)) for t in TASKS))
+                     + " ".join(f"{o.by_task[t]:>9.3f}" for t in BENCH_TASKS))
+    lines += ["", "reference-answer perplexity by task (mean over prompts) and how often each model is the best:"]
+    best = ce.argmin(1)
+    for t in BENCH_TASKS:
+        rows = np.array([p.task == t for p in prompts])
+        lines.append(f"  {t:<10}" + "   ".join(
+            f"{m} {math.exp(ce[rows, j].mean()):6.2f} (best {np.mean(best[rows] == j):5.1%})"
+            for j, m in enumerate(models)))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_routing",
         description=__doc__.splitlines()[0])
-    parser.add_argument("--windows", type=int, default=48, help="held-out continuations per domain")
+    parser.add_argument("--per-task", type=int, default=80, help="test prompts per task")
     args = parser.parse_args(argv)
     models = load_catalog().names
-    prompts = load_prompts("validation")
-    texts = [p.text for p in prompts]
-    ce = cross_entropies(prompts, models, args.windows)
+    prompts = [TestPrompt(t, p) for t in BENCH_TASKS for p in evenly(task_pairs(t, "test"), args.per_task)]
+    texts = [p.pair.prompt for p in prompts]
+    ce = cross_entropies(prompts, models)
 
     lexical = LexicalAnalyzer()
     classifier = OnnxPromptClassifier.from_folder(REPOSITORY / "prompt_classifier" / "1")
     analyzers = {
-        "router: auto analysis (lex+clf)": FunctionAnalyzer(auto_decision(lexical, classifier.analyze)),
+        "router: two-stage analysis": FunctionAnalyzer(auto_decision(lexical, classifier.analyze)),
         "router: lexical analysis only": lexical,
-        "router: true task (oracle)": OracleAnalyzer({p.text: p.label for p in prompts}),
+        "router: true task": OracleAnalyzer({p.pair.prompt: p.task for p in prompts}),
     }
     outcomes = []
     for name, analyzer in analyzers.items():
@@ -158,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     expected = ce.mean(1) - ce.min(1)
     outcomes.append(Outcome("random (expected)", None, float((ce == ce.min(1, keepdims=True)).mean()),
                             float(expected.mean()),
-                            {t: float(expected[[p.label == t for p in prompts]].mean()) for t in TASKS}))
+                            {t: float(expected[[p.task == t for p in prompts]].mean()) for t in BENCH_TASKS}))
+    outcomes.append(evaluate("oracle (best model per prompt)", [models[j] for j in ce.argmin(1)], None, prompts,
+                             ce, models))
     print(render(outcomes, ce, models, prompts))  # noqa: T201
     return 0
 

@@ -16,7 +16,10 @@ of that "first response" is the whole request); `unary` drives their non-decoupl
 `router` and `<model>` with plain ModelInfer calls, no --streaming. Every request generates exactly
 max_tokens tokens (ignore_eos), so both sides do the same work. Modes run interleaved,
 round after round, and the hop is the median over rounds of (router p50 - direct p50)
-from the same round, which cancels most of the drift of a shared machine.
+from the same round, which cancels most of the drift of a shared machine. The hop is
+reported only for modes whose requests reach the model called directly (manual and
+hybrid name it): auto may choose another model, so its difference from direct is the
+choice plus the hop, and the table leaves its hop column empty (its ratios stay, labelled).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ MODES = {
     "hybrid": ("router", "router_hybrid_gpt2.json"),
     "auto": ("router", "router_auto.json"),
 }
+SAME_MODEL_MODES = ("manual", "hybrid")  # requests that land on the directly called model: like with like
 
 
 TRANSPORTS = ("streaming", "unary")
@@ -273,7 +277,8 @@ def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
             d99 = statistics.median(m.p99_ms for m in direct.values())
             dthr = statistics.median(m.throughput for m in direct.values())
             hops = [m.p50_ms - direct[m.round].p50_ms for m in runs if m.round in direct]
-            ratios = (p50 / d50, p99 / d99, throughput / dthr, statistics.median(hops) if hops else None)
+            hop = statistics.median(hops) if hops and mode in SAME_MODEL_MODES else None
+            ratios = (p50 / d50, p99 / d99, throughput / dthr, hop)
         summaries.append(Summary(mode, concurrency, len(runs), throughput, p50, p99, *ratios, transport=transport))
     return summaries
 
@@ -302,7 +307,9 @@ def summary_table(summaries: Sequence[Summary], model: str):
     from rich.table import Table
 
     table = Table(title=f"perf_analyzer: router against {model} called directly (gRPC; streaming = "
-                        f"router_stream/{model}_stream with --streaming, unary = router/{model}; medians over rounds)")
+                        f"router_stream/{model}_stream with --streaming, unary = router/{model}; medians over rounds)",
+                  caption="router hop: manual and hybrid only (they reach the same model); auto may pick another "
+                          "model, so its x-direct ratios include that choice")
     for column in ("transport", "mode", "conc.", "req/s", "p50 ms", "p99 ms", "p50 x direct", "p99 x direct",
                    "req/s x direct", "router hop ms"):
         table.add_column(column, justify="left" if column in ("transport", "mode") else "right")

@@ -106,6 +106,9 @@ class ResponseSink:
 
     def on_finish(self, result: GenerationResult) -> None:
         self._observe(result)
+        if result.finish_reason == "cancelled":  # the log line tests and operators look for
+            pb_utils.Logger.log_info(f"pointsman engine: request {self._request.request_id()!r} cancelled "
+                                     f"after {result.tokens} tokens")
         text = self._prefix + ("" if self._streamed else result.text)
         logprob = float(result.mean_logprob) if result.mean_logprob is not None else float("nan")
         self._outbox.post(self._sender, lambda: response(text_output=text, tokens=result.tokens,

@@ -16,7 +16,9 @@ from pointsman.policy.selection.live import LIVE_GAUGES
 from pointsman.policy.selection.status import StatusBoard
 
 _DOCS = {
-    "tokens_per_s": "Decoding speed measured by the router (EWMA), tokens per second",
+    "tokens_per_s": "Decoding speed of one sequence alone, modelled from the router's measurements "
+                    "(EWMA x batch-sharing factor), tokens per second",
+    "measured_tokens_per_s": "Decoding speed the router measured per request, as seen (EWMA), tokens per second",
     "ttft_s": "Time to first token measured by the router (EWMA), seconds",
     "requests_served": "Requests the router completed on this model",
     "errors": "Requests the router saw fail on this model",

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from pointsman.engine.chat_template import ChatTemplate
 from pointsman.export.pipeline import export_model
+from pointsman.export.repository import engine_name
 
 # a ChatML-style template with a system default, a loop control and a refusal, as real ones have
 TEMPLATE = (
@@ -57,7 +58,7 @@ def test_exported_model_folder_renders_chats_as_transformers_does(checkpoint, ch
     folder, tokenizer = checkpoint
     export_model(folder, "tiny-chat", tmp_path, console=Console(file=io.StringIO()))
 
-    template = ChatTemplate.from_folder(tmp_path / "tiny-chat" / "1")
+    template = ChatTemplate.from_folder(tmp_path / engine_name("tiny-chat") / "1")
 
     assert not template.is_plain
     expected = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)

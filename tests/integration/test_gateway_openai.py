@@ -82,7 +82,7 @@ def test_sync_streamed_chat_equals_the_unstreamed_answer_and_reports_usage(clien
 def test_chat_prompt_is_the_models_template_rendering(client, triton):
     """The demo models have no chat template: the plain one renders the chat, counted by the model's tokenizer."""
     answer = client.chat.completions.create(model="gpt2", messages=POEM, max_tokens=2)
-    tokenizer = TextTokenizer.from_file(str(Path(triton.repository) / "gpt2" / "1" / "tokenizer.json"))
+    tokenizer = TextTokenizer.from_file(str(Path(triton.repository) / "gpt2_stream" / "1" / "tokenizer.json"))
     expected = len(tokenizer.encode(ChatTemplate.plain().render(POEM), add_special_tokens=False))
     assert answer.usage.prompt_tokens == expected
 

@@ -10,7 +10,9 @@ reads the body as well as the status.
 from __future__ import annotations
 
 import queue
+import re
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 
 from pointsman.export.repository import engine_name
 from pointsman.policy.contract import stream_model
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -282,7 +285,7 @@ def test_a_client_cancelling_a_grpc_stream_midway_does_not_break_later_requests(
             result, error = pieces.get(timeout=60)
             assert error is None, error
         client.stop_stream(cancel_requests=True)  # goes away mid-generation
-    time.sleep(0.2)
+    assert wait_until(lambda: engine_active(triton, "codegen") == 0, timeout=30)
 
     after = triton.grpc_stream("codegen_stream", {"text_input": PROMPT, "max_tokens": 5, "ignore_eos": True})
     status, body = triton.generate("codegen", {"text_input": PROMPT, "max_tokens": 5, "ignore_eos": True})
@@ -290,6 +293,35 @@ def test_a_client_cancelling_a_grpc_stream_midway_does_not_break_later_requests(
     assert after.error is None and after.last["tokens"] == 5, after
     assert status == 200 and body["tokens"] == 5, body
     assert triton.ready()
+
+
+def engine_active(triton, model: str) -> float:
+    """pointsman_engine_active{model=...} from Triton's metrics endpoint."""
+    with urllib.request.urlopen(triton.metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    match = re.search(rf'^pointsman_engine_active{{model="{model}"}} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else -1.0
+
+
+def test_cancelling_a_stream_stops_its_generation_in_the_engine(triton):
+    engine = stream_model("distilgpt2")  # the decoupled model that holds the engine
+    pieces: queue.Queue = queue.Queue()
+    request_id = f"cancel-{time.monotonic_ns()}"
+    inputs, parameters = triton.grpc_inputs(engine, {"text_input": PROMPT, "max_tokens": 480, "stream": True,
+                                                     "ignore_eos": True})
+    with triton.grpc_client() as client:
+        client.start_stream(callback=lambda result, error: pieces.put((result, error)))
+        client.async_stream_infer(engine, inputs, request_id=request_id, parameters=parameters or None)
+        for _ in range(3):
+            result, error = pieces.get(timeout=60)
+            assert error is None, error
+        client.stop_stream(cancel_requests=True)
+
+    # the engine says the sequence left as cancelled, long before its 480 tokens
+    pattern = re.compile(rf"request '{request_id}' cancelled after (\d+) tokens")
+    assert wait_until(lambda: pattern.search(triton.log_file.read_text(errors="replace")), timeout=60)
+    assert 3 <= int(pattern.search(triton.log_file.read_text(errors="replace")).group(1)) < 480
+    assert wait_until(lambda: engine_active(triton, engine) == 0, timeout=30)
 
 
 def test_every_model_in_the_repository_is_ready(triton):

@@ -81,10 +81,15 @@ def test_bad_actions_and_payloads_name_the_field(manager, action, payload, field
 
 def test_actions_constant_lists_every_handled_action(manager) -> None:
     manager.create(CREATIVE)
+    results = {}
     for action in ACTIONS:
         payload = {"create": POLICY, "list": None, "feedback": {"request_id": "r", "score": 1}}.get(
             action, {"name": "creative-small"})
-        manager.handle(action, payload)
+        results[action] = manager.handle(action, payload)
+
+    assert set(results) == set(ACTIONS)
+    assert [e["name"] for e in results["list"]["experiments"]] == ["creative-small", POLICY["name"]]
+    assert results["report"]["name"] == "creative-small" and results["feedback"]["matched"] is False
 
 
 def test_assignment_is_sticky_per_user_and_only_for_matching_traffic(manager) -> None:

@@ -36,12 +36,22 @@ def test_report_figures_match_an_independent_computation(make_record) -> None:
     tps = 20 / b
     assert arm_b["metrics"]["tokens_per_s"]["mean"] == pytest.approx(tps.mean())
     duration = report["comparisons"][0]["metrics"]["duration_s"]
-    expected = sps.ttest_ind(b, a, equal_var=False)
-    assert duration["p"] == pytest.approx(expected.pvalue) and duration["t"] == pytest.approx(expected.statistic)
-    assert duration["diff"] == pytest.approx(b.mean() - a.mean())
+    assert duration["test"] == "msprt" and duration["diff"] == pytest.approx(b.mean() - a.mean())
+    assert duration["p"] == pytest.approx(msprt_p_by_hand(a, b, effect=0.1 * a.mean(), burn_in=10))
     errors = report["comparisons"][0]["metrics"]["error_rate"]
-    assert errors["test"] == "fisher_exact"
-    assert errors["p"] == pytest.approx(sps.fisher_exact([[0, 40], [3, 35]]).pvalue)
+    assert errors["test"] == "msprt" and errors["diff"] == pytest.approx(3 / 38)
+
+
+def msprt_p_by_hand(a, b, effect: float, burn_in: int) -> float:
+    """Min over looks of 1/Lambda, one look per observation (a's all stamped before b's), in plain Python."""
+    best = 1.0
+    for k in range(burn_in, len(b) + 1):
+        x, y = list(a), list(b[:k])
+        se2 = np.var(x, ddof=1) / len(x) + np.var(y, ddof=1) / len(y)
+        tau2, diff = effect**2, np.mean(y) - np.mean(x)
+        lam = np.sqrt(se2 / (se2 + tau2)) * np.exp(tau2 * diff**2 / (2 * se2 * (se2 + tau2)))
+        best = min(best, 1 / lam)
+    return best
 
 
 @pytest.mark.parametrize(("a_mean", "b_mean", "n", "state", "winner"), [
@@ -96,6 +106,31 @@ def test_guardrail_flags_an_arm_that_fails_more(make_record) -> None:
                                                                        error_kind="generation_failed")] * 30
     decision = build_report(experiment(), "active", a + b, {})["decision"]
     assert decision["guardrails"] and decision["guardrails"][0].startswith("b fails more often than a")
+
+
+def test_plan_gives_samples_for_80_percent_power_and_power_at_the_maximum(make_record) -> None:
+    rng = np.random.default_rng(3)
+    records = arm_records(make_record, "a", rng.normal(1.0, 0.5, 40).clip(0.01)) + arm_records(make_record, "b",
+                                                                                  rng.normal(1.0, 0.5, 40).clip(0.01))
+    plan = build_report(experiment(max_n=100), "active", records, {})["comparisons"][0]["plan"]
+
+    assert plan["power_target"] == 0.8 and plan["metric"] == "duration_s"
+    # sd 0.5 on a mean of 1.0 and min_effect 0.1 (0.1 absolute): a z-test at the end alone needs
+    # 2 x (1.96 + 0.84)^2 x 0.25 / 0.01 = ~390 per arm; always-valid costs more
+    assert 300 <= plan["fixed_horizon_samples_per_arm"] <= 500
+    assert plan["samples_per_arm"] > plan["fixed_horizon_samples_per_arm"]
+    assert 0.0 < plan["power_at_max_samples"] < 0.8  # 100 per arm is too few
+
+
+def test_mean_logprob_is_shown_per_arm_but_never_compared(make_record) -> None:
+    records = arm_records(make_record, "a", [1.0] * 12, mean_logprob=-1.0)
+    records += arm_records(make_record, "b", [1.0] * 12, mean_logprob=-3.0)
+    report = build_report(experiment(), "active", records, {})
+
+    assert report["arms"][1]["metrics"]["mean_logprob"]["mean"] == -3.0
+    assert "mean_logprob" not in report["comparisons"][0]["metrics"]
+    with pytest.raises(Exception, match="stopping.metric"):
+        experiment(metric="mean_logprob")
 
 
 def test_empty_experiment_reports_collecting(make_record) -> None:

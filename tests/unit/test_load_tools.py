@@ -48,6 +48,14 @@ def test_the_hop_is_the_median_of_same_round_differences() -> None:
     assert manual.throughput_ratio == pytest.approx(1.0)
 
 
+def test_auto_gets_no_hop_because_it_may_reach_another_model() -> None:
+    measurements = [_m("direct", 0, 20.0), _m("auto", 0, 24.0), _m("hybrid", 0, 21.5)]
+    by_mode = {s.mode: s for s in summarize(measurements)}
+
+    assert by_mode["auto"].hop_ms is None and by_mode["auto"].p50_ratio == pytest.approx(1.2)
+    assert by_mode["hybrid"].hop_ms == pytest.approx(1.5)
+
+
 def test_input_files_are_rewritten_only_when_the_model_or_length_differ(tmp_path: Path) -> None:
     assert input_data("manual", "gpt2", None, tmp_path) == perf_analyzer.INPUTS / "router_manual_gpt2.json"
     rewritten = json.loads(input_data("hybrid", "distilgpt2", 4, tmp_path).read_text())

@@ -7,7 +7,7 @@ import pytest
 
 from pointsman.export.dataset import PROMPTS_FILE
 from pointsman.policy.analysis import TASKS, PromptAnalysis
-from pointsman.policy.analysis.classifier import LEXICAL_OVERRIDE, analysis_from_outputs, combine
+from pointsman.policy.analysis.classifier import analysis_from_outputs, combine
 
 
 def analysis(task: str, confidence: float, analyzer: str, complexity: float = 0.4) -> PromptAnalysis:
@@ -47,9 +47,11 @@ def test_unnormalised_outputs_are_normalised_and_complexity_clipped():
     (analysis("qa", 0.5, "lexical"), None, "qa", "lexical"),  # classifier not loaded
     (analysis("qa", 0.5, "lexical"), analysis("reasoning", 0.9, "classifier"), "reasoning", "classifier"),
     (analysis("coding", 0.99, "lexical"), analysis("coding", 0.6, "classifier"), "coding", "classifier"),
-    (analysis("coding", LEXICAL_OVERRIDE, "lexical"), analysis("qa", 0.6, "classifier"), "coding",
+    (analysis("coding", 0.95, "lexical"), analysis("qa", 0.6, "classifier"), "coding",
      "lexical>classifier"),  # near-certain lexical evidence beats an unsure classifier
-    (analysis("coding", 0.99, "lexical"), analysis("creative", 0.97, "classifier"), "creative", "classifier"),
+    (analysis("coding", 0.6, "lexical"), analysis("creative", 0.97, "classifier"), "creative", "classifier"),
+    (analysis("qa", 0.5, "lexical"), analysis("reasoning", 0.4, "classifier"), "qa",
+     "lexical>classifier"),  # equally unsure: the rest of each distribution decides
 ])
 def test_combine_says_who_decided(lexical, classifier, task, decided_by):
     result = combine(lexical, classifier)

@@ -1,16 +1,35 @@
-"""The labelled prompt set: size, balance, variety, a disjoint fixed split, reproducibility."""
+"""The labelled prompt sets: size, balance, held-out templates, no leakage across splits, fresh prompts."""
 
 from __future__ import annotations
 
 from collections import Counter
+from functools import cache
 
+import numpy as np
 import pytest
 
 from pointsman.export import prompt_set
-from pointsman.export.dataset import load_prompts, split_of
+from pointsman.export.dataset import SPLITS, load_fresh_prompts, load_prompts
+from pointsman.export.dedup import NEAR_DUPLICATE_COSINE, near_duplicates, normalise
 from pointsman.policy.analysis import TASKS
 
 PROMPTS = load_prompts()
+FRESH = load_fresh_prompts()
+
+
+@cache
+def embedder():
+    from pointsman.export.dedup import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+@cache
+def embeddings() -> dict[str, np.ndarray]:
+    """MiniLM embeddings of every split and of the fresh prompts (one encoder pass, shared)."""
+    groups = {split: [p.text for p in PROMPTS if p.split == split] for split in SPLITS}
+    groups["fresh"] = [p.text for p in FRESH]
+    return {name: embedder()(texts) for name, texts in groups.items()}
 
 
 def test_the_set_has_at_least_600_prompts_and_every_task_120():
@@ -41,31 +60,63 @@ def test_the_set_holds_the_hard_kinds_of_prompt(label, fragment):
     assert any(fragment.lower() in p.text.lower() and p.label == label for p in PROMPTS)
 
 
-def test_code_fragments_without_words_are_labelled_coding():
-    bare = [p for p in PROMPTS if p.group.startswith("code-snippet") and "\n" in p.text]
+def test_no_template_has_prompts_on_two_splits():
+    splits_of: dict[str, set[str]] = {}
+    for p in PROMPTS:
+        splits_of.setdefault(p.group, set()).add(p.split)
 
-    assert len(bare) >= 10 and all(p.label == "coding" for p in bare)
-
-
-def test_train_and_validation_share_no_template_group_and_no_prompt():
-    train, validation = load_prompts("train"), load_prompts("validation")
-
-    assert len(train) + len(validation) == len(PROMPTS)
-    assert not {p.group for p in train} & {p.group for p in validation}
-    assert not {p.text for p in train} & {p.text for p in validation}
+    assert {group: s for group, s in splits_of.items() if len(s) > 1} == {}
 
 
-def test_validation_is_about_a_quarter_and_holds_every_task():
-    validation = load_prompts("validation")
-    counts = Counter(p.label for p in validation)
+def test_tune_and_test_each_hold_out_whole_templates_of_every_task():
+    for split in ("tune", "test"):
+        held = [p for p in PROMPTS if p.split == split and p.templated]
+        assert {p.label for p in held} == set(TASKS), split
+        assert all(p.group in (prompt_set.TUNE_TEMPLATES if split == "tune" else prompt_set.TEST_TEMPLATES)
+                   for p in held)
 
-    assert 0.15 <= len(validation) / len(PROMPTS) <= 0.35
-    assert min(counts[t] for t in TASKS) >= 25
+
+def test_no_normalised_text_appears_twice_anywhere():
+    keys = Counter(normalise(p.text) for p in PROMPTS + FRESH)
+
+    assert [k for k, n in keys.items() if n > 1] == []
 
 
-def test_split_is_a_stable_function_of_the_group():
-    assert split_of("qa-hand-000") == split_of("qa-hand-000")
-    assert {split_of(f"g{i}") for i in range(50)} == {"train", "validation"}
+@pytest.mark.parametrize("held_out, earlier", [
+    ("tune", ("train",)), ("test", ("train", "tune")), ("fresh", ("train", "tune", "test")),
+])
+def test_no_near_duplicates_across_splits(held_out, earlier):
+    vectors = embeddings()
+    pool = np.concatenate([vectors[name] for name in earlier])
+
+    assert near_duplicates(vectors[held_out], pool, NEAR_DUPLICATE_COSINE) == []
+
+
+def test_near_duplicate_check_catches_a_rewording():
+    a, b = embedder()(["What currency is used in Japan?", "What currency does Japan use?"])
+    c = embedder()(["Write a haiku about the sea"])[0]
+
+    assert near_duplicates(np.stack([b, c]), a[None, :]) == [(0, 0, pytest.approx(float(a @ b)))]
+
+
+def test_normalise_removes_greetings_sign_offs_case_and_punctuation():
+    assert normalise("Hey, What is the capital of Peru? Thanks!") == normalise("what is the capital of peru")
+
+
+def test_every_split_holds_every_task():
+    for split in SPLITS:
+        counts = Counter(p.label for p in PROMPTS if p.split == split)
+        assert min(counts[t] for t in TASKS) >= 25, (split, counts)
+
+
+def test_fresh_prompts_are_at_least_200_balanced_and_written_like_users_write():
+    counts = Counter(p.label for p in FRESH)
+    texts = [p.text for p in FRESH]
+
+    assert len(FRESH) >= 200 and min(counts[t] for t in TASKS) >= 45
+    assert sum(not t.isascii() for t in texts) >= 10  # other languages
+    assert sum("\n" in t for t in texts) >= 5  # code pasted into prose
+    assert sum(t[:1].islower() for t in texts) >= 60  # typed in a hurry
 
 
 def test_complexity_annotations_are_in_range_and_reasoning_is_hardest_on_average():
@@ -76,9 +127,10 @@ def test_complexity_annotations_are_in_range_and_reasoning_is_hardest_on_average
 
 
 def test_committed_file_is_what_the_generator_makes():
-    assert prompt_set.main(["--check"]) == 0, "run: python -m pointsman.export.prompt_set"
+    assert prompt_set.render(prompt_set.generate(embed=embedder())) == prompt_set.OUT.read_text(), \
+        "run: python -m pointsman.export.prompt_set"
 
 
 def test_unknown_split_is_refused():
     with pytest.raises(ValueError, match="split"):
-        load_prompts("test")
+        load_prompts("validation")

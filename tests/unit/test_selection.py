@@ -189,10 +189,12 @@ def test_min_quality_filters_on_task_specialization():
 
 
 def test_prefer_speed_tips_a_close_call_to_the_fast_model():
-    slow = make_selector(task="creative", complexity=1.0).select(request(max_tokens=40))
-    fast = make_selector(task="creative", complexity=1.0).select(request(max_tokens=40, prefer_speed=True))
-    assert fast.model == "distilgpt2"
-    assert slow.model in ("gpt2", "distilgpt2")
+    # gpt2 is the better creative model, distilgpt2 2.7x faster: without the flag quality wins
+    selector = make_selector(task="creative", complexity=1.0)
+    slow = {selector.select(request(max_tokens=4)).model for _ in range(3)}
+    fast = {selector.select(request(max_tokens=4, prefer_speed=True)).model for _ in range(3)}
+
+    assert (slow, fast) == ({"gpt2"}, {"distilgpt2"})  # the flag alone changes the choice, every time
 
 
 @pytest.mark.parametrize("mode, expected", [("auto", "distilgpt2"), ("fastest", "distilgpt2")])

@@ -28,9 +28,12 @@ from pointsman.policy.catalog import TASKS
 POLICIES = ("lexical", "classifier")
 EXPERIMENT_MODES = ("auto", "hybrid")  # hybrid: only requests that fell back to auto-selection
 STATUSES = ("active", "paused", "stopped")
-# metric -> which direction is better
+# metric -> which direction is better. Quality is compared on feedback only: mean_logprob
+# is each model's likelihood of its own output, which says nothing across models, so it is
+# reported per arm (DESCRIPTIVE) and never tested or used to stop.
 METRICS: dict[str, str] = {"duration_s": "lower", "ttft_s": "lower", "tokens_per_s": "higher",
-                           "mean_logprob": "higher", "feedback": "higher", "error_rate": "lower"}
+                           "feedback": "higher", "error_rate": "lower"}
+DESCRIPTIVE = ("mean_logprob",)
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 _HINTS = {
@@ -44,6 +47,7 @@ _HINTS = {
     "min_samples_per_arm": "an integer >= 2",
     "max_samples_per_arm": "an integer >= min_samples_per_arm",
     "alpha": "a number in (0, 0.5]",
+    "min_effect": "a number in (0, 10]: the smallest difference worth detecting, relative to the control",
     "auto_stop": "true or false",
     "status": "active or paused",
     "arms": "a list of 2 to 10 arms, each {name, weight, model or policy}",
@@ -90,10 +94,13 @@ class FilterDef(_Strict):
 
 
 class StoppingDef(_Strict):
-    metric: Literal["duration_s", "ttft_s", "tokens_per_s", "mean_logprob", "feedback", "error_rate"] = "duration_s"
-    min_samples_per_arm: int = Field(30, ge=2)
+    metric: Literal["duration_s", "ttft_s", "tokens_per_s", "feedback", "error_rate"] = "duration_s"
+    min_samples_per_arm: int = Field(30, ge=2)  # also the sequential test's burn-in (plug-in variances)
     max_samples_per_arm: int = Field(1000, ge=2)
     alpha: float = Field(0.05, gt=0.0, le=0.5)
+    # the smallest difference worth detecting, as a share of the control's scale
+    # (max(|mean|, standard deviation)): the mSPRT mixture's scale and the power target
+    min_effect: float = Field(0.1, gt=0.0, le=10.0)
     auto_stop: bool = False
 
     @model_validator(mode="after")

@@ -30,9 +30,10 @@ TOKENIZER_FILE = "tokenizer.json"
 MAX_TOKENS = 128  # all-MiniLM-L6-v2 was trained on 128-token inputs; prompts past that are cut
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("probabilities", "complexity")
-# the classifier's answer wins unless the lexical analyser is at least this sure and the
-# classifier is not (measured on the validation prompts by loadtests.bench_classifier)
-LEXICAL_OVERRIDE = 0.95
+# combine() multiplies the classifier's probabilities by the lexical ones raised to this
+# power (a product of experts). Tuned on the tune split only (loadtests.bench_classifier
+# --tune: 1.0 scored best of 0.3, 0.5 and 1.0 there); the fresh prompts never chose it.
+LEXICAL_WEIGHT = 1.0
 
 
 def analysis_from_outputs(probabilities: Sequence[float] | np.ndarray, complexity: float | Sequence[float] | np.ndarray,
@@ -52,20 +53,23 @@ def analysis_from_outputs(probabilities: Sequence[float] | np.ndarray, complexit
 def combine(lexical: PromptAnalysis, classifier: PromptAnalysis | None) -> PromptAnalysis:
     """Return the analysis the router acts on, given the lexical one and (maybe) the classifier's.
 
-    No classifier answer (not loaded, failed): the lexical analysis. Otherwise the
-    classifier decides, except where the lexical analyser is near-certain (code syntax,
-    error names, a poem) and the classifier is not; complexity is the mean of both.
-    The analyzer name says who decided: "classifier", "lexical" or "lexical>classifier".
+    No classifier answer (not loaded, failed): the lexical analysis. Otherwise both vote:
+    p(task) is proportional to classifier p(task) x lexical p(task) ** LEXICAL_WEIGHT, so
+    the two disagree only where one is much surer than the other (the encoder reads
+    meaning; the rules read code syntax and error names). Complexity is the mean of both.
+    The analyzer name says who decided: "classifier", or "lexical>classifier" when the
+    lexical evidence overturned the classifier's first choice.
     """
     if classifier is None:
         return lexical
     complexity = (lexical.complexity + classifier.complexity) / 2.0
-    if lexical.confidence >= LEXICAL_OVERRIDE and classifier.confidence < LEXICAL_OVERRIDE \
-            and lexical.task != classifier.task:
-        return PromptAnalysis(lexical.task, lexical.confidence, lexical.probabilities, complexity,
-                              f"{lexical.analyzer}>{classifier.analyzer}")
-    return PromptAnalysis(classifier.task, classifier.confidence, classifier.probabilities, complexity,
-                          classifier.analyzer)
+    floor = 1e-9  # a rule-free task keeps a little mass, so one zero cannot veto
+    joint = {t: max(classifier.probabilities[t], floor) * max(lexical.probabilities[t], floor) ** LEXICAL_WEIGHT
+             for t in TASKS}
+    combined = PromptAnalysis.from_probabilities(joint, complexity, classifier.analyzer)
+    if combined.task != classifier.task:
+        return replace(combined, analyzer=f"{lexical.analyzer}>{classifier.analyzer}")
+    return combined
 
 
 class OnnxPromptClassifier:

@@ -34,6 +34,7 @@ MIN_REFRESH_S = 0.05  # on-demand refreshes at most this often
 # published by the router from its own measurements, read back by catalog and recommend
 LIVE_GAUGES = {
     "tokens_per_s": "pointsman_model_tokens_per_second",
+    "measured_tokens_per_s": "pointsman_model_measured_tokens_per_second",
     "ttft_s": "pointsman_model_time_to_first_token_seconds",
     "requests_served": "pointsman_model_requests_served",
     "errors": "pointsman_model_errors",

