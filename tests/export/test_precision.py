@@ -40,7 +40,7 @@ def test_int8_export_is_smaller_and_within_its_perplexity_limit(llama, tmp_path)
     assert int(int8["float32_bytes"]) == int(exact["bytes"])
     assert float(int8["int8_perplexity_ratio"]) <= precision.INT8_MAX_PERPLEXITY_RATIO
     assert float(exact["max_abs_diff_decode"]) <= 1e-3  # the default stays exact
-    assert not (tmp_path / "int8" / "m" / "1" / "exact").exists()  # the float32 intermediate is gone
+    assert not (tmp_path / "int8" / "m_stream" / "1" / "exact").exists()  # the float32 intermediate is gone
 
 
 def test_an_int8_model_over_its_perplexity_limit_is_refused_and_not_written(llama, tmp_path, monkeypatch):
@@ -49,7 +49,7 @@ def test_an_int8_model_over_its_perplexity_limit_is_refused_and_not_written(llam
     with pytest.raises(precision.QualityError, match="int8 perplexity is .* model not written"):
         export(llama, tmp_path, quantize="int8")
 
-    assert not (tmp_path / "m").exists()
+    assert not (tmp_path / "m_stream").exists()
 
 
 def test_float16_export_is_within_its_relative_tolerance_and_the_engine_decodes_it(llama, tmp_path):
@@ -58,7 +58,7 @@ def test_float16_export_is_within_its_relative_tolerance_and_the_engine_decodes_
     from pointsman.engine.decoder import OnnxDecoder
 
     stamp = export(llama, tmp_path, dtype="float16")
-    decoder = OnnxDecoder.from_file(str(tmp_path / "m" / "1" / "model.onnx"), providers="cpu")
+    decoder = OnnxDecoder.from_file(str(tmp_path / "m_stream" / "1" / "model.onnx"), providers="cpu")
     logits, cache = decoder.prefill([1, 40, 41])
     step, caches = decoder.decode_batch([(int(np.argmax(logits)), cache)])
 
