@@ -172,8 +172,8 @@ class GenerationEngine:
 
     def submit(self, request: GenerationRequest, sink: TokenSink) -> None:
         sampling = request.sampling
-        if sampling.min_tokens and self._eos_id is not None and not request.ignore_eos:
-            sampling = dataclasses.replace(sampling, eos_ids=(self._eos_id,))
+        if sampling.min_tokens and self._eos_ids and not request.ignore_eos:
+            sampling = dataclasses.replace(sampling, eos_ids=tuple(sorted(self._eos_ids)))
         seq = _Sequence(
             request=request, sink=sink, sampler=Sampler(sampling),
             detok=IncrementalDetokenizer(self._tokenizer.decode), stops=StopMatcher(request.stop),
