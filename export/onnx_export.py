@@ -1,21 +1,26 @@
-"""Export a causal LM checkpoint (GPT-2 family or CodeGen) to a one-step ONNX decoder.
+"""Export a decoder-only causal LM checkpoint to a one-step ONNX decoder.
 
-    report = export_decoder(Path("build/checkpoints/gpt2"), Path("model_repository/gpt2/1"))
+    report = export_decoder(Path("build/checkpoints/tinyllama"), Path("model_repository/tinyllama/1"))
     report.max_abs_diff  # parity against PyTorch, refused above 1e-3
 
 The graph takes input_ids, attention_mask, position_ids and past_key_values.N.key/value
-and returns logits and present.N.key/value, with dynamic batch and sequence axes.
+and returns logits and present.N.key/value, with dynamic batch and sequence axes. The key
+and value tensors have the checkpoint's key/value heads (fewer than the query heads under
+grouped-query attention); rotary embeddings, their scaling and tied or untied output
+embeddings are traced from the transformers model itself (export.families says which).
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pointsman.export.families import LENGTH_DEPENDENT_ROPE, check_supported
 
 LOGGER = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-3
@@ -30,10 +35,13 @@ class ParityError(RuntimeError):
 class ExportReport:
     onnx_path: Path
     layers: int
-    heads: int
+    kv_heads: int
     head_dim: int
     max_abs_diff: float
     max_abs_diff_step: float
+    variant: str = "float32"  # float32 (exact), float16 or int8
+    size_bytes: int = 0
+    quality: dict[str, str] = field(default_factory=dict)  # a variant's figures against the float32 graph
 
 
 class _StepWrapper(torch.nn.Module):
@@ -47,6 +55,8 @@ class _StepWrapper(torch.nn.Module):
     def forward(self, input_ids, attention_mask, position_ids, *past):
         from transformers import DynamicCache
 
+        # no config: full-length layers for every family. A sliding window (mistral, phi3)
+        # is applied by the traced attention mask, never by dropping cache entries
         cache = DynamicCache()
         for layer in range(self.layers):
             cache.update(past[2 * layer], past[2 * layer + 1], layer)
@@ -60,13 +70,6 @@ class _StepWrapper(torch.nn.Module):
         return (out.logits, *flat)
 
 
-def geometry(config) -> tuple[int, int, int]:
-    """(layers, heads, head_dim) of a GPT-2 or CodeGen config."""
-    layers = config.n_layer
-    heads = config.n_head
-    return layers, heads, config.n_embd // heads
-
-
 def io_names(layers: int) -> tuple[list[str], list[str]]:
     past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
     present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
@@ -77,11 +80,27 @@ def load_model(checkpoint: Path) -> torch.nn.Module:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(checkpoint)
-    if config.model_type not in ("gpt2", "codegen"):
-        raise ValueError(f"{checkpoint}: model_type {config.model_type!r} is not supported (gpt2, codegen)")
-    # eager attention traces to plain ops and treats padded rows without NaNs
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, attn_implementation="eager")
+    check_supported(config, checkpoint)
+    # eager attention traces to plain ops and treats padded rows without NaNs; float32
+    # whatever the checkpoint stores, so parity is checked at full precision
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, attn_implementation="eager", dtype=torch.float32)
+    _freeze_length_dependent_rope(model)
     return model.eval()
+
+
+def _freeze_length_dependent_rope(model: torch.nn.Module) -> None:
+    """Keep dynamic and longrope rotary embeddings at their original-length frequencies.
+
+    transformers switches them on the batch's longest position, in place on a buffer (no
+    ONNX op traces that, and a sequence's output would depend on its neighbours). Export
+    serves the context only up to the original length (families.context_length), where
+    these frequencies are the ones transformers uses, so they are fixed here.
+    """
+    for module in model.modules():
+        kind = getattr(module, "rope_type", None)
+        if isinstance(kind, str) and any(k in kind for k in LENGTH_DEPENDENT_ROPE):
+            module.inv_freq = module.original_inv_freq.clone()
+            module.rope_type = f"{kind}-frozen-at-original-length"
 
 
 def _left_padded_batch(vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,60 +113,120 @@ def _left_padded_batch(vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, mask, positions
 
 
-def export_decoder(checkpoint: Path, out_dir: Path, opset: int = 17) -> ExportReport:
-    """Write out_dir/model.onnx and check it against PyTorch; raise ParityError if off."""
-    model = load_model(checkpoint)
-    layers, heads, head_dim = geometry(model.config)
-    in_names, out_names = io_names(layers)
-    ids, mask, positions = _left_padded_batch(model.config.vocab_size)
+@dataclass(frozen=True)
+class ParityCase:
+    """A left-padded prefill and one decode step, with PyTorch's answers."""
 
+    ids: np.ndarray
+    mask: np.ndarray
+    positions: np.ndarray
+    logits: np.ndarray
+    past: list[np.ndarray]
+    step_ids: np.ndarray
+    step_mask: np.ndarray
+    step_positions: np.ndarray
+    step_logits: np.ndarray
+
+
+def reference_case(model: torch.nn.Module) -> ParityCase:
+    ids, mask, positions = _left_padded_batch(model.config.vocab_size)
     with torch.no_grad():  # reference computed before tracing touches the model
         ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                     position_ids=torch.from_numpy(positions), use_cache=True)
-        ref_logits = ref.logits.numpy()
-        ref_cache = ref.past_key_values
-        ref_past = [t.numpy().copy() for layer in ref_cache.layers for t in (layer.keys, layer.values)]
-        step_ids = np.array([[5], [9]], np.int64)
+        cache = ref.past_key_values
+        past = [t.numpy().copy() for layer in cache.layers for t in (layer.keys, layer.values)]
+        step_ids = np.array([[5], [9]], np.int64) % model.config.vocab_size
         step_mask = np.concatenate([mask, np.ones((2, 1), np.int64)], axis=1)
         step_pos = positions[:, -1:] + 1
-        ref_step = model(input_ids=torch.from_numpy(step_ids), attention_mask=torch.from_numpy(step_mask),
-                         position_ids=torch.from_numpy(step_pos), cache=ref_cache, use_cache=True).logits.numpy()
+        step = model(input_ids=torch.from_numpy(step_ids), attention_mask=torch.from_numpy(step_mask),
+                     position_ids=torch.from_numpy(step_pos), cache=cache, use_cache=True).logits.numpy()
+    return ParityCase(ids, mask, positions, ref.logits.numpy(), past, step_ids, step_mask, step_pos, step)
 
-    dummy_past = [torch.zeros(2, heads, 3, head_dim) for _ in range(2 * layers)]
-    dummy = (torch.from_numpy(ids), torch.ones(2, 10, dtype=torch.int64), torch.from_numpy(positions), *dummy_past)
+
+def export_decoder(checkpoint: Path, out_dir: Path, opset: int = 17, dtype: str = "float32",
+                   quantize: str | None = None) -> ExportReport:
+    """Write out_dir/model.onnx and check it against PyTorch; raise ParityError if off.
+
+    dtype "float16" traces the half-precision model (for GPUs) and checks it against the
+    float32 reference with export.precision's own tolerance. quantize "int8" exports the
+    exact float32 graph first, quantises it and holds it to a perplexity limit.
+    """
+    from pointsman.export import precision
+
+    precision.check_variant(dtype, quantize)
+    model = load_model(checkpoint)
+    case = reference_case(model)
+    if quantize is None:
+        report = trace_and_check(model, case, out_dir / ONNX_FILE, checkpoint, opset, dtype)
+        return replace(report, variant=dtype, size_bytes=precision.model_bytes(report.onnx_path))
+    ids = precision.evaluation_ids(model, int(case.ids[1, 0]))
+    exact = trace_and_check(model, case, out_dir / "exact" / ONNX_FILE, checkpoint, opset)
+    target = out_dir / ONNX_FILE
+    precision.quantize_int8(exact.onnx_path, target)
+    quality = precision.compare(exact.onnx_path, target, ids)
+    exact_bytes = precision.model_bytes(exact.onnx_path)
+    for path in exact.onnx_path.parent.iterdir():
+        path.unlink()
+    exact.onnx_path.parent.rmdir()
+    if quality.perplexity_ratio > precision.INT8_MAX_PERPLEXITY_RATIO:
+        target.unlink()
+        raise precision.QualityError(
+            f"{checkpoint}: int8 perplexity is {quality.perplexity_ratio:.3f}x the float32 graph's "
+            f"(> {precision.INT8_MAX_PERPLEXITY_RATIO}); model not written")
+    size = precision.model_bytes(target)
+    record = {**quality.as_record("int8"), "float32_bytes": str(exact_bytes)}
+    return replace(exact, onnx_path=target, variant="int8", size_bytes=size, quality=record)
+
+
+def trace_and_check(model: torch.nn.Module, case: ParityCase, onnx_path: Path, checkpoint: Path | str,
+                    opset: int = 17, dtype: str = "float32") -> ExportReport:
+    """Trace `model` to onnx_path and hold it to the parity limit of its dtype."""
+    from pointsman.export.precision import tolerance
+
+    layers = len(case.past) // 2
+    _, kv_heads, _, head_dim = case.past[0].shape  # key/value heads: fewer than heads under GQA
+    in_names, out_names = io_names(layers)
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
+    model = model.to(torch_dtype)
+
+    dummy_past = [torch.zeros(2, kv_heads, 3, head_dim, dtype=torch_dtype) for _ in range(2 * layers)]
+    dummy = (torch.from_numpy(case.ids), torch.ones(2, 10, dtype=torch.int64),
+             torch.from_numpy(case.positions), *dummy_past)
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "total_sequence"}, "logits": {0: "batch", 1: "sequence"}}
     axes.update({n: {0: "batch", 2: "past_sequence"} for n in in_names[3:]})
     axes.update({n: {0: "batch", 2: "total_sequence"} for n in out_names[1:]})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / ONNX_FILE
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(_StepWrapper(model, layers), dummy, str(onnx_path), input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False)
 
-    diff, diff_step = _parity(onnx_path, ids, mask, positions, ref_logits, ref_past,
-                              (step_ids, step_mask, step_pos, ref_step), in_names, heads, head_dim)
-    report = ExportReport(onnx_path, layers, heads, head_dim, diff, diff_step)
-    if max(diff, diff_step) > PARITY_TOLERANCE:
+    diff, diff_step = parity(onnx_path, case)
+    report = ExportReport(onnx_path, layers, int(kv_heads), int(head_dim), diff, diff_step)
+    limit = PARITY_TOLERANCE if dtype == "float32" else tolerance(dtype, case)
+    if max(diff, diff_step) > limit:
         onnx_path.unlink()
-        raise ParityError(f"{checkpoint}: ONNX differs from PyTorch by {max(diff, diff_step):.2e} "
-                          f"(> {PARITY_TOLERANCE}); model not written")
+        raise ParityError(f"{checkpoint}: {dtype} ONNX differs from PyTorch by {max(diff, diff_step):.2e} "
+                          f"(> {limit:.1e}); model not written")
     return report
 
 
-def _parity(onnx_path, ids, mask, positions, ref_logits, ref_past, step, in_names, heads, head_dim):
+def parity(onnx_path: Path, case: ParityCase) -> tuple[float, float]:
+    """Max |logit difference| of the graph against PyTorch: (left-padded prefill, decode step)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    empty = np.zeros((2, heads, 0, head_dim), np.float32)
-    feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
-    feeds.update({n: empty for n in in_names[3:]})
-    logits, *present = session.run(None, feeds)
-    real = mask.astype(bool)  # padded positions carry no meaning
-    diff = float(np.abs(logits - ref_logits)[real].max())
-    step_ids, step_mask, step_pos, ref_step = step
-    feeds = {"input_ids": step_ids, "attention_mask": step_mask, "position_ids": step_pos}
-    feeds.update(dict(zip(in_names[3:], ref_past, strict=True)))
-    step_logits = session.run(None, feeds)[0]
-    return diff, float(np.abs(step_logits - ref_step).max())
+    past_names = [i.name for i in session.get_inputs()][3:]
+    dtype = np.float16 if session.get_inputs()[3].type == "tensor(float16)" else np.float32
+    shape = case.past[0].shape
+    empty = np.zeros((shape[0], shape[1], 0, shape[3]), dtype)
+    feeds = {"input_ids": case.ids, "attention_mask": case.mask, "position_ids": case.positions}
+    feeds.update({n: empty for n in past_names})
+    logits = session.run(None, feeds)[0].astype(np.float32)
+    real = case.mask.astype(bool)  # padded positions carry no meaning
+    diff = float(np.abs(logits - case.logits)[real].max())
+    feeds = {"input_ids": case.step_ids, "attention_mask": case.step_mask, "position_ids": case.step_positions}
+    feeds.update({n: p.astype(dtype) for n, p in zip(past_names, case.past, strict=True)})
+    step_logits = session.run(None, feeds)[0].astype(np.float32)
+    return diff, float(np.abs(step_logits - case.step_logits).max())

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from pointsman.export.families import bos_prefix, check_supported, context_length, end_of_sequence_ids
 from pointsman.export.repository import (
     LlmFolderSpec,
     engine_name,
@@ -23,16 +24,16 @@ from pointsman.export.repository import (
 )
 
 LOGGER = logging.getLogger(__name__)
-SUPPORTED_MODEL_TYPES = ("gpt2", "codegen")  # what export.onnx_export can trace
 
 
-def checkpoint_digest(checkpoint: Path) -> str:
-    """Digest of the checkpoint's file names, sizes and mtimes, plus the exporter source."""
-    h = hashlib.sha256()
+def checkpoint_digest(checkpoint: Path, variant: str = "float32") -> str:
+    """Digest of the checkpoint's file names, sizes and mtimes, the variant and the exporter source."""
+    h = hashlib.sha256(variant.encode())
     for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
         st = path.stat()
         h.update(f"{path.relative_to(checkpoint)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    for exporter in ("onnx_export.py", "repository.py"):  # the graph and the config they write
+    # the graph and the config the exporter's modules write
+    for exporter in ("onnx_export.py", "families.py", "precision.py", "repository.py"):
         h.update(Path(__file__).with_name(exporter).read_bytes())
     return h.hexdigest()
 
@@ -46,19 +47,26 @@ def export_record(folder: Path) -> dict[str, str]:
     return {key.removeprefix("export_"): value for key, value in params.items() if key.startswith("export_")}
 
 
+def variant_name(dtype: str, quantize: str | None) -> str:
+    return quantize or dtype
+
+
 def is_up_to_date(folder: Path, digest: str) -> bool:
     return export_record(folder).get("digest") == digest and (folder / "1" / "model.onnx").exists()
 
 
 def export_model(checkpoint: Path, name: str, repository: Path, force: bool = False,
-                 console: Console | None = None) -> dict:
-    """Export one checkpoint; return the stamp (parity figures included)."""
+                 console: Console | None = None, dtype: str = "float32", quantize: str | None = None) -> dict:
+    """Export one checkpoint; return the stamp (parity figures included).
+
+    dtype float16 or quantize int8 export a reduced-precision variant (export.precision).
+    """
     console = console or Console(stderr=True)
     folder = repository / engine_name(name)  # the engine; repository/name becomes its twin
     if not (checkpoint / "config.json").exists():
         raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json "
                                 "(a Hugging Face checkpoint folder is expected)")
-    digest = checkpoint_digest(checkpoint)
+    digest = checkpoint_digest(checkpoint, variant_name(dtype, quantize))
     if not force and is_up_to_date(folder, digest):
         console.print(f"[green]{name}[/]: up to date, skipped")
         write_twin_folder(repository, name)
@@ -69,9 +77,7 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
     from pointsman.export.onnx_export import export_decoder
 
     config = AutoConfig.from_pretrained(checkpoint)
-    if config.model_type not in SUPPORTED_MODEL_TYPES:  # before anything is written
-        raise ValueError(f"{checkpoint}: model_type {config.model_type!r} is not supported "
-                         f"({', '.join(SUPPORTED_MODEL_TYPES)})")
+    check_supported(config, checkpoint)  # before anything is written
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     repository.mkdir(parents=True, exist_ok=True)
     # build the folder beside the repository and move it in only once it passed parity:
@@ -83,25 +89,27 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
         task = progress.add_task(f"{name}: reading tokenizer", total=3)
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         tokenizer.save_pretrained(staging)
-        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else config.eos_token_id
-        context = getattr(config, "n_positions", None) or config.n_ctx
+        eos = end_of_sequence_ids(checkpoint, config, tokenizer)
+        bos = bos_prefix(tokenizer, Path(staging) / "tokenizer.json")
         progress.update(task, advance=1, description=f"{name}: exporting ONNX and checking parity")
         (staged / "1").mkdir(parents=True)
-        report = export_decoder(checkpoint, staged / "1")
+        report = export_decoder(checkpoint, staged / "1", dtype=dtype, quantize=quantize)
         # the export's record lives in config.pbtxt: the folder holds config, graph and tokenizer only
         stamp = {
             "digest": digest, "checkpoint": str(checkpoint), "layers": str(report.layers),
             "max_abs_diff_prefill": f"{report.max_abs_diff:.3e}",
             "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
+            "variant": report.variant, "bytes": str(report.size_bytes), **report.quality,
         }
-        spec = LlmFolderSpec(name=engine_name(name), context_length=int(context), eos_token_id=int(eos),
-                             export_record=stamp)
+        spec = LlmFolderSpec(name=engine_name(name), context_length=context_length(config), eos_token_id=eos,
+                             bos_token_id=bos, export_record=stamp)
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
         if folder.exists():
             shutil.rmtree(folder)
         shutil.move(str(staged), str(folder))
         write_twin_folder(repository, name)
         progress.update(task, advance=2, description=f"{name}: done")
-    console.print(f"[green]{name}[/]: parity max |logit diff| prefill {report.max_abs_diff:.2e}, "
-                  f"decode step {report.max_abs_diff_step:.2e} (limit 1e-3)")
+    console.print(f"[green]{name}[/] ({report.variant}, {report.size_bytes / 2**20:.1f} MiB): parity max "
+                  f"|logit diff| prefill {report.max_abs_diff:.2e}, decode step {report.max_abs_diff_step:.2e}"
+                  + "".join(f", {key} {value}" for key, value in report.quality.items()))
     return stamp

@@ -37,9 +37,10 @@ def engine_name(name: str) -> str:
 class LlmFolderSpec:
     name: str
     context_length: int
-    eos_token_id: int
+    eos_token_id: int | tuple[int, ...]  # several: any of them ends generation
+    bos_token_id: int | None = None  # prepended to every prompt when the tokenizer config says so
     instances: int = 1
-    intra_op_threads: int = 1  # measured: small decoders step faster on one thread, and leave a core to Triton
+    intra_op_threads: int | str = "auto"  # auto: engine.decoder.default_threads (cores and model size)
     execution_providers: str = "auto"
     limits: EngineLimits = EngineLimits()
     export_record: dict[str, str] = field(default_factory=dict)  # digest and parity figures, as parameters
@@ -55,7 +56,8 @@ def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
         "onnx_file": "model.onnx",
         "tokenizer_file": "tokenizer.json",
         "context_length": str(spec.context_length),
-        "eos_token_id": str(spec.eos_token_id),
+        "eos_token_id": _ids(spec.eos_token_id),
+        "bos_token_id": "" if spec.bos_token_id is None else str(spec.bos_token_id),
         "intra_op_threads": str(spec.intra_op_threads),
         "execution_providers": spec.execution_providers,
         **spec.limits.as_parameters(),
@@ -64,6 +66,10 @@ def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
     for key, value in params.items():
         config.parameters[key].string_value = value
     return config
+
+
+def _ids(ids: int | tuple[int, ...]) -> str:
+    return ",".join(str(i) for i in ((ids,) if isinstance(ids, int) else ids))
 
 
 def render_llm_config(spec: LlmFolderSpec) -> str:

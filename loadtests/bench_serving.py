@@ -120,7 +120,7 @@ def model_settings(folder: Path) -> dict[str, str]:
 def run(url: str, model: str, folder: Path, requests: int, tokens: int, warmup: int) -> tuple[Timings, Timings, int]:
     settings = model_settings(folder)
     decoder = OnnxDecoder.from_file(str(folder / "1" / settings.get("onnx_file", "model.onnx")),
-                                    threads=int(settings.get("intra_op_threads", "0")),
+                                    threads=settings.get("intra_op_threads", "auto"),
                                     providers=settings.get("execution_providers", "auto"))
     prompt_ids = TextTokenizer.from_file(str(folder / "1" / settings.get("tokenizer_file", "tokenizer.json"))).encode(
         PROMPT)

@@ -74,6 +74,44 @@ def choose_providers(requested: str, available: Sequence[str], cache_dir: str) -
     return providers
 
 
+BYTES_PER_THREAD = 32 * 2**20  # below ~32 MB of weights per thread, the threads' handoff costs more than it saves
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads(model_bytes: int, cores: int) -> int:
+    """Intra-op threads for a model of this size: one per 32 MB of weights, at most one per core.
+
+    A decoding step reads every weight once, so big models are memory- and FLOP-bound and
+    scale with threads; a tiny model's step is a few microseconds of work per operator, where
+    waking a second thread costs more than it saves (see docs/families.md for the measurements).
+    """
+    return max(1, min(cores, -(-model_bytes // BYTES_PER_THREAD)))
+
+
+def resolve_threads(threads: int | str, model_bytes: int, cores: int) -> int:
+    """A config's intra_op_threads ("auto", "0" or a positive count) as a thread count."""
+    text = str(threads).strip().lower()
+    if text in ("auto", "0", ""):
+        return default_threads(model_bytes, cores)
+    if not text.isdigit():
+        raise ValueError(f"intra_op_threads must be auto or a positive integer (got {threads!r})")
+    return int(text)
+
+
+def _graph_bytes(path: str) -> int:
+    """The graph's size with its external weights (a >2 GB export keeps them beside model.onnx)."""
+    folder = os.path.dirname(path) or "."
+    data = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(os.path.basename(path))]
+    return sum(os.path.getsize(p) for p in data if os.path.isfile(p))
+
+
 class OnnxDecoder:
     """Runs the exported decoder graph; pads and joins caches for batched decode steps."""
 
@@ -85,14 +123,17 @@ class OnnxDecoder:
         shape = inputs[past[0]].shape
         self.signature = GraphSignature(past, present, int(shape[1]), int(shape[3]))
         self.providers = session.get_providers()
+        # a float16 export (for GPUs) takes its cache in half precision
+        self.kv_dtype = np.float16 if inputs[past[0]].type == "tensor(float16)" else np.float32
         self._last_step = _LastStep()
 
     @classmethod
-    def from_file(cls, path: str, threads: int = 0, providers: str = "auto") -> OnnxDecoder:
+    def from_file(cls, path: str, threads: int | str = "auto", providers: str = "auto") -> OnnxDecoder:
+        """Load the graph; threads "auto" (or 0) follows default_threads."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = resolve_threads(threads, _graph_bytes(path), usable_cores())
         options.inter_op_num_threads = 1
         # several models share few cores: idle threads must not spin
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -104,12 +145,12 @@ class OnnxDecoder:
         feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
         feeds.update(zip(self.signature.past_names, past, strict=True))
         logits, *present = self._session.run(None, feeds)
-        return logits, present
+        return logits.astype(np.float32, copy=False), present
 
     def prefill(self, prompt_ids: Sequence[int]) -> tuple[np.ndarray, KVCache]:
         n = len(prompt_ids)
         ids = np.asarray([prompt_ids], dtype=np.int64)
-        empty = np.zeros((1, self.signature.heads, 0, self.signature.head_dim), np.float32)
+        empty = np.zeros((1, self.signature.heads, 0, self.signature.head_dim), self.kv_dtype)
         logits, present = self._run(
             ids, np.ones((1, n), np.int64), np.arange(n, dtype=np.int64)[None, :],
             [empty] * len(self.signature.past_names),

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -132,11 +132,12 @@ class EngineStats:
 class GenerationEngine:
     """Owns one decoder and runs the batched decoding loop on a background thread."""
 
-    def __init__(self, decoder: Decoder, tokenizer: Tokenizer, eos_id: int | None,
+    def __init__(self, decoder: Decoder, tokenizer: Tokenizer, eos_id: int | Collection[int] | None,
                  limits: EngineLimits = EngineLimits()) -> None:
         self._decoder = decoder
         self._tokenizer = tokenizer
-        self._eos_id = eos_id
+        # checkpoints end turns with several ids (a list in generation_config.json)
+        self._eos_ids = frozenset(() if eos_id is None else (eos_id,) if isinstance(eos_id, int) else eos_id)
         self.limits = limits
         self._queue: collections.deque[_Sequence] = collections.deque()
         self._active: list[_Sequence] = []
@@ -171,8 +172,8 @@ class GenerationEngine:
 
     def submit(self, request: GenerationRequest, sink: TokenSink) -> None:
         sampling = request.sampling
-        if sampling.min_tokens and self._eos_id is not None and not request.ignore_eos:
-            sampling = dataclasses.replace(sampling, eos_ids=(self._eos_id,))
+        if sampling.min_tokens and self._eos_ids and not request.ignore_eos:
+            sampling = dataclasses.replace(sampling, eos_ids=tuple(sorted(self._eos_ids)))
         seq = _Sequence(
             request=request, sink=sink, sampler=Sampler(sampling),
             detok=IncrementalDetokenizer(self._tokenizer.decode), stops=StopMatcher(request.stop),
@@ -278,7 +279,7 @@ class GenerationEngine:
         now = time.perf_counter()
         if not seq.generated:
             seq.first_token_at = now
-        if token == self._eos_id and not seq.request.ignore_eos:
+        if token in self._eos_ids and not seq.request.ignore_eos:
             self._finish(seq, "eos")
             return
         seq.generated.append(token)

@@ -16,20 +16,38 @@ from pointsman.policy.contract import GenerateParams, chat_messages
 
 
 class TextTokenizer:
-    def __init__(self, tokenizer) -> None:  # tokenizers.Tokenizer
+    """Encodes without the tokenizer's special-token template and prepends bos_id itself.
+
+    Export reads from the checkpoint's tokenizer config whether a prompt starts with BOS
+    (add_bos_token) and writes that id into the model's config, so the served ids equal
+    what transformers' tokenizer gives for the same text.
+    """
+
+    def __init__(self, tokenizer, bos_id: int | None = None) -> None:  # tokenizers.Tokenizer
         self._tokenizer = tokenizer
+        self._prefix = [] if bos_id is None else [bos_id]
 
     @classmethod
-    def from_file(cls, path: str) -> TextTokenizer:
+    def from_file(cls, path: str, bos_id: int | None = None) -> TextTokenizer:
         from tokenizers import Tokenizer
 
-        return cls(Tokenizer.from_file(path))
+        return cls(Tokenizer.from_file(path), bos_id)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
+        """Plain ids; with add_special_tokens the BOS the tokenizer config asks for (a rendered chat has its own)."""
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        return self._prefix + ids if add_special_tokens else ids
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+def parse_token_ids(name: str, text: str) -> tuple[int, ...]:
+    """Token ids from a config parameter such as "2" or "2,32000" ("" for none)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"model parameter {name} must be token ids separated by commas (got {text!r})") from None
 
 
 def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, context_length: int,

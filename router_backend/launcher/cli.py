@@ -99,7 +99,8 @@ def _run(server, args: argparse.Namespace, gateways: list) -> int:
 def _export(args: argparse.Namespace) -> int:
     from pointsman.export.pipeline import export_model
 
-    export_model(args.checkpoint, args.name, args.model_repository, force=args.force)
+    export_model(args.checkpoint, args.name, args.model_repository, force=args.force, dtype=args.dtype,
+                 quantize=args.quantize)
     return 0
 
 
@@ -151,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", required=True)
     export.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     export.add_argument("--force", action="store_true")
+    export.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                        help="float16: half-precision graph for GPUs (CPU runs it slowly); default exact float32")
+    export.add_argument("--quantize", choices=("int8",), default=None,
+                        help="int8: onnxruntime dynamic quantisation for CPU, held to a perplexity check")
     export.set_defaults(func=_export)
 
     demo = sub.add_parser("demo-models", help="build the small demo checkpoints and export them")

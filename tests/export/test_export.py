@@ -117,17 +117,18 @@ def test_a_second_export_of_an_unchanged_checkpoint_is_skipped_as_up_to_date(che
 
 
 def test_a_checkpoint_of_an_unsupported_model_type_is_refused(tokenizer, tmp_path):
-    from transformers import LlamaConfig
+    from transformers import OPTConfig
 
-    checkpoint = tmp_path / "llama"
-    LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2).save_pretrained(checkpoint)
+    checkpoint = tmp_path / "opt"
+    OPTConfig(vocab_size=len(tokenizer), hidden_size=32, ffn_dim=64, num_hidden_layers=1,
+              num_attention_heads=2).save_pretrained(checkpoint)
     tokenizer.save_pretrained(checkpoint)
 
-    with pytest.raises(ValueError, match=r"model_type 'llama' is not supported \(gpt2, codegen\)"):
-        export_model(checkpoint, "llama", tmp_path / "repo", console=quiet()[0])
+    with pytest.raises(ValueError, match=r"model_type 'opt' is not supported \(supported: gpt2, codegen, gpt_neox, "
+                                         r"llama, mistral, qwen2, phi3\)"):
+        export_model(checkpoint, "opt", tmp_path / "repo", console=quiet()[0])
 
-    assert not (tmp_path / "repo" / "llama").exists()
+    assert not (tmp_path / "repo" / "opt").exists()
 
 
 def test_a_folder_without_config_json_is_refused(tmp_path):
@@ -154,3 +155,20 @@ def test_a_refused_re_export_keeps_the_model_already_served(checkpoints, tmp_pat
 
     assert (tmp_path / "tiny_stream" / "1" / "model.onnx").is_file()
     assert export_record(tmp_path / "tiny_stream") == first
+
+
+def test_the_checkpoints_chat_template_travels_with_the_model(checkpoints, tokenizer, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    checkpoint = tmp_path / "chat"
+    shutil.copytree(checkpoints["gpt2"], checkpoint)
+    template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(checkpoint)
+    tokenizer.chat_template = None
+
+    export_model(checkpoint, "chat", tmp_path / "repo", console=quiet()[0])
+
+    assert AutoTokenizer.from_pretrained(tmp_path / "repo" / "chat_stream" / "1").chat_template == template

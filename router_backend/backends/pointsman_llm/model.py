@@ -23,7 +23,7 @@ from pathlib import Path
 from pointsman.engine.chat_template import ChatTemplate
 from pointsman.engine.decoder import OnnxDecoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine
-from pointsman.engine.tokenizer import TextTokenizer, build_generation_request
+from pointsman.engine.tokenizer import TextTokenizer, build_generation_request, parse_token_ids
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors, parse_generate
 from pointsman.triton_adapters.engine_io import EngineGauges, Outbox, ResponseSink
 from pointsman.triton_adapters.model_config import complete_config
@@ -59,13 +59,15 @@ class TritonPythonModel:
         params = model_parameters(config)
         folder = Path(args["model_repository"]) / args["model_version"]
         self.context_length = int(params["context_length"])
-        self.tokenizer = TextTokenizer.from_file(str(folder / params.get("tokenizer_file", "tokenizer.json")))
+        bos = parse_token_ids("bos_token_id", params.get("bos_token_id", ""))
+        self.tokenizer = TextTokenizer.from_file(str(folder / params.get("tokenizer_file", "tokenizer.json")),
+                                                 bos_id=bos[0] if bos else None)
         # the checkpoint's own chat template, kept beside the tokenizer by export; else the plain one
         self.chat = ChatTemplate.from_folder(folder)
         decoder = OnnxDecoder.from_file(str(folder / params.get("onnx_file", "model.onnx")),
-                                        threads=int(params.get("intra_op_threads", "0")),
+                                        threads=params.get("intra_op_threads", "auto"),
                                         providers=params.get("execution_providers", "auto"))
-        self.engine = GenerationEngine(decoder, self.tokenizer, int(params["eos_token_id"]),
+        self.engine = GenerationEngine(decoder, self.tokenizer, parse_token_ids("eos_token_id", params["eos_token_id"]),
                                        EngineLimits.from_parameters(params))
         self.engine.start()
         self.outbox = Outbox()

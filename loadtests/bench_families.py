@@ -1,0 +1,381 @@
+r"""Bring-your-own-checkpoint speed: the served engine against the raw loop, onnxruntime-genai and a peer.
+
+    .venv/bin/python -m pointsman.loadtests.bench_families
+    .venv/bin/python -m pointsman.loadtests.bench_families --models llama-89M gpt2-89M --prompts 32 512 \\
+        --concurrency 1 4 16 32 --genai-python /tmp/genai-venv/bin/python --peer
+
+Random-weight checkpoints of the llama and gpt2 families (~89 M and ~300 M parameters,
+vocabulary 512, so nearly every weight sits in the layers) are built and exported once
+under build/bench-families/. For each model and prompt length, in the same run:
+- the raw in-process onnxruntime loop (OnnxDecoder, greedy, one decode step per token);
+- the model served by tritonserver (gRPC streaming, ignore_eos), at concurrency 1 the
+  per-token latency (alternating request by request with the raw loop) and at every
+  concurrency the tokens/s of that many requests sent together, next to the step-cost
+  bound: batch / (time of one bare decode_batch step at that batch);
+- onnxruntime-genai 0.18 (its own builder and KV cache, its own venv: --genai-python) on
+  the same checkpoint and threads, at batch 1 and at the largest concurrency <= 16;
+- the FastAPI + transformers.generate() peer (loadtests/peer_server.py) at concurrency 1,
+  with the better of 1 and all threads (--peer).
+All paths use the engine's own thread choice (engine.decoder.default_threads). Rounds
+are best-of-N: other work on a shared machine only slows a run down. Figures are printed
+as measured; nothing is modelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pointsman.engine.decoder import OnnxDecoder, default_threads, usable_cores
+from pointsman.loadtests.bench_serving import GrpcStreamer, raw_generate
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "build" / "bench-families"
+SHAPES = {  # name -> (family, shape); vocabulary 512, context 1024
+    "llama-89M": ("llama", dict(width=768, layers=10, heads=12, kv_heads=4)),
+    "llama-300M": ("llama", dict(width=1024, layers=20, heads=16, kv_heads=4)),
+    "gpt2-89M": ("gpt2", dict(width=768, layers=12, heads=12)),
+    "gpt2-300M": ("gpt2", dict(width=1024, layers=24, heads=16)),
+}
+CONTEXT = 1024
+VARIANTS = ("", "-int8")  # a model name may end in -int8: the same checkpoint, quantised
+GENAI_FAMILIES = ("llama", "mistral", "qwen2", "phi3")  # what its model builder covers among ours
+
+
+@dataclass
+class Cell:
+    """Every figure of one model at one prompt length (None: not measured)."""
+
+    model: str
+    params_m: float
+    prompt: int
+    threads: int
+    raw_ms: float | None = None
+    served_ms: float | None = None
+    genai_ms: float | None = None
+    peer_ms: float | None = None
+    peer_threads: int | None = None
+    kv_copy_ms: float | None = None
+    served_tps: dict[int, float] = field(default_factory=dict)
+    bound_tps: dict[int, float] = field(default_factory=dict)
+    genai_tps: dict[int, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(name: str) -> tuple[Path, Path, float]:
+    """Build and export the checkpoint once; (checkpoint, model folder, parameters in millions)."""
+    from rich.console import Console
+
+    from pointsman.export.pipeline import export_model
+    from pointsman.export.random_checkpoints import build_checkpoint, family_tokenizer
+
+    base = name.removesuffix("-int8")
+    family, shape = SHAPES[base]
+    checkpoint = WORK / "checkpoints" / base
+    if not (checkpoint / "config.json").exists():
+        tokenizer = family_tokenizer(WORK / "tokenizer", add_bos=family != "gpt2")
+        build_checkpoint(family, tokenizer, checkpoint, context=CONTEXT, initializer_range=0.02, logit_scale=1.0,
+                         **shape)
+    export_model(checkpoint, name, WORK / "repository", console=Console(file=io.StringIO()),
+                 quantize="int8" if name.endswith("-int8") else None)
+    folder = WORK / "repository" / f"{name}_stream"  # the engine model (repository/name is its twin)
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint / "model.safetensors"), "np") as weights:
+        params = sum(int(np.prod(weights.get_slice(k).get_shape())) for k in weights.keys())  # noqa: SIM118
+    return checkpoint, folder, params / 1e6
+
+
+def prompt_text(tokenizer, length: int) -> tuple[str, list[int]]:
+    """A text that the served tokenizer encodes to exactly `length` ids (BOS included)."""
+    from pointsman.export.random_checkpoints import TRAINING_TEXT
+
+    source = "".join(TRAINING_TEXT) * 20
+    low, high = 1, len(source)
+    while low < high:  # the shortest prefix with at least `length` ids
+        mid = (low + high) // 2
+        if len(tokenizer.encode(source[:mid])) < length:
+            low = mid + 1
+        else:
+            high = mid
+    for end in range(low, low + 8):
+        ids = tokenizer.encode(source[:end])
+        if len(ids) == length:
+            return source[:end], ids
+    raise SystemExit(f"no prefix encodes to exactly {length} tokens")
+
+
+def step_bound(decoder: OnnxDecoder, prompt_ids: Sequence[int], batch: int, steps: int = 6) -> float:
+    """Tokens/s if every step were a bare decode_batch of `batch` sequences, in a steady decoding loop.
+
+    The batch decodes on its own outputs as the engine does; the first two steps (new
+    shapes right after prefill) are left out and the fastest of the rest counts.
+    """
+    _, cache = decoder.prefill(prompt_ids)
+    caches = [cache] * batch
+    times = []
+    for _ in range(2 + steps):
+        began = time.perf_counter()
+        _, caches = decoder.decode_batch([(5, c) for c in caches])
+        times.append(time.perf_counter() - began)
+    return batch / min(times[2:])
+
+
+def served_concurrent(url: str, model: str, prompt: str, tokens: int, concurrency: int) -> float | None:
+    """Tokens/s of `concurrency` streaming requests sent together (prefill included); None if one failed.
+
+    A request that waits over bench_serving's 120 s for a response counts as failed: on a
+    loaded 2-core machine that is what c=32 with 512-token prompts can do.
+    """
+    streamers = [GrpcStreamer(url, f"{model}_stream") for _ in range(concurrency)]
+    spans: list[tuple[float, float, int]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(concurrency)
+
+    def one(streamer: GrpcStreamer) -> None:
+        start.wait()
+        try:
+            sent, arrivals, count = streamer.generate(prompt, tokens)
+        except (queue.Empty, SystemExit):  # timed out or answered with an error: the cell reports None
+            return
+        with lock:
+            spans.append((sent, arrivals[-1], count))
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in streamers]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for s in streamers:
+            s.close()
+    if len(spans) != concurrency or any(count != tokens for *_, count in spans):
+        return None
+    return sum(count for *_, count in spans) / (max(end for _, end, _ in spans) - min(s for s, _, _ in spans))
+
+
+def genai(python: str, checkpoint: Path, name: str, prompt_ids: Sequence[int], tokens: int, threads: int,
+          batch: int) -> dict:
+    out = WORK / "genai" / name
+    runner = Path(__file__).with_name("genai_runner.py")
+    done = subprocess.run([python, str(runner), "--checkpoint", str(checkpoint), "--out", str(out),
+                           "--threads", str(threads), "--prompt-ids", ",".join(map(str, prompt_ids)),
+                           "--new-tokens", str(tokens), "--batch", str(batch)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peer_ms_per_token(checkpoint: Path, prompt: str, tokens: int, threads: int, log: Path) -> float:
+    """The FastAPI + transformers.generate() peer: best of two requests, latency / tokens (prefill included)."""
+    from pointsman.loadtests.bench_report import Client, PeerProcess
+
+    peer = PeerProcess(checkpoint, log, threads=threads).start()
+    try:
+        peer.wait_ready()
+        client = Client("127.0.0.1", peer.port)
+        best = float("inf")
+        for _ in range(2):
+            status, raw = client.post("/generate", {"prompt": prompt, "max_new_tokens": tokens,
+                                                    "min_new_tokens": tokens})
+            if status != 200:
+                raise RuntimeError(f"peer answered {status}: {raw[:200]!r}")
+            answer = json.loads(raw)
+            best = min(best, answer["latency_ms"] / answer["tokens"])
+        client.close()
+        return best
+    finally:
+        peer.stop()
+
+
+def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
+    from pointsman.engine.tokenizer import TextTokenizer
+    from pointsman.launcher.tritonserver import ServerPorts, TritonServer
+
+    checkpoint, folder, params_m = prepare(name)
+    family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
+    onnx = folder / "1" / "model.onnx"
+    threads = default_threads(onnx.stat().st_size, usable_cores())
+    decoder = OnnxDecoder.from_file(str(onnx), threads=threads, providers="cpu")
+    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
+    cells = []
+    with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp:
+        repository = Path(tmp) / "repository"
+        repository.mkdir()
+        for served in (name, f"{name}_stream"):  # the twin and the engine model it forwards to
+            (repository / served).symlink_to(WORK / "repository" / served, target_is_directory=True)
+        server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
+        with server:
+            for length in args.prompts:
+                prompt, ids = prompt_text(tokenizer, length)
+                cell = Cell(name, params_m, length, threads)
+                cells.append(cell)
+                _latency(cell, server.grpc_url, decoder, prompt, ids, args)
+                for c in args.concurrency:
+                    if time.monotonic() > deadline:
+                        cell.notes.append(f"c={c}+ not measured (time budget)")
+                        break
+                    cell.bound_tps[c] = step_bound(decoder, ids + [5] * (args.tokens // 2), c)
+                    served = served_concurrent(server.grpc_url, name, prompt, args.tokens, c)
+                    if served is None:
+                        cell.notes.append(f"c={c}: a request failed or waited > 120 s")
+                        break
+                    cell.served_tps[c] = served
+                    _print_progress(cell)
+                if args.genai_python and not quantized and family in GENAI_FAMILIES and time.monotonic() < deadline:
+                    _genai(cell, args, checkpoint, ids, threads)
+                if args.peer and not quantized and time.monotonic() < deadline:
+                    _peer(cell, checkpoint, prompt, args, Path(tmp))
+                _print_progress(cell)
+    return cells
+
+
+def _bos(folder: Path) -> int | None:
+    from pointsman.export.repository import read_parameters
+
+    value = read_parameters(folder).get("bos_token_id", "")
+    return int(value) if value else None
+
+
+def _latency(cell: Cell, url: str, decoder: OnnxDecoder, prompt: str, ids: list[int], args) -> None:
+    """Per-token latency at concurrency 1, served and raw, alternating request by request."""
+    streamer = GrpcStreamer(url, f"{cell.model}_stream")
+    served, raw = [], []
+    try:
+        for _ in range(args.repeats):
+            _, arrivals, count = streamer.generate(prompt, args.tokens)
+            # per token, not per piece: a character spanning tokens arrives as one piece
+            served.append((arrivals[-1] - arrivals[0]) / (count - 1))
+            _, times = raw_generate(decoder, ids, args.tokens)
+            raw.append((times[-1] - times[0]) / (len(times) - 1))
+    finally:
+        streamer.close()
+    cell.served_ms, cell.raw_ms = min(served) * 1e3, min(raw) * 1e3
+    cell.kv_copy_ms = kv_copy_ms(decoder, ids + [5] * (args.tokens // 2))
+
+
+def kv_copy_ms(decoder: OnnxDecoder, ids: Sequence[int], repeats: int = 5) -> float:
+    """What the graph's past+new concatenation copies each step, timed as the same copy in numpy.
+
+    The exported graph returns present = concat(past, new) for every layer, so each decode
+    step copies the whole cache once; this is its cost at the cell's mean cache length.
+    """
+    _, cache = decoder.prefill(ids)
+    new = [c[:, :, -1:, :] for c in cache]
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        for past, one in zip(cache, new, strict=True):
+            np.concatenate([past, one], axis=2)
+        best = min(best, time.perf_counter() - began)
+    return best * 1e3
+
+
+def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int) -> None:
+    try:
+        cell.genai_ms = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads, 1)["ms_per_token"]
+        for c in [c for c in args.concurrency if 1 < c <= 16][-1:]:
+            cell.genai_tps[c] = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads,
+                                      c)["tokens_per_s"]
+    except (RuntimeError, ValueError) as exc:
+        cell.notes.append(f"onnxruntime-genai failed: {exc}")
+
+
+def _peer(cell: Cell, checkpoint: Path, prompt: str, args, tmp: Path) -> None:
+    best = None
+    for threads in sorted({1, usable_cores()}):
+        ms = peer_ms_per_token(checkpoint, prompt, args.tokens, threads, tmp / "peer.log")
+        if best is None or ms < best[0]:
+            best = (ms, threads)
+    cell.peer_ms, cell.peer_threads = best
+
+
+def _print_progress(cell: Cell) -> None:
+    """One JSON line per finished cell on stderr, so a run cut short still leaves its figures."""
+    print(json.dumps(cell.__dict__, default=str), file=sys.stderr, flush=True)  # noqa: T201
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=200)
+    latency = Table(title=f"per-token latency at c=1, ms ({tokens} new tokens; best of the run's repeats)")
+    for column in ("model", "params", "prompt", "threads", "raw ORT loop", "served", "served/raw",
+                   "ORT-genai", "genai/raw", "peer (threads)", "KV copy/step"):
+        latency.add_column(column, justify="left" if column == "model" else "right")
+    for c in cells:
+        ratio = c.served_ms / c.raw_ms if c.served_ms and c.raw_ms else None
+        genai_ratio = c.genai_ms / c.raw_ms if c.genai_ms and c.raw_ms else None
+        peer = f"{_fmt(c.peer_ms)} ({c.peer_threads})" if c.peer_ms else "-"
+        latency.add_row(c.model, f"{c.params_m:.0f}M", str(c.prompt), str(c.threads), _fmt(c.raw_ms, 2),
+                        _fmt(c.served_ms, 2), _fmt(ratio, 2) + ("x" if ratio else ""), _fmt(c.genai_ms, 2),
+                        _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, _fmt(c.kv_copy_ms, 2))
+    console.print(latency)
+    throughput = Table(title="tokens/s served (requests sent together, prefill included) | step-cost bound "
+                             "(batch / one bare decode step) | onnxruntime-genai static batch")
+    throughput.add_column("model")
+    throughput.add_column("prompt", justify="right")
+    for c in concurrency:
+        throughput.add_column(f"c={c}", justify="right")
+    throughput.add_column("notes")
+    for cell in cells:
+        row = []
+        for c in concurrency:
+            text = f"{_fmt(cell.served_tps.get(c))} | {_fmt(cell.bound_tps.get(c))}"
+            if c in cell.genai_tps:
+                text += f" | genai {_fmt(cell.genai_tps[c])}"
+            row.append(text)
+        throughput.add_row(cell.model, str(cell.prompt), *row, "; ".join(cell.notes))
+    console.print(throughput)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pointsman.loadtests.bench_families",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(SHAPES),
+                        choices=[name + variant for name in SHAPES for variant in VARIANTS])
+    parser.add_argument("--prompts", nargs="+", type=int, default=[32, 512])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 32])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--genai-python", help="python of a venv with onnxruntime-genai 0.18 (else not measured)")
+    parser.add_argument("--peer", action="store_true", help="also run the FastAPI + transformers peer")
+    parser.add_argument("--budget-minutes", type=float, default=40.0,
+                        help="stop starting new concurrency cells after this long (the machine is shared)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    deadline = time.monotonic() + 60 * args.budget_minutes
+    cells: list[Cell] = []
+    for name in args.models:
+        if time.monotonic() > deadline:
+            print(f"{name}: not measured (time budget)", file=sys.stderr)  # noqa: T201
+            continue
+        cells += measure(name, args, deadline)
+    report(cells, args.concurrency, args.tokens)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
