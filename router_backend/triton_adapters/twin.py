@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest, ModelUnavailable
@@ -40,29 +41,46 @@ class Twin:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{own_name}-twin")
 
     def execute(self, requests: list) -> None:
+        # everything read from a request is copied here, before execute returns: a
+        # non-decoupled model's requests are released when it does, and a worker thread
+        # reading one afterwards corrupted the stub's heap under load
         for request in requests:
-            self._pool.submit(self._forward, request)
+            sender = request.get_response_sender()
+            try:
+                call = self._copy(request)
+            except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
+                send_error(sender, exc)
+                continue
+            self._pool.submit(self._forward, sender, call)
         return None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _forward(self, request) -> None:
-        sender = request.get_response_sender()
+    def _copy(self, request) -> tuple[dict[str, np.ndarray], dict]:
+        """The request's tensors (as numpy copies) and parameters, checked for a streaming ask."""
+        arrays = {}
+        for name in self._inputs:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            if tensor is not None:
+                arrays[name] = np.array(tensor.as_numpy(), copy=True)
+        stream = arrays.get("stream")
+        if stream is not None and bool(stream.reshape(-1)[0]):
+            raise InvalidRequest("stream", f"must be false on '{self.own_name}', which answers once; "
+                                           f"stream from '{self.target}' (generate_stream or gRPC streaming)")
+        return arrays, _parameters(request)
+
+    def _forward(self, sender, call: tuple[dict[str, np.ndarray], dict]) -> None:
         try:
-            sender.send(self._answer(request), flags=FINAL)
+            sender.send(self._answer(*call), flags=FINAL)
         except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
             send_error(sender, exc)
 
-    def _answer(self, request):
-        inputs = [t for name in self._inputs if (t := pb_utils.get_input_tensor_by_name(request, name)) is not None]
-        stream = pb_utils.get_input_tensor_by_name(request, "stream")
-        if stream is not None and bool(stream.as_numpy().reshape(-1)[0]):
-            raise InvalidRequest("stream", f"must be false on '{self.own_name}', which answers once; "
-                                           f"stream from '{self.target}' (generate_stream or gRPC streaming)")
+    def _answer(self, arrays: dict[str, np.ndarray], parameters: dict):
         forwarded = pb_utils.InferenceRequest(
-            model_name=self.target, inputs=inputs, requested_output_names=self._outputs,
-            parameters=_parameters(request),  # unknown JSON keys travel here: the target names them
+            model_name=self.target, inputs=[pb_utils.Tensor(name, value) for name, value in arrays.items()],
+            requested_output_names=self._outputs,
+            parameters=parameters,  # unknown JSON keys travel here: the target names them
         )
         try:
             responses = forwarded.exec(decoupled=True)
@@ -71,13 +89,15 @@ class Twin:
         final = None
         for response in responses:
             if response.has_error():
-                # the target's own message ("invalid 'max_tokens': ...") and, where Triton keeps it, its code
-                return pb_utils.InferenceResponse(error=response.error())
+                # the target's own message ("invalid 'max_tokens': ..."): Triton 2.51 keeps no code through BLS
+                return pb_utils.InferenceResponse(error=pb_utils.TritonError(response.error().message()))
             if response.output_tensors():
                 final = response
         if final is None:
             raise ModelUnavailable(f"model '{self.target}' ended without an answer")
-        return pb_utils.InferenceResponse(output_tensors=final.output_tensors())
+        # fresh tensors: nothing of the BLS response outlives it
+        return pb_utils.InferenceResponse(output_tensors=[
+            pb_utils.Tensor(t.name(), np.array(t.as_numpy(), copy=True)) for t in final.output_tensors()])
 
 
 def _parameters(request) -> dict:

@@ -42,6 +42,8 @@ class TritonPythonModel:
             ask = parse_recommend(request_fields(request, INPUTS))
             needs = Requirements(max_tokens=ask.max_tokens, max_response_time=ask.max_response_time,
                                  min_quality=ask.min_quality, prefer_speed=ask.prefer_speed)
+            if not self.board.ready_models():  # loaded after this model's last poll: look now, as the router does
+                self.poller.refresh()
             rec = recommend(self.catalog, self.board.snapshot(), self.analyzer.analyze(ask.text_input), needs)
             return response(recommended_model=rec.recommended_model, confidence=float(rec.confidence),
                             alternatives=json.dumps(list(rec.alternatives)), reasoning=rec.reasoning, task=rec.task)
