@@ -232,8 +232,10 @@ def test_fallback_when_preferred_model_is_unloaded_through_the_repository_api(tr
         answer = routed(triton, text_input=POEM_PROMPT, preferred_model="gpt2")
         assert answer["selected_model"] != "gpt2" and answer["fallback_used"] is True
 
+        # which model is fastest comes from live measurements (tests/unit/test_selection.py pins the rule)
         fastest = routed(triton, text_input=POEM_PROMPT, preferred_model="gpt2", fallback_mode="fastest")
-        assert fastest["selected_model"] == "distilgpt2" and fastest["fallback_used"] is True
+        assert fastest["fallback_used"] is True and fastest["selected_model"] != "gpt2"
+        assert f"fallback fastest: {fastest['selected_model']} (~" in fastest["selection_reason"]
 
         status, error = route(triton, text_input=POEM_PROMPT, preferred_model="gpt2", fallback_mode="none")
         assert status == 400 and "'gpt2'" in error["error"]
