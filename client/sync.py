@@ -50,6 +50,7 @@ from pointsman.client.types import (
     parse_catalog,
 )
 from pointsman.client.wire import checked_body, is_missing_model, outputs_of, split_url, transport_error
+from pointsman.policy.admin import ADMIN_PARAMETER, STATE_CHANGING_ACTIONS, configured_key
 from pointsman.policy.contract import stream_model
 
 
@@ -266,7 +267,9 @@ class PointsmanClient:
     """
 
     def __init__(self, url: str | None = None, protocol: str = "http", *, router: str = ROUTER_MODEL,
-                 timeout: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_S, admin_key: str | None = None) -> None:
+        # experiment changes need the server's admin key (default: $POINTSMAN_ADMIN_KEY)
+        self.admin_key = admin_key if admin_key is not None else configured_key()
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
         self.protocol = protocol
@@ -324,6 +327,9 @@ class PointsmanClient:
         fields: dict[str, Any] = {"action": action}
         if payload is not None:
             fields["payload"] = json.dumps(payload)
+        if self.admin_key and action in STATE_CHANGING_ACTIONS:
+            # a request parameter: the experiments model reads it on every transport
+            fields[ADMIN_PARAMETER] = self.admin_key
         return json.loads(self._transport.infer(EXPERIMENTS_MODEL, fields)["result"])
 
     def usage(self, window_s: float | None = None) -> dict[str, Any]:

@@ -115,3 +115,22 @@ def test_inference_stays_open_and_the_router_sees_readiness_through_the_key(serv
 
     assert status == 200, body
     assert body["selected_model"] == "distilgpt2"
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_the_python_client_sends_its_admin_key_with_experiment_changes(server, protocol, monkeypatch):
+    from pointsman.client import PointsmanClient, PointsmanClientError
+
+    monkeypatch.delenv("POINTSMAN_ADMIN_KEY", raising=False)
+    url = server.http_url if protocol == "http" else server.grpc_url
+    spec = {"name": f"client-{protocol}", "arms": [{"name": "a", "model": "distilgpt2", "weight": 1},
+                                                   {"name": "b", "model": "distilgpt2", "weight": 1}]}
+    with PointsmanClient(url, protocol=protocol) as keyless:
+        with pytest.raises(PointsmanClientError, match="send the admin key"):
+            keyless.experiments("create", spec)
+        assert spec["name"] not in {e["name"] for e in keyless.experiments("list")["experiments"]}
+    with PointsmanClient(url, protocol=protocol, admin_key=KEY) as keyed:
+        keyed.experiments("create", spec)
+        keyed.experiments("stop", {"name": spec["name"]})
+        listed = {e["name"]: e["status"] for e in keyed.experiments("list")["experiments"]}
+    assert listed[spec["name"]] == "stopped"

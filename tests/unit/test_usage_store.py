@@ -160,3 +160,14 @@ def test_writer_survives_a_database_error_and_counts_the_loss(tmp_path, make_rec
     with pytest.raises(sqlite3.Error):
         store.insert_records([make_record()])
     store.close()
+
+
+def test_the_state_files_are_readable_by_their_owner_only(tmp_path, make_record):
+    store = StateStore(tmp_path / "state" / "pointsman.db")
+    try:
+        store.insert_records([make_record()])
+        files = [p for p in (tmp_path / "state").iterdir() if p.name.startswith("pointsman.db")]
+        assert {p.name for p in files} >= {"pointsman.db", "pointsman.db-wal"}
+        assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: 0o600 for p in files}
+    finally:
+        store.close()

@@ -64,6 +64,15 @@ SCHEMA_VERSION = max(MIGRATIONS)
 assert len(_RECORD_COLUMNS) == 19, "keep the requests table in step with RequestRecord"
 
 
+def _owner_only(path: Path) -> None:
+    """Create the database file readable by its owner only; SQLite gives its -wal and -shm files the same mode.
+
+    It holds prompt previews and feedback: nobody else on the machine should read it.
+    """
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    os.chmod(path, 0o600)
+
+
 def default_db_path(state_dir: str | os.PathLike | None = None) -> Path:
     """state_dir if given, else $POINTSMAN_STATE_DIR, else .pointsman under the working directory."""
     folder = state_dir or os.environ.get(STATE_DIR_ENV) or ".pointsman"
@@ -98,6 +107,7 @@ class StateStore:
         self.location = str(self.path)
         self.replica = replica
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(self.path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False,
                                      isolation_level=None)
