@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -105,6 +107,15 @@ class GenerateParams(BaseModel):
     def _min_within_max(self) -> GenerateParams:
         if self.min_tokens > self.max_tokens:
             raise _CrossFieldError("min_tokens", f"must be at most max_tokens ({self.max_tokens})", self.min_tokens)
+        return self
+
+    @model_validator(mode="after")
+    def _prompt_or_chat(self) -> GenerateParams:
+        if self.text_input is None and self.messages is None:
+            raise _CrossFieldError("text_input", f"is required: {_hint(type(self), 'text_input', '')}, "
+                                   "or 'messages' (a chat)", None)
+        if self.text_input is not None and self.messages is not None:
+            raise _CrossFieldError("messages", "give 'messages' (a chat) or 'text_input' (a prompt), not both", None)
         return self
 
     # a chat: the language model renders it with its own chat template (engine/chat_template.py)
@@ -237,21 +248,23 @@ def field_names(model: type[BaseModel]) -> tuple[str, ...]:
     return tuple(model.model_fields)
 
 
-def aliases(model: type[BaseModel]) -> dict[str, str]:
-    """Alias -> canonical name, e.g. {"prompt": "text_input", "max_length": "max_tokens"}."""
+@cache  # a request model's aliases never change; _parse reads them on every request
+def aliases(model: type[BaseModel]) -> Mapping[str, str]:
+    """Alias -> canonical name, e.g. {"prompt": "text_input", "max_length": "max_tokens"} (read-only)."""
     out = {}
     for name, info in model.model_fields.items():
         if isinstance(info.validation_alias, AliasChoices):
             out.update({str(a): name for a in info.validation_alias.choices if a != name})
-    return out
+    return MappingProxyType(out)
 
 
 def accepted_fields(model: type[BaseModel]) -> list[str]:
     """Canonical names followed by their aliases, as an error lists them."""
     names = []
+    alias_of = aliases(model)
     for name in model.model_fields:
         names.append(name)
-        names.extend(alias for alias, canonical in aliases(model).items() if canonical == name)
+        names.extend(alias for alias, canonical in alias_of.items() if canonical == name)
     return names
 
 
@@ -266,7 +279,7 @@ def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
         if alias in fields and name in fields:
             raise InvalidRequest(alias, f"is an alias of '{name}'; give one of them, not both")
     try:
-        params = model.model_validate(dict(fields))
+        return model.model_validate(dict(fields))
     except ValidationError as exc:
         first = exc.errors()[0]
         cross = first.get("ctx", {}).get("error")
@@ -280,13 +293,6 @@ def _parse(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
         if first["type"] == "missing":
             raise InvalidRequest(name, f"is required: {_hint(model, name, first['msg'])}") from None
         raise InvalidRequest(name, f"must be {_hint(model, name, first['msg'])}", got=first.get("input")) from None
-    if "messages" in model.model_fields:
-        if params.text_input is None and params.messages is None:
-            raise InvalidRequest("text_input", f"is required: {_hint(model, 'text_input', '')}, "
-                                 "or 'messages' (a chat)")
-        if params.text_input is not None and params.messages is not None:
-            raise InvalidRequest("messages", "give 'messages' (a chat) or 'text_input' (a prompt), not both")
-    return params
 
 
 def parse_generate(fields: Mapping[str, Any]) -> GenerateParams:
