@@ -38,7 +38,8 @@ def _values(array: np.ndarray) -> list[Any]:
             (v.item() if isinstance(v, np.generic) else v) for v in array.reshape(-1)]
 
 
-def _parameters(request) -> dict[str, Any]:
+def request_parameters(request) -> dict[str, Any]:
+    """The request's parameters (unknown JSON keys and forwarded headers land there), decoded."""
     raw = request.parameters()
     if not raw:
         return {}
@@ -56,7 +57,7 @@ def admin_key_of(request) -> str | None:
     Triton 2.51 forwards headers to models on /infer and gRPC, not on the generate
     endpoints: there the key travels as the `admin_key` JSON field.
     """
-    values = [value for name, value in _parameters(request).items() if _is_admin_key(name)]
+    values = [value for name, value in request_parameters(request).items() if _is_admin_key(name)]
     return str(values[0]) if values else None
 
 
@@ -66,7 +67,7 @@ def request_fields(request, inputs: Iterable[str | TensorSpec]) -> dict[str, Any
     A tensor declared with dims [-1] (a TensorSpec) is read as a list, any other as a scalar.
     The admin key is not a field: admin_key_of reads it.
     """
-    fields = {name: value for name, value in _parameters(request).items() if not _is_admin_key(name)}
+    fields = {name: value for name, value in request_parameters(request).items() if not _is_admin_key(name)}
     for item in inputs:
         name, listed = (item.name, -1 in item.dims) if isinstance(item, TensorSpec) else (item, False)
         tensor = pb_utils.get_input_tensor_by_name(request, name)

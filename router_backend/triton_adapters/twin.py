@@ -24,7 +24,7 @@ import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest, ModelUnavailable
 from pointsman.policy.contract import TensorSpec
-from pointsman.triton_adapters.triton_io import FINAL, send_error
+from pointsman.triton_adapters.triton_io import FINAL, request_parameters, send_error
 
 LOGGER = logging.getLogger(__name__)
 
@@ -102,6 +102,4 @@ class Twin:
 
 def _parameters(request) -> dict:
     """The caller's request parameters as BLS takes them (str, int and bool values; others as JSON text)."""
-    raw = request.parameters()
-    params = (json.loads(raw) if isinstance(raw, str) else dict(raw)) if raw else {}
-    return {k: v if isinstance(v, str | int | bool) else json.dumps(v) for k, v in params.items()}
+    return {k: v if isinstance(v, str | int | bool) else json.dumps(v) for k, v in request_parameters(request).items()}
