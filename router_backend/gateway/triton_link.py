@@ -170,6 +170,13 @@ class TritonLink:
             raise _error(exc, self.url) from None
         return dict(answer.get("config", answer))
 
+    async def is_live(self) -> bool:
+        """Triton answers at all (ready or not): what tells "unreachable" from "not ready"."""
+        try:
+            return bool(await self._client.is_server_live(client_timeout=5))
+        except Exception:  # noqa: BLE001 - not live is the answer
+            return False
+
     async def is_ready(self) -> bool:
         try:
             return bool(await self._client.is_server_ready(client_timeout=5))

@@ -100,7 +100,9 @@ def add_console(app: FastAPI) -> None:
 
     @app.get("/ui/api/health")
     async def ui_health() -> dict[str, Any]:
-        return {"gateway": "up", "triton": app.state.link.url, "triton_ready": await app.state.link.is_ready()}
+        link = app.state.link
+        live, ready = await asyncio.gather(link.is_live(), link.is_ready())
+        return {"gateway": "up", "triton": link.url, "triton_live": live, "triton_ready": ready}
 
     @app.get("/ui/api/models")
     async def ui_models() -> dict[str, Any]:
@@ -112,7 +114,9 @@ def add_console(app: FastAPI) -> None:
         await _bound_retention(app)
         log: DecisionLog = app.state.decisions
         picked = log.recent(mode=_choice("mode", mode, MODES), model=model or None, limit=max(1, min(limit, 500)))
-        return {"decisions": [d.to_dict() for d in picked], "retention_s": log.retention_s}
+        # the log is the gateway's own: say whether new decisions can come at all
+        return {"decisions": [d.to_dict() for d in picked], "retention_s": log.retention_s,
+                "triton": app.state.link.url, "triton_live": await app.state.link.is_live()}
 
     @app.get("/ui/api/experiments")
     async def ui_experiments() -> dict[str, Any]:

@@ -8,11 +8,12 @@ const TIMEOUT_MS = 8000;
 // kind: "gateway" (no answer at all), "triton" (the gateway cannot reach Triton), "unavailable"
 // (503: a model down, overload), "server" (another server fault), "client" (4xx: the request)
 export class ConsoleError extends Error {
-  constructor(kind, message, status = null, body = null) {
+  constructor(kind, message, status = null, body = null, detail = "") {
     super(message);
     this.kind = kind;
     this.status = status;
     this.body = body;
+    this.detail = detail;
   }
 }
 
@@ -33,7 +34,8 @@ export async function send(path, options = {}) {
     return await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS), ...options });
   } catch (error) {
     if (error.name === "AbortError" && options.signal) throw error;  // the caller stopped it
-    throw new ConsoleError("gateway", `the console cannot reach the gateway at ${location.host} (${error.message})`);
+    throw new ConsoleError("gateway", `the console cannot reach the gateway at ${location.host}`, null, null,
+      error.message);
   }
 }
 
@@ -43,27 +45,36 @@ export async function api(path, options = {}) {
   return response.json();
 }
 
+// one line a person can act on; the raw words of the failure go to detail()
 export function describe(error) {
-  const text = error instanceof ConsoleError ? error.message : String(error);
+  const text = error instanceof ConsoleError ? error.message : String(error.message ?? error);
   switch (error.kind) {
     case "gateway": return `Server unreachable: ${text}. Retrying.`;
-    case "triton": return `Server unreachable: the gateway cannot reach Triton. ${text}. Retrying.`;
+    case "triton": {
+      const where = /Triton at (\S+?):? (is|does)/.exec(text)?.[1];
+      return `Server unreachable: the gateway cannot reach Triton${where ? ` at ${where}` : ""}. Retrying.`;
+    }
     case "unavailable": return `Server unavailable: ${text}`;
     case "server": return `Server fault: ${text}`;
     default: return text;
   }
 }
 
+export function detail(error) {
+  if (error.kind === "triton") return error.message;
+  return error.detail ?? "";
+}
+
 // a view's own message line: problem (red), or plain information; empty hides it
-export function say(view, text, problem = false) {
+export function say(view, text, problem = false, more = "") {
   const line = view.querySelector(".view-message");
-  line.textContent = text || "";
+  line.replaceChildren(text || "", more ? el("span", { class: "detail" }, more) : "");
   line.classList.toggle("problem", Boolean(text) && problem);
   line.hidden = !text;
 }
 
 export function fail(view, error) {
-  say(view, describe(error), true);
+  say(view, describe(error), true, detail(error));
   view.dataset.failure = error.kind ?? "unknown";
   view.classList.add("stale");  // what is still shown is the last answer, not the current state
   document.dispatchEvent(new CustomEvent("console-failure", { detail: error }));

@@ -1,5 +1,5 @@
 // Decisions view: the routing decisions of requests through this gateway, newest first, every second.
-import { api, el, every, fail, number, recovered, say, span } from "./common.js";
+import { ConsoleError, api, el, every, fail, number, recovered, say, span } from "./common.js";
 
 const REFRESH_MS = 1000;
 
@@ -42,15 +42,16 @@ export function start(view) {
     if (form.mode.value) query.set("mode", form.mode.value);
     if (form.model.value) query.set("model", form.model.value);
     try {
-      const { decisions, retention_s: kept } = await api(`/ui/api/decisions?${query}`);
+      const { decisions, retention_s: kept, triton, triton_live: live } = await api(`/ui/api/decisions?${query}`);
       offerModels(form.model, decisions.map((d) => d.model));
       body.replaceChildren(...decisions.map(row));
-      recovered(view);
-      if (!decisions.length) {
-        say(view, query.toString() ? "No decision matches these filters."
-          : "No decisions yet: send a request through this gateway (/v1, /inference or the Playground).");
+      if (!live) {
+        fail(view, new ConsoleError("triton", `Triton at ${triton} is unreachable: `
+          + "the decisions shown were made before"));
       } else {
-        say(view, "");
+        recovered(view);
+        say(view, decisions.length ? "" : query.toString() ? "No decision matches these filters."
+          : "No decisions yet: send a request through this gateway (/v1, /inference or the Playground).");
       }
       retention.textContent = `Requests through this gateway only. Prompt previews are held in the gateway's `
         + `memory for at most ${span(Math.round(kept))} (never longer than the usage store keeps its records) `

@@ -25,7 +25,7 @@ function ticks(low, high, count = 5) {
 // the plot: one row per arm, a line from ci_low to ci_high and a dot at the mean; the control's mean dashed
 export function intervalPlot(plot) {
   const arms = plot.arms.filter((a) => a.mean !== null && a.mean !== undefined);
-  const height = PAD * 2 + ROW_H * Math.max(plot.arms.length, 1);
+  const height = arms.length ? PAD * 2 + ROW_H * plot.arms.length : 40;
   const root = svg("svg", { viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, class: "interval-plot",
                             role: "img", "data-metric": plot.metric,
                             "aria-label": `${plot.metric}: mean and 95% interval per arm` });
@@ -114,7 +114,7 @@ function arms(experiment) {
     el("tbody", {}, rows));
 }
 
-function card(view, experiment) {
+function card(view, experiment, refresh) {
   const actions = el("div", { class: "actions" },
     ...["pause", "resume", "stop"].map((action) => el("button", { type: "button", name: action }, action)),
     el("span", { class: "action-message", role: "status" }));
@@ -122,7 +122,7 @@ function card(view, experiment) {
     el("div", { class: "body" }), actions);
   actions.addEventListener("click", (event) => {
     const action = event.target.closest("button")?.name;
-    if (action) act(view, node, action);
+    if (action) act(view, node, action, refresh);
   });
   return node;
 }
@@ -147,7 +147,7 @@ function fill(node, experiment) {
   }
 }
 
-async function act(view, node, action) {
+async function act(view, node, action, refresh) {
   const message = node.querySelector(".action-message");
   const key = view.querySelector("input[name=admin-key]").value;
   message.textContent = `${action}…`;
@@ -157,9 +157,8 @@ async function act(view, node, action) {
       method: "POST", headers: key ? { "pointsman-admin-key": key } : {} });
     if (!response.ok) throw await answerError(response);
     const { experiment } = await response.json();
+    await refresh();  // the card redrawn from the server's state, not patched here
     message.textContent = `${action}: now ${experiment.status}`;
-    node.dataset.status = experiment.status;
-    node.querySelector(".status").textContent = experiment.status;
   } catch (error) {
     message.textContent = error.status === 403
       ? `Refused: ${action} needs the admin key. ${error.message}` : describe(error);
@@ -174,12 +173,12 @@ export function start(view) {
   keyInput.onchange = () => sessionStorage.setItem(KEY_STORE, keyInput.value);
   list.replaceChildren();  // this start's cards only
   const cards = new Map();
-  return every(REFRESH_MS, async () => {
+  const refresh = async () => {
     try {
       const { experiments } = await api("/ui/api/experiments");
       const seen = new Set();
       for (const experiment of experiments) {
-        if (!cards.has(experiment.name)) cards.set(experiment.name, card(view, experiment));
+        if (!cards.has(experiment.name)) cards.set(experiment.name, card(view, experiment, refresh));
         const node = cards.get(experiment.name);
         fill(node, experiment);
         list.append(node);  // keeps the server's order; moving a node keeps its listeners
@@ -191,5 +190,6 @@ export function start(view) {
     } catch (error) {
       fail(view, error);
     }
-  });
+  };
+  return every(REFRESH_MS, refresh);
 }

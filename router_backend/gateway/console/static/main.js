@@ -1,6 +1,6 @@
 // The console's shell: one view at a time (by the URL's #hash), and the connection line in the header,
 // which says whether the gateway and Triton answer (checked every 2 s, and after any failed call).
-import { api, describe, every } from "./common.js";
+import { ConsoleError, api, describe, every } from "./common.js";
 import * as decisions from "./decisions.js";
 import * as experiments from "./experiments.js";
 import * as models from "./models.js";
@@ -22,22 +22,33 @@ function show(name) {
   stopView = VIEWS[chosen].start(document.getElementById(`view-${chosen}`));
 }
 
+// state: ok, notready (Triton answers, a model is not ready), triton or gateway (unreachable)
+const PILL = { ok: "gateway ok · Triton ready", notready: "Triton not ready", triton: "Triton unreachable",
+               gateway: "gateway unreachable" };
+
 function connection(state, text) {
-  const line = document.getElementById("connection");
-  line.dataset.state = state;
-  line.textContent = text;
+  const pill = document.getElementById("connection");
+  pill.dataset.state = state;
+  pill.textContent = PILL[state] ?? state;
+  pill.title = text;
   const banner = document.getElementById("banner");
   banner.hidden = state === "ok";
+  banner.dataset.state = state;
   banner.textContent = state === "ok" ? "" : text;
 }
 
 async function checkHealth() {
   try {
     const health = await api("/ui/api/health");
-    if (health.triton_ready) connection("ok", `gateway ok · Triton ${health.triton} ready`);
-    else connection("triton", `Server unreachable: Triton at ${health.triton} does not answer or is not ready.`);
+    if (health.triton_ready) connection("ok", "");
+    else if (health.triton_live) {
+      connection("notready", `Triton at ${health.triton} answers but is not ready: a model is loading, unloading `
+        + "or failed (see Models).");
+    } else {
+      connection("triton", describe(new ConsoleError("triton", `Triton at ${health.triton} is unreachable`)));
+    }
   } catch (error) {
-    connection(error.kind ?? "gateway", describe(error));
+    connection(error.kind === "triton" ? "triton" : "gateway", describe(error));
   }
 }
 

@@ -87,6 +87,7 @@ function routing(summary) {
 }
 
 function evidence(value) {
+  if (typeof value === "string") return value;
   if (value === null || typeof value !== "object") return number(value, 4);
   return Object.entries(value).map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : number(v, 4)}`)
     .join(", ");
