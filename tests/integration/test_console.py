@@ -143,6 +143,8 @@ def test_models_table_lists_the_demo_models_and_shows_an_unloaded_one_down_withi
                                                                                        "codegen": "ready"}
         down = texts(browser, "#view-models .down-message")[0]
         assert f"{SPARE_MODEL} is {state}" in down and "503" in down  # today's catalog says: unavailable
+        wait_for(lambda: f"Model down: {SPARE_MODEL} ({state})" in texts(browser, "#banner")[0], STATE_WITHIN_S,
+                 "the banner every view shows")
         assert wait_until(lambda: texts(browser, "#view-models tr[data-model=gpt2] td")[5] != "never",
                           STATE_WITHIN_S)  # last use
         screenshot(browser, "models")
@@ -184,6 +186,7 @@ def test_playground_streams_text_and_shows_the_decision(browser, gateway):
     sent = json.loads(texts(browser, "#view-playground pre.sent")[0].split("\n", 1)[1])
     assert sent == {"model": "auto", "prompt": "def fibonacci(n):", "stream": True, "max_tokens": 24,
                     "temperature": 0}
+    browser.execute_script("document.querySelector('#view-playground details').open = true")
     screenshot(browser, "playground")
 
 
@@ -263,9 +266,9 @@ def test_experiment_created_with_the_cli_appears_with_its_plot_and_pause_needs_t
     def both_arms_have_an_interval() -> bool:
         complete(http, model="auto", prompt="Write a poem about the sea", user=f"user-{next(users)}")
         arms = experiments(http)["console-ab"]["plot"]["arms"]
-        return all(arm["n"] >= 2 for arm in arms)
+        return all(arm["n"] >= 4 for arm in arms)
 
-    wait_for(both_arms_have_an_interval, 120, "two samples in each arm")
+    wait_for(both_arms_have_an_interval, 120, "four samples in each arm")
     open_view(browser, gateway, "experiments")
     card = "#view-experiments article[data-name='console-ab']"
     wait_for(lambda: browser.execute_script(

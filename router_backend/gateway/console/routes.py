@@ -102,7 +102,14 @@ def add_console(app: FastAPI) -> None:
     async def ui_health() -> dict[str, Any]:
         link = app.state.link
         live, ready = await asyncio.gather(link.is_live(), link.is_ready())
-        return {"gateway": "up", "triton": link.url, "triton_live": live, "triton_ready": ready}
+        down = []
+        if live:  # every view's banner names the models that are down
+            try:
+                rows = views.model_rows(json.loads((await link.infer(CATALOG_MODEL, {})).get("models") or "[]"))
+                down = [{"name": row["name"], "state": row["state"]} for row in rows if row["down"]]
+            except ApiError as exc:
+                LOGGER.info("console: catalog unavailable for the health line (%s)", exc.message)
+        return {"gateway": "up", "triton": link.url, "triton_live": live, "triton_ready": ready, "models_down": down}
 
     @app.get("/ui/api/models")
     async def ui_models() -> dict[str, Any]:

@@ -22,9 +22,10 @@ function show(name) {
   stopView = VIEWS[chosen].start(document.getElementById(`view-${chosen}`));
 }
 
-// state: ok, notready (Triton answers, a model is not ready), triton or gateway (unreachable)
-const PILL = { ok: "gateway ok · Triton ready", notready: "Triton not ready", triton: "Triton unreachable",
-               gateway: "gateway unreachable" };
+// state: ok, down (the catalog says a model is not ready), notready (Triton answers but is not ready),
+// triton or gateway (unreachable)
+const PILL = { ok: "gateway ok · Triton ready", down: "model down", notready: "Triton not ready",
+               triton: "Triton unreachable", gateway: "gateway unreachable" };
 
 function connection(state, text) {
   const pill = document.getElementById("connection");
@@ -40,7 +41,11 @@ function connection(state, text) {
 async function checkHealth() {
   try {
     const health = await api("/ui/api/health");
-    if (health.triton_ready) connection("ok", "");
+    const down = health.models_down ?? [];
+    if (health.triton_live && down.length) {
+      connection("down", `Model down: ${down.map((m) => `${m.name} (${m.state})`).join(", ")}. Requests naming it `
+        + "get 503 with Retry-After; auto and hybrid requests go to the models that are ready.");
+    } else if (health.triton_ready) connection("ok", "");
     else if (health.triton_live) {
       connection("notready", `Triton at ${health.triton} answers but is not ready: a model is loading, unloading `
         + "or failed (see Models).");
