@@ -316,6 +316,36 @@ def test_usage_view_shows_the_summary_over_time_and_a_suggestion_with_its_number
     screenshot(browser, "usage")
 
 
+# -- the JSON routes --------------------------------------------------------------------
+@pytest.mark.parametrize(("method", "path", "param", "accepted"), [
+    ("GET", "/ui/api/decisions?mode=bogus", "mode", "manual, auto, hybrid"),
+    ("GET", "/ui/api/usage?window_s=7", "window_s", "60, 300, 900, 3600, 21600, 86400"),
+    ("POST", "/ui/api/experiments/console-ab/delete", "action", "pause, resume, stop"),
+])
+def test_console_api_refuses_bad_filters_naming_the_parameter(http, method, path, param, accepted):
+    reply = http.request(method, path)
+
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["param"] == param and f"invalid '{param}': must be one of {accepted}" in error["message"]
+
+
+def test_a_stream_the_client_leaves_is_logged_as_such(http):
+    body = {"model": "gpt2", "prompt": "left early", "max_tokens": 200, "ignore_eos": True, "stream": True}
+    with http.stream("POST", "/v1/completions", json=body) as reply:
+        assert reply.status_code == 200
+        request_id = reply.headers["x-pointsman-request-id"]
+        next(reply.iter_lines())  # the first event, then hang up
+
+    def logged() -> dict | None:
+        decisions = http.get("/ui/api/decisions", params={"model": "gpt2"}).json()["decisions"]
+        return next((d for d in decisions if d["request_id"] == request_id), None)
+
+    decision = wait_for(logged, 30, "the decision of the abandoned stream")
+    assert decision["error"] == "the client left before the end" and decision["prompt_preview"] == "left early"
+    assert decision["mode"] == "manual" and decision["tokens"] < 200
+
+
 # -- unreachable ------------------------------------------------------------------------
 def test_every_view_says_the_server_is_unreachable_when_it_is_stopped(browser, tmp_path):
     stopped = ServerPorts.free()  # nothing listens there: a Triton that was stopped
