@@ -90,6 +90,10 @@ def model_states(browser) -> dict[str, str]:
         ".map((r) => [r.dataset.model, r.dataset.state]))")
 
 
+def banner_hidden(browser) -> bool:
+    return browser.execute_script("return document.getElementById('banner').hidden")
+
+
 def view_message(browser, view: str) -> str:
     return browser.execute_script(f"return document.querySelector('#view-{view} .view-message').textContent")
 
@@ -152,7 +156,8 @@ def test_models_table_lists_the_demo_models_and_shows_an_unloaded_one_down_withi
         repository(server, SPARE_ENGINE, "load")
     wait_for(lambda: model_states(browser).get(SPARE_MODEL) == "ready", STATE_WITHIN_S * 3,
              f"{SPARE_MODEL} shown ready again")
-    assert not browser.execute_script("return document.querySelector('#view-models .down-message').hidden === false")
+    assert browser.execute_script("return document.querySelector('#view-models .down-message').hidden")
+    wait_for(lambda: banner_hidden(browser), STATE_WITHIN_S, "the banner to clear")
 
 
 # -- Playground -------------------------------------------------------------------------
@@ -230,6 +235,7 @@ def test_decisions_view_shows_each_decision_and_filters_by_mode_and_model(browse
     assert by_prompt["hybrid marker: What is the capital of France?"]["mode"] == "hybrid"
     assert by_prompt["auto marker: Write a poem about autumn leaves"]["mode"] == "auto"
     assert all(r["selection"].endswith(" ms") for p, r in by_prompt.items() if "marker" in p)
+    wait_for(lambda: banner_hidden(browser), STATE_WITHIN_S, "no banner: every model is back")
     screenshot(browser, "decisions")
 
     browser.execute_script("const s = document.querySelector('#view-decisions select[name=mode]');"

@@ -61,6 +61,6 @@ document.addEventListener("console-failure", (event) => {
   if (event.detail.kind === "gateway" || event.detail.kind === "triton") connection(event.detail.kind,
     describe(event.detail));
 });
-window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+window.addEventListener("hashchange", () => { show(location.hash.slice(1)); checkHealth(); });
 show(location.hash.slice(1));
 every(HEALTH_MS, checkHealth);
