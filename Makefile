@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serve lint test bench bench-replicas clean
+.PHONY: setup serve lint browser test bench bench-replicas clean
 
 setup: $(STAMP)
 	$(BIN)/pointsman demo-models
@@ -23,9 +23,13 @@ serve: setup
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# the console's browser tests drive Debian's chromium through chromium-driver (installed when missing)
+browser:
+	bash tests/console/install_browser.sh
+
 # tests/postgres/start_postgres.sh starts (or installs) a local PostgreSQL, idempotently, and
 # prints the URL of the tests' database: the replica and PostgreSQL store tests need it
-test: setup lint
+test: setup lint browser
 	url="$$(bash tests/postgres/start_postgres.sh)" && POINTSMAN_TEST_DATABASE_URL="$$url" $(BIN)/pytest -q
 
 # the quick benchmarks, each against its baseline in the same run (see README for the rest)

@@ -4,9 +4,10 @@
     uvicorn.run(app, host="127.0.0.1", port=9000)
 
 Thin on purpose: request mapping lives in openai_api.py and original_api.py, error mapping
-in errors.py, the Triton connection in triton_link.py. Bodies are read as plain JSON (no
-FastAPI body models) so that every refusal is ours: a 400 naming the field. /ui is left
-free for the web console.
+in errors.py, the Triton connection in triton_link.py, the web console at /ui in
+console/. Bodies are read as plain JSON (no FastAPI body models) so that every refusal is
+ours: a 400 naming the field. Every generation leaves its decision in app.state.decisions,
+which the console's Decisions view reads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from pointsman.gateway import openai_api, original_api
+from pointsman.gateway.console import DecisionLog, add_console, decision_from
 from pointsman.gateway.errors import ApiError
 from pointsman.gateway.triton_link import CATALOG_MODEL, RECOMMEND_MODEL, ROUTER_STREAM_MODEL, TritonLink
 
@@ -55,24 +57,49 @@ def _sse(data: Mapping[str, Any] | str) -> bytes:
 
 
 class Generation:
-    """One router request in flight: its first response read (so errors are still HTTP statuses)."""
+    """One router request in flight: its first response read (so errors are still HTTP statuses).
 
-    def __init__(self, link: TritonLink, fields: Mapping[str, Any]) -> None:
+    Its decision goes to `decisions` once, when the final response arrives or the request fails.
+    """
+
+    def __init__(self, link: TritonLink, fields: Mapping[str, Any], decisions: DecisionLog | None = None,
+                 endpoint: str = "") -> None:
         self.request_id = uuid.uuid4().hex
+        self.fields, self.decisions, self.endpoint = fields, decisions, endpoint
+        self.arrived, self._began = time.time(), time.perf_counter()
         self.events = link.generate(ROUTER_STREAM_MODEL, fields, request_id=self.request_id)
         self.first: dict[str, Any] = {}
 
     async def start(self) -> Generation:
-        self.first = await self.events.__anext__()  # an ApiError here is the answer's status
+        try:
+            self.first = await self.events.__anext__()  # an ApiError here is the answer's status
+        except ApiError as exc:
+            self.finished({}, error=exc.message)
+            raise
         return self
 
     async def collect(self) -> tuple[str, dict[str, Any]]:
         """All the text and the final response."""
         pieces, final = [self.first.get("text_output") or ""], self.first
-        async for outputs in self.events:
-            pieces.append(outputs.get("text_output") or "")
-            final = outputs
+        try:
+            async for outputs in self.events:
+                pieces.append(outputs.get("text_output") or "")
+                final = outputs
+        except ApiError as exc:
+            self.finished(final, error=exc.message)
+            raise
+        self.finished(final)
         return "".join(pieces), final
+
+    def finished(self, final: Mapping[str, Any], error: str | None = None) -> None:
+        """Record the decision (the first response carries it, the final one the tokens); once."""
+        if self.decisions is None:
+            return
+        outputs = {**self.first, **{k: v for k, v in final.items() if v is not None}}
+        self.decisions.add(decision_from(self.request_id, self.fields, outputs, arrived=self.arrived,
+                                         latency_ms=(time.perf_counter() - self._began) * 1e3,
+                                         endpoint=self.endpoint, error=error))
+        self.decisions = None
 
     @property
     def model(self) -> str:
@@ -91,6 +118,7 @@ async def _openai_stream(generation: Generation, request: openai_api.OpenAIReque
                 yield _sse(openai_api.chunk_object(rid, model, created, chat, text=text, first=first))
                 first = False
             if "finish_reason" in outputs:
+                generation.finished(outputs)
                 yield _sse(openai_api.chunk_object(rid, model, created, chat, reason=outputs["finish_reason"]))
                 if request.include_usage:
                     yield _sse(openai_api.chunk_object(rid, model, created, chat, usage_of=outputs))
@@ -100,8 +128,10 @@ async def _openai_stream(generation: Generation, request: openai_api.OpenAIReque
             except StopAsyncIteration:
                 raise ApiError.unavailable("the router ended the stream without a final response") from None
     except ApiError as exc:  # too late for a status: the SDK raises on an error event
+        generation.finished(outputs, error=exc.message)
         yield _sse(exc.body())
     finally:
+        generation.finished(outputs, error="the client left before the end")  # no-op once recorded
         # the client may have left mid-stream: cancel the gRPC call now, so the router stops generating
         await generation.events.aclose()
     yield _sse("[DONE]")
@@ -111,7 +141,8 @@ async def _openai(app: FastAPI, request: Request, chat: bool) -> Response:
     body = await _json_body(request)
     parsed = openai_api.chat_request(body) if chat else openai_api.completion_request(body)
     try:
-        generation = await Generation(app.state.link, parsed.fields).start()
+        generation = await Generation(app.state.link, parsed.fields, app.state.decisions,
+                                      request.url.path).start()
     except ApiError as exc:
         raise _renamed(exc, parsed.names) from None
     headers = _headers(generation.request_id, generation.first)
@@ -138,7 +169,7 @@ async def _catalog(app: FastAPI, model: str | None = None) -> list[dict[str, Any
     return json.loads(outputs.get("models") or "[]")
 
 
-def create_app(triton_url: str, timeout: float = 300.0) -> FastAPI:
+def create_app(triton_url: str, timeout: float = 300.0, decisions: DecisionLog | None = None) -> FastAPI:
     """The gateway for the Triton whose gRPC endpoint is `triton_url` (host:port)."""
 
     @asynccontextmanager
@@ -150,6 +181,7 @@ def create_app(triton_url: str, timeout: float = 300.0) -> FastAPI:
             await app.state.link.close()
 
     app = FastAPI(title="Pointsman gateway", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.decisions = decisions or DecisionLog()
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -158,6 +190,7 @@ def create_app(triton_url: str, timeout: float = 300.0) -> FastAPI:
     _health_routes(app, triton_url)
     _openai_routes(app)
     _original_routes(app)
+    add_console(app)
     return app
 
 
@@ -192,7 +225,7 @@ def _original_routes(app: FastAPI) -> None:
     async def inference(request: Request) -> JSONResponse:
         began = time.perf_counter()
         fields = original_api.inference_fields(await _json_body(request))
-        generation = await Generation(app.state.link, fields).start()
+        generation = await Generation(app.state.link, fields, app.state.decisions, "/inference").start()
         text, final = await generation.collect()
         answer = original_api.inference_answer(final, text, (time.perf_counter() - began) * 1e3)
         return JSONResponse(answer, headers=_headers(generation.request_id, final))

@@ -25,6 +25,8 @@ from pointsman.policy.contract import RecommendParams, RouterParams, aliases, in
 ROUTER_STREAM_MODEL = stream_model("router")
 RECOMMEND_MODEL = "recommend"
 CATALOG_MODEL = "catalog"
+USAGE_MODEL = "usage"  # the console's Usage view
+EXPERIMENTS_MODEL = "experiments"  # the console's Experiments view
 
 _TRITON_TYPES = {"TYPE_STRING": ("BYTES", np.object_), "TYPE_BOOL": ("BOOL", np.bool_),
                  "TYPE_INT32": ("INT32", np.int32), "TYPE_INT64": ("INT64", np.int64),
@@ -34,6 +36,8 @@ _INPUT_TYPES = {
     ROUTER_STREAM_MODEL: {spec.name: spec.data_type for spec in input_tensors(RouterParams)},
     RECOMMEND_MODEL: {spec.name: spec.data_type for spec in input_tensors(RecommendParams)},
     CATALOG_MODEL: {"model": "TYPE_STRING"},
+    USAGE_MODEL: {"window_s": "TYPE_FP32"},
+    EXPERIMENTS_MODEL: {"action": "TYPE_STRING", "payload": "TYPE_STRING"},
 }
 _ALIASES = {**aliases(RouterParams), **aliases(RecommendParams)}  # prompt -> text_input, max_length -> max_tokens
 
@@ -145,13 +149,33 @@ class TritonLink:
         finally:
             responses.cancel()  # no-op once the stream ended; cancels the request if the caller left
 
-    async def infer(self, model: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """A unary call to a non-decoupled model (catalog, recommend)."""
+    async def infer(self, model: str, fields: Mapping[str, Any], parameters: Mapping[str, str] | None = None
+                    ) -> dict[str, Any]:
+        """A unary call to a non-decoupled model (catalog, recommend, usage, experiments).
+
+        `parameters` become Triton request parameters (the experiments model reads the admin key there).
+        """
         try:
-            result = await self._client.infer(model, build_inputs(model, fields), client_timeout=self.timeout)
+            result = await self._client.infer(model, build_inputs(model, fields), client_timeout=self.timeout,
+                                              parameters=dict(parameters) if parameters else None)
         except Exception as exc:  # noqa: BLE001
             raise _error(exc, self.url) from None
         return outputs_of(result)
+
+    async def model_config(self, model: str) -> dict[str, Any]:
+        """A model's configuration as JSON (a restricted API when the server has an admin key)."""
+        try:
+            answer = await self._client.get_model_config(model, as_json=True, client_timeout=self.timeout)
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc, self.url) from None
+        return dict(answer.get("config", answer))
+
+    async def is_live(self) -> bool:
+        """Triton answers at all (ready or not): what tells "unreachable" from "not ready"."""
+        try:
+            return bool(await self._client.is_server_live(client_timeout=5))
+        except Exception:  # noqa: BLE001 - not live is the answer
+            return False
 
     async def is_ready(self) -> bool:
         try:
