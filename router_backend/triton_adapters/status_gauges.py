@@ -35,10 +35,7 @@ class StatusGauges:
             field: pb_utils.MetricFamily(name=metric, description=_DOCS[field], kind=pb_utils.MetricFamily.GAUGE)
             for field, metric in LIVE_GAUGES.items()
         }
-        self._metrics = {
-            (field, model): family.Metric(labels={"model": model})
-            for field, family in self._families.items() for model in board.catalog.names
-        }
+        self._metrics: dict = {}  # (field, model) -> Metric, made when a model first appears (models join live)
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -51,7 +48,10 @@ class StatusGauges:
         for name, status in self.board.snapshot().items():
             for field in LIVE_GAUGES:
                 value = getattr(status, field)
-                self._metrics[(field, name)].set(float(value or 0.0))
+                metric = self._metrics.get((field, name))
+                if metric is None:
+                    metric = self._metrics[(field, name)] = self._families[field].Metric(labels={"model": name})
+                metric.set(float(value or 0.0))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
