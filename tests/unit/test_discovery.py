@@ -133,7 +133,8 @@ def test_the_overlay_file_is_followed_when_it_changes(repo, tmp_path) -> None:
 
     overlay.write_text('[llama]\nquality_prior = 0.99\n'
                        '[plain]\ninterface = "tensorrtllm"\ncapabilities = "general"\nquality_prior = 0.4\n'
-                       'context_length = 1024\ntask_score = { coding = 0.1, creative = 0.2, qa = 0.3, reasoning = 0.4 }\n')
+                       'context_length = 1024\n'
+                       'task_score = { coding = 0.1, creative = 0.2, qa = 0.3, reasoning = 0.4 }\n')
     found.update(repo.index())
     assert catalog.names == ["llama", "plain"] and catalog["llama"].quality_prior == 0.99
     overlay.write_text("[llama\n")  # broken: the last good overlay stays, the problem is reported

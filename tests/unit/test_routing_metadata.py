@@ -1,4 +1,4 @@
-"""Routing metadata from config parameters and the overlay: valid keys build an entry; every error names model and key."""
+"""Routing metadata from config parameters and the overlay: valid keys build an entry; errors name model and key."""
 
 from __future__ import annotations
 
