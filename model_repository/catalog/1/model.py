@@ -31,8 +31,7 @@ class TritonPythonModel:
             if unknown:
                 raise InvalidRequest(unknown[0], "unknown field; accepted fields: model")
             wanted = fields.get("model")
-            if wanted is not None and wanted not in self.catalog:
-                self.poller.refresh()  # loaded after this model's last poll: look now
+            self.poller.refresh()  # answer with the repository as it is now, not at the last poll
             if wanted is not None and wanted not in self.catalog:
                 raise InvalidRequest("model", f"must be one of {', '.join(self.catalog.names)}", got=wanted)
             statuses, entries = self.board.snapshot(), {e.name: e for e in self.catalog}
