@@ -48,6 +48,10 @@ def entry_of(model: str, config: Mapping[str, Any], overlay: Mapping[str, str] |
     return entry_from_parameters(model, parameters, signature_of(config), overlay)
 
 
+class _Unread(Exception):
+    """The config could not be read this time (not an error in it)."""
+
+
 @dataclass
 class _Seen:
     entry: ModelEntry | None
@@ -99,10 +103,9 @@ class Discovery:
                 LOGGER.warning("not routing to %s: %s", model, exc)
             self.problems[model] = str(exc)
             return None
-        except (OSError, ValueError, KeyError) as exc:  # unloaded between the index and the read
+        except (OSError, ValueError, KeyError) as exc:  # unloaded between the index and the read, or a timeout
             LOGGER.debug("config of %s unavailable: %s", model, exc)
-            previous = self._seen.get(model)
-            return previous.entry if previous else None
+            raise _Unread from None
         self.problems.pop(model, None)
         return entry
 
@@ -115,7 +118,10 @@ class Discovery:
         for name in ready:
             seen = self._seen.get(name)
             if seen is None or not seen.ready or overlay_changed or now - seen.read_at >= self._refresh_s:
-                self._seen[name] = _Seen(self._read(name, now), now, True)
+                try:
+                    self._seen[name] = _Seen(self._read(name, now), now, True)
+                except _Unread:
+                    continue  # read again at the next poll; meanwhile it keeps what it said before
         for name, seen in list(self._seen.items()):
             if name not in states:
                 del self._seen[name]  # gone from the repository

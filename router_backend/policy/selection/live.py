@@ -44,7 +44,6 @@ TRTLLM_WAITING = "nv_trt_llm_request_metrics/waiting"  # request_type label fold
 TRTLLM_ACTIVE = "nv_trt_llm_request_metrics/active"
 QUEUED_METRICS = (ENGINE_QUEUED, VLLM_WAITING, TRTLLM_WAITING)
 ACTIVE_METRICS = (ENGINE_ACTIVE, VLLM_RUNNING, TRTLLM_ACTIVE)
-MIN_REFRESH_S = 0.05  # on-demand refreshes at most this often
 # published by the router from its own measurements, read back by catalog and recommend
 LIVE_GAUGES = {
     "tokens_per_s": "pointsman_model_tokens_per_second",
@@ -108,7 +107,7 @@ class StatusPoller:
         self.endpoints = endpoints
         self.interval = interval
         self.discovery = Discovery(self.catalog, self._config, overlay_path)
-        self._last_poll = 0.0
+        self._models_read_at = -1.0  # when the last index read started (monotonic)
         self._poll_lock = threading.Lock()
         self._queue_totals: dict[str, tuple[float, float]] = {}  # model -> (queue us, successes) at the last poll
         self.ready_names: frozenset[str] = frozenset()  # every READY model, language model or not
@@ -123,9 +122,18 @@ class StatusPoller:
         self._stop.set()
 
     def refresh(self) -> None:
-        """Poll now unless a poll finished within MIN_REFRESH_S (selection calls this on a miss)."""
-        if time.monotonic() - self._last_poll >= MIN_REFRESH_S:
-            self.poll_once()
+        """Re-read the repository index now (selection calls this on a miss, the catalog model per request).
+
+        Concurrent callers share one read: a caller that waited while another read started
+        after its own call returns with that read's answer (a storm of misses makes one read
+        at a time, never one per request).
+        """
+        asked = time.monotonic()
+        with self._poll_lock:
+            if self._models_read_at >= asked:
+                return
+            self._models_read_at = time.monotonic()
+            self._poll_models()
 
     def _get_json(self, path: str, body: bytes | None = None) -> Any:
         # the repository and config APIs are restricted when the server has an admin key
@@ -139,7 +147,7 @@ class StatusPoller:
 
     def poll_once(self) -> None:
         with self._poll_lock:  # the poller thread and a selection's refresh may both ask
-            self._last_poll = time.monotonic()
+            self._models_read_at = time.monotonic()
             self._poll_models()
             self._poll_load()
 
