@@ -23,7 +23,7 @@ class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
         # the specialists the suggestions compare against: the models in the repository now
-        catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent)
+        catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, interval=1.0)
         self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
         self.analytics = UsageAnalytics(self.store, lambda: specialists_from_catalog(catalog))
         self.analytics.prune(float(params.get("retention_days") or 0))  # at load: no timer thread to own

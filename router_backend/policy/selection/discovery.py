@@ -4,12 +4,13 @@
                           overlay_path=Path("model_repository/pointsman_models.toml"))
     ready = discovery.update(index)        # index: the /v2/repository/index answer
 
-A model that turns READY has its served config read at once; READY models are read again
-every `refresh_s` (a reload keeps the model READY throughout, so only a fresh read sees its
-new metadata). A model that leaves READY stays in the catalog, not ready, while the index
-still lists it (hybrid requests then fall back with "not loaded"), and leaves the catalog
-when the index no longer does. A model with broken metadata is left out and its error,
-naming the model and the key, is logged and kept in `problems`. No Triton import.
+A model that turns READY has its served config read at once. READY routable models are
+read again every `refresh_s`: a reload keeps the model READY throughout, so only a fresh
+read sees its new metadata. Other READY models are read every PLAIN_REFRESH_S. A model
+that leaves READY stays in the catalog, not ready, while the index still lists it (hybrid
+requests then fall back with "not loaded"); it leaves the catalog when the index no
+longer does. A model with broken metadata is left out; its error, naming the model and
+the key, is logged and kept in `problems`. No Triton import.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from pointsman.policy.catalog import Catalog, ModelEntry, Signature, TensorDecl
 from pointsman.policy.routing_metadata import PREFIX, entry_from_parameters, load_overlay
 
 LOGGER = logging.getLogger(__name__)
-REFRESH_S = 0.5  # re-read READY models' configs this often: a reload's new metadata shows within it
+REFRESH_S = 0.5  # re-read READY routable models' configs this often: a reload's new metadata shows within it
+# a READY model without routing metadata (the router, the control models, twins) is re-read
+# this often: it rarely gains metadata, and every process that follows the index reads it
+PLAIN_REFRESH_S = 5.0
 
 
 def signature_of(config: Mapping[str, Any]) -> Signature:
@@ -117,7 +121,9 @@ class Discovery:
         ready = {name for name, state in states.items() if state == "READY"}
         for name in ready:
             seen = self._seen.get(name)
-            if seen is None or not seen.ready or overlay_changed or now - seen.read_at >= self._refresh_s:
+            every = self._refresh_s if seen is None or seen.entry is not None or name in self.problems \
+                else PLAIN_REFRESH_S
+            if seen is None or not seen.ready or overlay_changed or now - seen.read_at >= every:
                 try:
                     self._seen[name] = _Seen(self._read(name, now), now, True)
                 except _Unread:
