@@ -31,11 +31,15 @@ class TritonPythonModel:
         params = model_parameters(json.loads(args["model_config"]))
         # arms created at run time must name a model the repository has; the seed file may name
         # models that load later (a request goes outside the experiment while its arm's model is away)
-        catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, interval=1.0)
+        self.catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, interval=1.0)
         self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
-        self.manager = ExperimentManager(self.store, known_models=lambda: set(catalog.names))
+        self.manager = ExperimentManager(self.store, known_models=self._known_models)
         seed = Path(args["model_repository"]) / params.get("experiments_file", "experiments.toml")
         self.manager.seed(seed)  # a malformed file refuses the load, naming the experiment and field
+
+    def _known_models(self) -> set[str]:
+        self.poller.refresh()  # the repository as it is now: a model loaded a moment ago counts
+        return set(self.catalog.names)
 
     def execute(self, requests):
         responses = []
