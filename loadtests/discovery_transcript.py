@@ -106,7 +106,8 @@ def run(rounds: int) -> int:
                 t.say(f"POST /v2/repository/models/{LATE}/unload returned")
                 seconds, asked, answer = t.until(lambda m: m != "codegen", "codegen leaves")
                 leaves.append(seconds)
-                t.say(f"auto -> {answer['selected_model']} after {seconds * 1000:.0f} ms ({asked} requests)")
+                t.say(f"auto -> {answer['selected_model']} after {seconds * 1000:.0f} ms ({asked} requests): "
+                      f"{answer['selection_reason']}")
             print(f"\n{'':<34}{'median':>10}{'max':>10}  (ms, {rounds} rounds)")  # noqa: T201
             for label, values in (("load returned -> chosen by auto", joins),
                                   ("unload returned -> no longer chosen", leaves)):
