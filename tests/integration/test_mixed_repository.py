@@ -215,6 +215,21 @@ def test_a_reloaded_model_picks_up_its_changed_metadata(mixed) -> None:
     wait_for(lambda: _auto_reasoning(mixed) == "trtllm_reasoner", timeout=10, what="router sees the new scores")
 
 
+def test_a_model_with_broken_metadata_is_left_out_and_the_catalog_says_why(mixed) -> None:
+    write_double(mixed.repository, "broken", "vllm", MODEL_REPOSITORY / "distilgpt2_stream",
+                 {**routing("vllm", "qa"), "pointsman.quality_prior": "excellent"})
+    repository_call(mixed, "broken", "load")
+    try:
+        problems = wait_for(lambda: json.loads(mixed.generate("catalog", {})[1]["problems"]).get("broken"),
+                            timeout=10, what="the catalog reports broken's metadata")
+        assert problems == ("model 'broken', key 'pointsman.quality_prior': must be a number from 0 to 1 "
+                            "(got 'excellent')")
+        assert "broken" not in catalog(mixed)
+    finally:
+        repository_call(mixed, "broken", "unload")
+        shutil.rmtree(mixed.repository / "broken")
+
+
 def test_usage_counts_requests_to_models_of_every_convention(mixed) -> None:
     status, answer = mixed.generate("usage", {})
     assert status == 200, answer

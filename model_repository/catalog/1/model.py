@@ -1,4 +1,4 @@
-"""Triton adapter of `catalog`: catalog facts + live status -> one JSON list.
+"""Triton adapter of `catalog`: catalog facts + live status -> one JSON list, and why any model is left out.
 
     curl -X POST localhost:8000/v2/models/catalog/generate -d '{}'
 """
@@ -37,7 +37,8 @@ class TritonPythonModel:
             statuses, entries = self.board.snapshot(), {e.name: e for e in self.catalog}
             names = [wanted] if wanted else list(entries)
             return response(models=json.dumps([model_metadata(entries[n], statuses[n]) for n in names
-                                               if n in entries and n in statuses]))
+                                               if n in entries and n in statuses]),
+                            problems=json.dumps(self.poller.discovery.problems))
         except Exception as exc:  # noqa: BLE001 - per-request error, the model keeps serving
             return pb_utils.InferenceResponse(error=to_triton_error(exc))
 
