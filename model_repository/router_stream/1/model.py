@@ -103,6 +103,7 @@ class TritonPythonModel:
         self.metrics.observe(record)
 
     def execute(self, requests):
+        self.gauges.register(self.board.catalog.names)  # models that joined since: their gauges, made here
         for request in requests:
             self.pool.submit(self._handle, request)
         return None
