@@ -31,7 +31,7 @@ class TritonPythonModel:
         params = model_parameters(json.loads(args["model_config"]))
         # arms created at run time must name a model the repository has; the seed file may name
         # models that load later (a request goes outside the experiment while its arm's model is away)
-        self.catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, interval=1.0)
+        self.catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, background=False)
         self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
         self.manager = ExperimentManager(self.store, known_models=self._known_models)
         seed = Path(args["model_repository"]) / params.get("experiments_file", "experiments.toml")

@@ -23,7 +23,8 @@ class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
         # the specialists the suggestions compare against: the models in the repository now
-        catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, interval=1.0)
+        # read on demand (summaries are rare): no polling thread of its own
+        catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, background=False)
         self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
         self.analytics = UsageAnalytics(self.store, lambda: specialists_from_catalog(catalog))
         self.analytics.prune(float(params.get("retention_days") or 0))  # at load: no timer thread to own
@@ -34,6 +35,7 @@ class TritonPythonModel:
             try:
                 fields = request_fields(request, INPUTS)
                 check_known_fields(fields, INPUTS)
+                self.poller.refresh()  # the models in the repository now: the specialists come from them
                 summary = self.analytics.summary(fields.get("window_s"))
                 responses.append(response(summary=to_json(summary)))
             except Exception as exc:  # noqa: BLE001 - reported to this request, others go on

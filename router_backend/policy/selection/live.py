@@ -215,14 +215,17 @@ def overlay_path_of(repository: str | Path | None) -> Path | None:
 
 
 def start_live_status(repository: str | Path | None = None, import_live: bool = False,
-                      interval: float = 0.25) -> tuple[Catalog, StatusBoard, StatusPoller]:
+                      background: bool = True) -> tuple[Catalog, StatusBoard, StatusPoller]:
     """The live catalog (discovered from the repository index), its status board, and a started poller.
 
     `repository` is the local model repository folder, where the optional overlay file lives.
+    background=False: no polling thread; the caller reads the index when it needs the
+    catalog (poller.refresh()), as the usage and experiments models do per request.
     """
     catalog = Catalog()
     board = StatusBoard(catalog)
-    poller = StatusPoller(board, endpoints_from_env(), interval=interval, import_live=import_live,
+    poller = StatusPoller(board, endpoints_from_env(), import_live=import_live,
                           overlay_path=overlay_path_of(repository))
-    poller.start()
+    if background:
+        poller.start()
     return catalog, board, poller
