@@ -170,6 +170,7 @@ class ModelInfo:
     performance_metrics: Mapping[str, Any] = field(default_factory=dict)
     current_status: Mapping[str, Any] = field(default_factory=dict)
     source: str = "catalog"
+    interface: str = ""  # pointsman, tensorrtllm or vllm (the catalog model says; "" from the repository index)
 
     @classmethod
     def from_catalog_entry(cls, entry: Mapping[str, Any]) -> ModelInfo:
@@ -177,7 +178,8 @@ class ModelInfo:
         return cls(model_name=str(entry["model_name"]), loaded=_as_bool(status.get("loaded", False)),
                    capabilities=tuple(entry.get("capabilities") or ()),
                    specialization_score=dict(entry.get("specialization_score") or {}),
-                   performance_metrics=dict(entry.get("performance_metrics") or {}), current_status=status)
+                   performance_metrics=dict(entry.get("performance_metrics") or {}), current_status=status,
+                   interface=str(entry.get("interface") or ""))
 
     @classmethod
     def from_repository(cls, index_entry: Mapping[str, Any], stats: Mapping[str, Any] | None) -> ModelInfo:

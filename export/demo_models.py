@@ -16,11 +16,12 @@ import logging
 import sys
 import sysconfig
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from pointsman.policy.catalog import load_catalog
+from pointsman.policy.catalog import Catalog, ModelEntry
 
 LOGGER = logging.getLogger(__name__)
 VOCAB_SIZE = 4096
@@ -34,6 +35,56 @@ DEMO_SHAPES = {
     "distilgpt2": ("gpt2", 2, 128, 4),
     "codegen": ("codegen", 4, 256, 4),
 }
+DEMO_CONTEXT = 512
+# measured by `python -m pointsman.export.specialization --write` on the score split of export/task_corpus.py
+SPECIALIZATION_RECORD = TRAINED / "perplexity.json"
+
+
+@dataclass(frozen=True)
+class DemoRouting:
+    """A demo model's routing priors; its task scores come from SPECIALIZATION_RECORD."""
+
+    capabilities: tuple[str, ...]
+    quality_prior: float
+    tokens_per_second_prior: float
+
+
+# what export writes into each demo engine's config as pointsman.* metadata (priors are
+# starting points only: the router measures live figures at run time)
+DEMO_ROUTING = {
+    "gpt2": DemoRouting(("general", "creative", "qa"), 0.8, 150.0),
+    "distilgpt2": DemoRouting(("general", "reasoning"), 0.6, 400.0),
+    "codegen": DemoRouting(("general", "coding"), 0.8, 150.0),
+}
+
+
+def demo_scores() -> dict[str, dict[str, float]]:
+    import json
+
+    return json.loads(SPECIALIZATION_RECORD.read_text())["scores"]
+
+
+def demo_routing_flags(name: str):
+    """The RoutingFlags export gets for demo model `name`."""
+    from pointsman.export.pipeline import RoutingFlags
+
+    routing = DEMO_ROUTING[name]
+    return RoutingFlags(demo_scores()[name], routing.capabilities, routing.quality_prior,
+                        routing.tokens_per_second_prior)
+
+
+def demo_catalog() -> Catalog:
+    """The catalog the router discovers from the exported demo models (for benchmarks and tests without a server)."""
+    scores = demo_scores()
+    return Catalog(ModelEntry(name=name, engine_model=f"{name}_stream", family=DEMO_SHAPES[name][0],
+                              capabilities=r.capabilities, context_length=DEMO_CONTEXT,
+                              specialization_score=scores[name], quality_prior=r.quality_prior,
+                              tokens_per_second_prior=r.tokens_per_second_prior)
+                   for name, r in DEMO_ROUTING.items())
+
+
+def demo_checkpoint(build: Path, name: str) -> Path:
+    return build / "checkpoints" / name
 
 
 def local_text_files() -> Iterator[Path]:
@@ -123,7 +174,6 @@ def build_demo_models(build: Path, repository: Path, force: bool = False) -> Non
     from pointsman.export.pipeline import export_model
 
     console = Console(stderr=True)
-    catalog = load_catalog()
     tokenizer_dir = build / "tokenizer"
     if (TRAINED / "tokenizer" / "tokenizer.json").exists():
         from transformers import AutoTokenizer
@@ -138,12 +188,11 @@ def build_demo_models(build: Path, repository: Path, force: bool = False) -> Non
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     for name in DEMO_SHAPES:
-        entry = catalog[name]
-        checkpoint = Path(entry.checkpoint)  # relative to the project root
+        checkpoint = demo_checkpoint(build, name)
         if force or not checkpoint_is_current(name, checkpoint):
             console.print(f"building demo checkpoint {name} at {checkpoint}")
-            build_checkpoint(name, tokenizer, checkpoint, entry.context_length)
-        export_model(checkpoint, name, repository, force=force, console=console)
+            build_checkpoint(name, tokenizer, checkpoint, DEMO_CONTEXT)
+        export_model(checkpoint, name, repository, force=force, console=console, routing=demo_routing_flags(name))
     from pointsman.export.classifier import build_classifier
 
     build_classifier(repository, force=force)  # the router's prompt classifier (skipped when up to date)

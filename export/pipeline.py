@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -19,11 +21,28 @@ from pointsman.export.repository import (
     LlmFolderSpec,
     engine_name,
     read_parameters,
+    set_routing_parameters,
     write_llm_folder,
     write_twin_folder,
 )
+from pointsman.policy.routing_metadata import entry_from_parameters, routing_parameters
 
 LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoutingFlags:
+    """What export's routing flags say (--task-scores, --capabilities, --quality-prior, speed priors)."""
+
+    task_scores: dict[str, float]
+    capabilities: tuple[str, ...]
+    quality_prior: float
+    tokens_per_second_prior: float | None = None
+    time_to_first_token_prior: float | None = None
+
+
+def _family(checkpoint: Path) -> str:
+    return json.loads((checkpoint / "config.json").read_text()).get("model_type", "")
 
 
 def checkpoint_digest(checkpoint: Path, variant: str = "float32") -> str:
@@ -55,11 +74,26 @@ def is_up_to_date(folder: Path, digest: str) -> bool:
     return export_record(folder).get("digest") == digest and (folder / "1" / "model.onnx").exists()
 
 
+def routing_for(name: str, routing: RoutingFlags | None, context: int, family: str) -> dict[str, str]:
+    """The engine config's pointsman.* parameters ({} without routing flags: served, not routed to)."""
+    if routing is None:
+        return {}
+    params = routing_parameters(interface="pointsman", scores=routing.task_scores, capabilities=routing.capabilities,
+                                quality_prior=routing.quality_prior, context_length=context, name=name,
+                                tokens_per_second_prior=routing.tokens_per_second_prior,
+                                time_to_first_token_prior=routing.time_to_first_token_prior, family=family)
+    entry_from_parameters(engine_name(name), params)  # CatalogError names the key
+    return params
+
+
 def export_model(checkpoint: Path, name: str, repository: Path, force: bool = False,
-                 console: Console | None = None, dtype: str = "float32", quantize: str | None = None) -> dict:
+                 console: Console | None = None, dtype: str = "float32", quantize: str | None = None,
+                 routing: RoutingFlags | None = None) -> dict:
     """Export one checkpoint; return the stamp (parity figures included).
 
     dtype float16 or quantize int8 export a reduced-precision variant (export.precision).
+    `routing` becomes the engine config's pointsman.* metadata, rewritten even when the
+    graph is up to date; without it the model is served but the router does not route to it.
     """
     console = console or Console(stderr=True)
     folder = repository / engine_name(name)  # the engine; repository/name becomes its twin
@@ -69,6 +103,9 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
     digest = checkpoint_digest(checkpoint, variant_name(dtype, quantize))
     if not force and is_up_to_date(folder, digest):
         console.print(f"[green]{name}[/]: up to date, skipped")
+        params = read_parameters(folder)
+        set_routing_parameters(folder, routing_for(name, routing, int(params["context_length"]),
+                                                   params.get("pointsman.family") or _family(checkpoint)))
         write_twin_folder(repository, name)
         return export_record(folder)
 
@@ -102,7 +139,8 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
             "variant": report.variant, "bytes": str(report.size_bytes), **report.quality,
         }
         spec = LlmFolderSpec(name=engine_name(name), context_length=context_length(config), eos_token_id=eos,
-                             bos_token_id=bos, export_record=stamp)
+                             bos_token_id=bos, export_record=stamp,
+                             routing=routing_for(name, routing, context_length(config), config.model_type))
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
         if folder.exists():
             shutil.rmtree(folder)

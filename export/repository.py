@@ -23,6 +23,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from pointsman.engine.scheduler import EngineLimits
 from pointsman.policy.contract import stream_model
+from pointsman.policy.routing_metadata import PREFIX as ROUTING_PREFIX
 
 BACKEND = "pointsman_llm"
 CONFIG_FILE = "config.pbtxt"
@@ -44,6 +45,7 @@ class LlmFolderSpec:
     execution_providers: str = "auto"
     limits: EngineLimits = EngineLimits()
     export_record: dict[str, str] = field(default_factory=dict)  # digest and parity figures, as parameters
+    routing: dict[str, str] = field(default_factory=dict)  # pointsman.* routing metadata (policy.routing_metadata)
 
 
 def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
@@ -62,6 +64,7 @@ def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
         "execution_providers": spec.execution_providers,
         **spec.limits.as_parameters(),
         **{f"export_{key}": value for key, value in spec.export_record.items()},
+        **spec.routing,
     }
     for key, value in params.items():
         config.parameters[key].string_value = value
@@ -80,6 +83,17 @@ def read_parameters(folder: Path) -> dict[str, str]:
     """The string parameters of a model folder's config.pbtxt ({} when it has none)."""
     config = text_format.Parse((folder / CONFIG_FILE).read_text(), mc.ModelConfig())
     return {key: value.string_value for key, value in config.parameters.items()}
+
+
+def set_routing_parameters(folder: Path, routing: dict[str, str]) -> None:
+    """Replace the `pointsman.*` parameters of a config.pbtxt (an up-to-date export keeps its graph)."""
+    path = folder / CONFIG_FILE
+    config = text_format.Parse(path.read_text(), mc.ModelConfig())
+    for key in [k for k in config.parameters if k.startswith(ROUTING_PREFIX)]:
+        del config.parameters[key]
+    for key, value in routing.items():
+        config.parameters[key].string_value = value
+    path.write_text(text_format.MessageToString(config))
 
 
 # what transformers' save_pretrained writes that the chat template lives in (the .jinja

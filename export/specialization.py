@@ -1,7 +1,8 @@
 """Measure each served model's likelihood of reference answers per task; derive the catalog's scores.
 
     python -m pointsman.export.specialization            # print the table
-    python -m pointsman.export.specialization --write    # also rewrite specialization_score in catalog.toml
+    python -m pointsman.export.specialization --write    # also record them; `pointsman demo-models` writes them
+                                                         # into the demo models' configs (pointsman.task_score.*)
 
 Runs the exported graphs (model_repository/NAME/1/model.onnx, what Triton serves) with
 onnxruntime. For coding, qa and reasoning: the "score" split of export/task_corpus.py
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pointsman.export.repository import engine_name
-from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, load_catalog
+from pointsman.policy.catalog import TASKS
 
 RECORD = Path(__file__).with_name("demo_weights") / "perplexity.json"
 WINDOWS = 32
@@ -111,21 +111,6 @@ def scores_from(cross_entropy: dict[str, dict[str, float]]) -> dict[str, dict[st
     return {name: {t: round(math.exp(best[t] - ce[t]), 2) for t in TASKS} for name, ce in cross_entropy.items()}
 
 
-def rewrite_catalog(text: str, scores: dict[str, dict[str, float]]) -> str:
-    """catalog.toml with each named model's specialization_score line replaced; the rest kept."""
-    blocks = re.split(r"(?m)^(?=\[\[models\]\])", text)
-    out = []
-    for block in blocks:
-        match = re.search(r'(?m)^name\s*=\s*"([^"]+)"', block)
-        if match and match.group(1) in scores:
-            line = "specialization_score = { " + ", ".join(f"{t} = {scores[match.group(1)][t]}" for t in TASKS) + " }"
-            block, count = re.subn(r"(?m)^specialization_score\s*=.*$", line, block)
-            if count != 1:
-                raise ValueError(f"catalog entry {match.group(1)!r}: expected one specialization_score line")
-        out.append(block)
-    return "".join(out)
-
-
 def table(cross_entropy: dict[str, dict[str, float]], scores: dict[str, dict[str, float]]) -> str:
     lines = [f"{'model':<12}" + "".join(f"{t + ' ppl':>16}" for t in TASKS) + "   specialization_score"]
     for name, ce in cross_entropy.items():
@@ -140,21 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pointsman.export.specialization",
         description=__doc__.splitlines()[0])
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
-    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
-    parser.add_argument("--write", action="store_true", help="rewrite the catalog's specialization scores")
+    parser.add_argument("--write", action="store_true", help="record the scores (export/demo_weights/perplexity.json)")
     args = parser.parse_args(argv)
-    models = load_catalog(args.catalog).names
+    from pointsman.export.demo_models import DEMO_SHAPES
+
+    models = list(DEMO_SHAPES)
     cross_entropy = measure(args.model_repository, models)
     scores = scores_from(cross_entropy)
     print(table(cross_entropy, scores))  # noqa: T201
     if args.write:
-        args.catalog.write_text(rewrite_catalog(args.catalog.read_text(), scores))
-        load_catalog(args.catalog)  # still valid
         cross_entropy = {m: {t: round(v, 3) for t, v in ce.items()} for m, ce in cross_entropy.items()}
         RECORD.write_text(json.dumps({"cross_entropy_nats": cross_entropy, "scores": scores,
                                       "pairs_per_task": PAIRS_PER_TASK, "split": "score",
                                       "creative_windows": WINDOWS, "window_tokens": WINDOW_TOKENS}, indent=2) + "\n")
-        print(f"wrote {args.catalog} and {RECORD}")  # noqa: T201
+        print(f"wrote {RECORD}; run `pointsman demo-models` to write the scores into the configs")  # noqa: T201
     return 0
 
 

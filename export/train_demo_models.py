@@ -177,8 +177,7 @@ def specialise(args, tokenizer, polish: bool = False) -> int:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from pointsman.export.demo_models import DEMO_SHAPES, corpus, new_model, train_tokenizer
-    from pointsman.policy.catalog import load_catalog
+    from pointsman.export.demo_models import DEMO_CONTEXT, DEMO_SHAPES, corpus, new_model, train_tokenizer
 
     parser = argparse.ArgumentParser(prog="python -m pointsman.export.train_demo_models",
         description=__doc__.splitlines()[0])
@@ -190,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-    catalog = load_catalog()
 
     tokenizer_dir = args.out / "tokenizer"
     if (tokenizer_dir / "tokenizer.json").exists():
@@ -213,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         domain, steps, peak = RECIPES[name]
         steps = args.steps or steps
-        model = new_model(name, tokenizer, catalog[name].context_length, seed=SEED)
+        model = new_model(name, tokenizer, DEMO_CONTEXT, seed=SEED)
         started = time.perf_counter()
         losses = train(model, streams[domain][0], steps, peak, SEED)
         held = {d: round(held_out_loss(model, streams[d][1]), 4) for d in streams}

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pointsman.export.demo_models import demo_catalog
 from pointsman.export.repository import engine_name
 from pointsman.export.specialization import SequenceScorer, evenly, reference_nll
 from pointsman.export.task_corpus import TASK_SOURCES, TaskPair, task_pairs
 from pointsman.loadtests.bench_classifier import auto_decision
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier
-from pointsman.policy.catalog import load_catalog
 from pointsman.policy.contract import parse_router
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def router_choice(analyzer) -> Callable[[str], tuple[str, str]]:
     from pointsman.policy.selection.selector import Selector
     from pointsman.policy.selection.status import StatusBoard
 
-    catalog = load_catalog()
+    catalog = demo_catalog()
     board = StatusBoard(catalog)
     for name in catalog.names:
         board.set_ready(name, True)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[0])
     parser.add_argument("--per-task", type=int, default=80, help="test prompts per task")
     args = parser.parse_args(argv)
-    models = load_catalog().names
+    models = demo_catalog().names
     prompts = [TestPrompt(t, p) for t in BENCH_TASKS for p in evenly(task_pairs(t, "test"), args.per_task)]
     texts = [p.pair.prompt for p in prompts]
     ce = cross_entropies(prompts, models)

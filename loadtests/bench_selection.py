@@ -29,9 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pointsman.export.dataset import PROMPTS_FILE as PROMPTS
+from pointsman.export.demo_models import demo_catalog
 from pointsman.policy.analysis import LexicalAnalyzer
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer
-from pointsman.policy.catalog import load_catalog
 from pointsman.policy.contract import parse_router
 from pointsman.policy.selection.selector import Selector
 from pointsman.policy.selection.status import StatusBoard
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--router", action="store_true", help="also measure through a tritonserver it starts")
     args = parser.parse_args(argv)
     console = Console()
-    catalog = load_catalog()
+    catalog = demo_catalog()
     rng = random.Random(1)
     board = busy_board(catalog, rng)
     selector = Selector(catalog, board, LexicalAnalyzer())

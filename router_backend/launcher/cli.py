@@ -96,11 +96,42 @@ def _run(server, args: argparse.Namespace, gateways: list) -> int:
     return server.process.wait() or 0
 
 
+def _routing_flags(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """RoutingFlags from export's flags (None when none is given); a bad or missing one is a usage error naming it."""
+    from pointsman.export.pipeline import RoutingFlags
+    from pointsman.policy.catalog import CAPABILITIES
+    from pointsman.policy.routing_metadata import parse_task_scores
+
+    given = {"--task-scores": args.task_scores, "--capabilities": args.capabilities,
+             "--quality-prior": args.quality_prior}
+    if all(v is None for v in given.values()) and args.tokens_per_second_prior is None:
+        return None
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        parser.error(f"{missing[0]} is required with the other routing flags "
+                     f"(--task-scores, --capabilities, --quality-prior)")
+    try:
+        scores = parse_task_scores(args.task_scores)
+    except ValueError as exc:
+        parser.error(f"--task-scores: {exc}")
+    capabilities = tuple(c.strip() for c in args.capabilities.split(",") if c.strip())
+    if not capabilities or any(c not in CAPABILITIES for c in capabilities):
+        parser.error(f"--capabilities: a comma-separated list of {', '.join(CAPABILITIES)} (got {args.capabilities!r})")
+    if not 0.0 <= args.quality_prior <= 1.0:
+        parser.error(f"--quality-prior: a number from 0 to 1 (got {args.quality_prior:g})")
+    for flag, value in (("--tokens-per-second-prior", args.tokens_per_second_prior),
+                        ("--time-to-first-token-prior", args.time_to_first_token_prior)):
+        if value is not None and value <= 0:
+            parser.error(f"{flag}: a number greater than 0 (got {value:g})")
+    return RoutingFlags(scores, capabilities, args.quality_prior, args.tokens_per_second_prior,
+                        args.time_to_first_token_prior)
+
+
 def _export(args: argparse.Namespace) -> int:
     from pointsman.export.pipeline import export_model
 
     export_model(args.checkpoint, args.name, args.model_repository, force=args.force, dtype=args.dtype,
-                 quantize=args.quantize)
+                 quantize=args.quantize, routing=_routing_flags(args, args.parser))
     return 0
 
 
@@ -156,7 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="float16: half-precision graph for GPUs (CPU runs it slowly); default exact float32")
     export.add_argument("--quantize", choices=("int8",), default=None,
                         help="int8: onnxruntime dynamic quantisation for CPU, held to a perplexity check")
-    export.set_defaults(func=_export)
+    routing = export.add_argument_group("routing metadata", "written into the engine's config.pbtxt as pointsman.* "
+                                        "parameters; without them the model is served but not routed to")
+    routing.add_argument("--task-scores", help="coding=0.9,creative=0.2,qa=0.5,reasoning=0.3 (each 0 to 1)")
+    routing.add_argument("--capabilities", help="comma list of general, coding, creative, qa, reasoning")
+    routing.add_argument("--quality-prior", type=float, help="0 to 1")
+    routing.add_argument("--tokens-per-second-prior", type=float, help="optional speed prior (one sequence alone)")
+    routing.add_argument("--time-to-first-token-prior", type=float, help="optional, seconds")
+    export.set_defaults(func=_export, parser=export)
 
     demo = sub.add_parser("demo-models", help="build the small demo checkpoints and export them")
     demo.add_argument("--build-dir", type=Path, default=Path("build"))

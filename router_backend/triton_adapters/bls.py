@@ -2,6 +2,10 @@
 
     for piece, final in generate_via_bls("gpt2", {"text_input": "hi", "max_tokens": 8, "stream": True}):
         ...
+    call_model = ModelCaller(catalog)   # this project's engine, or a TensorRT-LLM / vLLM convention
+
+The conventions' request and response shapes are pointsman.policy.conventions; this module
+only turns them into tensors and back.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from pointsman.errors import InvalidRequest
+from pointsman.policy.catalog import Catalog, ModelEntry
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors
+from pointsman.policy.conventions import ResponseReader, TensorValue, request_tensors
 from pointsman.policy.routing import ModelCallError, ModelOutput
-from pointsman.triton_adapters.model_config import numpy_types
+from pointsman.triton_adapters.model_config import NUMPY_TYPES, numpy_types
 
 # generation fields forwarded to a language model, typed as the contract declares them
 LLM_FIELD_TYPES = numpy_types(input_tensors(GenerateParams))
@@ -86,3 +93,68 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
             yield "", ModelOutput(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
                                    mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob),
                                    prompt_tokens=int(_output(response, "prompt_tokens") or 0))
+
+
+# what the router reads of a convention's answer, when the model declares it
+CONVENTION_OUTPUTS = ("text_output", "finish_reason", "num_output_tokens", "num_input_tokens")
+
+
+def _convention_tensor(value: TensorValue) -> pb_utils.Tensor:
+    dtype = NUMPY_TYPES[value.data_type]
+    if dtype is np.object_:
+        array = np.array([str(v).encode("utf-8") for v in value.values], dtype=np.object_)
+    else:
+        array = np.array(value.values, dtype=dtype)
+    return pb_utils.Tensor(value.name, array.reshape(value.shape))
+
+
+def _first_values(response) -> dict[str, Any]:
+    out = {}
+    for tensor in response.output_tensors():
+        array = tensor.as_numpy().reshape(-1)
+        out[tensor.name()] = (array[0].item() if isinstance(array[0], np.generic) else array[0]) if array.size else None
+    return out
+
+
+def generate_via_convention(entry: ModelEntry, fields: Mapping[str, Any], is_cancelled=lambda: False
+                            ) -> Iterator[tuple[str, ModelOutput | None]]:
+    """Call a TensorRT-LLM or vLLM convention model; yield (text piece, None) then ("", ModelOutput)."""
+    try:
+        tensors = [_convention_tensor(t) for t in request_tensors(entry, fields)]
+    except InvalidRequest as exc:  # a field the model cannot take: the caller's fault, never retried
+        raise ModelCallError(str(exc), invalid_argument=True) from None
+    declared = entry.signature.outputs if entry.signature else ("text_output",)
+    request = pb_utils.InferenceRequest(model_name=entry.call_name, inputs=tensors,
+                                        requested_output_names=[n for n in CONVENTION_OUTPUTS if n in declared])
+    decoupled = entry.signature is None or entry.signature.decoupled
+    try:
+        responses = request.exec(decoupled=True) if decoupled else [request.exec()]
+    except pb_utils.TritonModelException as exc:  # e.g. the model was unloaded a moment ago
+        raise BlsError(entry.call_name, str(exc)) from None
+    reader = ResponseReader(entry.interface)
+    for response in responses:
+        if is_cancelled():
+            cancel = getattr(responses, "cancel", None)
+            if cancel is not None:
+                cancel()
+            return
+        _checked(entry.call_name, response)
+        piece = reader.read(_first_values(response))
+        if piece:
+            yield piece, None
+    yield "", ModelOutput(text=reader.text, tokens=reader.tokens, finish_reason=reader.finish_reason,
+                          prompt_tokens=reader.prompt_tokens)
+
+
+class ModelCaller:
+    """RoutingService's call_model: each model is called in the convention its catalog entry names."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def __call__(self, model: str, fields: Mapping[str, Any], is_cancelled=lambda: False
+                 ) -> Iterator[tuple[str, ModelOutput | None]]:
+        entry = next((e for e in self.catalog if e.call_name == model), None)
+        if entry is None or entry.interface == "pointsman":
+            return generate_via_bls(model, fields, is_cancelled)
+        return generate_via_convention(entry, fields, is_cancelled)

@@ -21,7 +21,8 @@ from pointsman.policy.contract import LLM_OUTPUTS, RECOMMEND_OUTPUTS, ROUTER_OUT
 
 NUMPY_TYPES: dict[str, Any] = {
     "TYPE_STRING": np.object_, "TYPE_BOOL": np.bool_, "TYPE_INT32": np.int32, "TYPE_INT64": np.int64,
-    "TYPE_UINT64": np.uint64, "TYPE_FP32": np.float32, "TYPE_FP64": np.float64,
+    "TYPE_UINT32": np.uint32, "TYPE_UINT64": np.uint64, "TYPE_FP16": np.float16, "TYPE_FP32": np.float32,
+    "TYPE_FP64": np.float64,
 }
 # every declared output's numpy type, so a response tensor always has its config's type
 OUTPUT_TYPES: dict[str, Any] = {

@@ -1,6 +1,7 @@
 """Publish the router's live measurements per model as gauges on Triton's metrics port.
 
     gauges = StatusGauges(board); gauges.start()
+    gauges.register(board.catalog.names)   # in execute: gauges for models that joined
 
 The catalog and recommend models (other processes) read them back through
 pointsman.policy.selection.live, so every endpoint reports the same measured figures.
@@ -35,11 +36,23 @@ class StatusGauges:
             field: pb_utils.MetricFamily(name=metric, description=_DOCS[field], kind=pb_utils.MetricFamily.GAUGE)
             for field, metric in LIVE_GAUGES.items()
         }
-        self._metrics = {
-            (field, model): family.Metric(labels={"model": model})
-            for field, family in self._families.items() for model in board.catalog.names
-        }
+        # (field, model) -> Metric. Models join at run time, so metrics are made when one first
+        # appears, by register() on the stub's main thread (execute): the background thread
+        # only sets values, as it always has (pb_utils calls that are not a Metric.set from
+        # background threads have crashed tritonserver 2.51 with boost's lock_exception)
+        self._metrics: dict = {}
+        self._registered: frozenset[str] = frozenset()
         self._stop = threading.Event()
+
+    def register(self, names: list[str]) -> None:
+        """Make the gauges of models not seen before; call from execute (the stub's main thread)."""
+        if self._registered.issuperset(names):
+            return
+        for name in names:
+            for field, family in self._families.items():
+                if (field, name) not in self._metrics:
+                    self._metrics[(field, name)] = family.Metric(labels={"model": name})
+        self._registered = self._registered | frozenset(names)
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="status-gauges", daemon=True).start()
@@ -51,7 +64,9 @@ class StatusGauges:
         for name, status in self.board.snapshot().items():
             for field in LIVE_GAUGES:
                 value = getattr(status, field)
-                self._metrics[(field, name)].set(float(value or 0.0))
+                metric = self._metrics.get((field, name))
+                if metric is not None:  # None: not registered yet (no request since it joined)
+                    metric.set(float(value or 0.0))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -172,3 +172,51 @@ def test_the_checkpoints_chat_template_travels_with_the_model(checkpoints, token
     export_model(checkpoint, "chat", tmp_path / "repo", console=quiet()[0])
 
     assert AutoTokenizer.from_pretrained(tmp_path / "repo" / "chat_stream" / "1").chat_template == template
+
+
+
+def _routing(coding: float):
+    from pointsman.export.pipeline import RoutingFlags
+
+    return RoutingFlags({"coding": coding, "creative": 0.2, "qa": 0.5, "reasoning": 0.3}, ("general", "coding"), 0.7,
+                        tokens_per_second_prior=90.0)
+
+
+def test_routing_flags_become_the_engines_pointsman_parameters_and_are_rewritten_when_up_to_date(
+        checkpoints, tmp_path):
+    from pointsman.export.repository import read_parameters
+    from pointsman.policy.routing_metadata import entry_from_parameters
+
+    export_model(checkpoints["codegen"], "tiny", tmp_path, console=quiet()[0], routing=_routing(0.9))
+    entry = entry_from_parameters("tiny_stream", read_parameters(tmp_path / "tiny_stream"))
+    assert entry is not None
+    assert (entry.name, entry.call_name, entry.interface, entry.family) == ("tiny", "tiny_stream", "pointsman",
+                                                                          "codegen")
+    assert (entry.specialization_score["coding"], entry.context_length, entry.tokens_per_second_prior) == (
+        0.9, CONTEXT, 90.0)
+    assert not any(k.startswith("pointsman.") for k in read_parameters(tmp_path / "tiny"))  # the twin: none
+
+    console, out = quiet()
+    export_model(checkpoints["codegen"], "tiny", tmp_path, console=console, routing=_routing(0.1))
+    assert "up to date" in out.getvalue()
+    assert entry_from_parameters("tiny_stream", read_parameters(tmp_path / "tiny_stream")).specialization_score[
+        "coding"] == 0.1
+    export_model(checkpoints["codegen"], "tiny", tmp_path, console=quiet()[0])  # no flags: served, not routed
+    assert entry_from_parameters("tiny_stream", read_parameters(tmp_path / "tiny_stream")) is None
+
+
+@pytest.mark.parametrize(("flags", "phrase"), [
+    (["--task-scores", "coding=1"], "--capabilities is required"),
+    (["--task-scores", "coding=1,creative=1,qa=1", "--capabilities", "general", "--quality-prior", "1"],
+     "--task-scores: every task needs a score; missing: reasoning"),
+    (["--task-scores", "coding=1,creative=1,qa=1,reasoning=1", "--capabilities", "poetry", "--quality-prior", "1"],
+     "--capabilities: a comma-separated list of general"),
+    (["--task-scores", "coding=1,creative=1,qa=1,reasoning=1", "--capabilities", "general", "--quality-prior", "2"],
+     "--quality-prior: a number from 0 to 1"),
+])
+def test_bad_routing_flags_are_usage_errors_naming_the_flag(flags, phrase, tmp_path, capsys):
+    from pointsman.launcher.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["export", "--checkpoint", str(tmp_path), "--name", "x", *flags])
+    assert phrase in capsys.readouterr().err

@@ -31,9 +31,9 @@ def leaders(task: str, margin: float = 0.1) -> set[str]:
 
     Speed and load decide among them; a clear specialist is the only leader.
     """
-    from pointsman.policy.catalog import load_catalog
+    from pointsman.export.demo_models import demo_catalog
 
-    catalog = load_catalog()
+    catalog = demo_catalog()  # what demo-models wrote into the served configs
     best = max(catalog[name].specialization_score[task] for name in catalog.names)
     return {name for name in catalog.names if catalog[name].specialization_score[task] >= best - margin}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pointsman.errors import InvalidRequest
+from pointsman.export.demo_models import demo_catalog
 from pointsman.ops.experiments.definition import ExperimentFileError, load_experiments_file, parse_experiment
 from pointsman.ops.experiments.manager import ExperimentManager
-from pointsman.policy.catalog import load_catalog
 
 SHIPPED_EXPERIMENTS = Path(__file__).resolve().parents[2] / "model_repository" / "experiments" / "experiments.toml"
 MODELS = {"gpt2", "distilgpt2", "codegen"}
@@ -91,8 +91,8 @@ def test_filter_matching(mode, task, task_filter, modes, matches) -> None:
     assert parse_experiment(data).filter.matches(mode, task) is matches
 
 
-def test_shipped_experiments_file_parses_against_the_catalog() -> None:
-    [experiment] = load_experiments_file(SHIPPED_EXPERIMENTS, set(load_catalog().names))
+def test_shipped_experiments_file_parses_against_the_demo_models() -> None:
+    [experiment] = load_experiments_file(SHIPPED_EXPERIMENTS, set(demo_catalog().names))
     assert [a.model for a in experiment.arms] == ["gpt2", "distilgpt2"]
     assert [a.weight for a in experiment.arms] == [50, 50] and experiment.filter.task == ("creative",)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pytest
@@ -289,7 +288,6 @@ ENGINE_CATALOG = """
 name = "gpt2"
 engine_model = "gpt2_stream"
 family = "gpt2"
-checkpoint = "x"
 capabilities = ["general", "creative", "coding", "qa", "reasoning"]
 context_length = 512
 specialization_score = { coding = 0.5, creative = 0.8, qa = 0.8, reasoning = 0.7 }
@@ -299,7 +297,6 @@ tokens_per_second_prior = 150.0
 [[models]]
 name = "llama"
 family = "gpt2"
-checkpoint = "x"
 capabilities = ["general", "creative", "qa"]
 context_length = 512
 specialization_score = { coding = 0.3, creative = 0.7, qa = 0.7, reasoning = 0.4 }
@@ -330,37 +327,3 @@ def test_router_calls_the_engine_model_and_reports_the_catalog_name():
     assert models.calls[0][0] == "gpt2_stream" and sink.result.decision.model == "gpt2"
     run({"model": "llama", "max_tokens": 2}, models, Selector(catalog, board, FixedAnalyzer()))
     assert models.calls[1][0] == "llama"  # no engine_model: called by its own name
-
-
-def test_readiness_and_load_follow_the_engine_model(monkeypatch):
-    from pointsman.policy.selection import live
-    from pointsman.policy.selection.status import StatusBoard
-
-    catalog = _engine_catalog()
-    board = StatusBoard(catalog)
-    index = [{"name": "gpt2", "state": "READY"}, {"name": "gpt2_stream", "state": "UNAVAILABLE"},
-             {"name": "llama", "state": "READY"}]
-    metrics = ('pointsman_engine_queued{model="gpt2_stream"} 3\n'
-               'nv_inference_pending_request_count{model="gpt2_stream",version="1"} 2\n')
-
-    class Answer:
-        def __init__(self, body: str) -> None:
-            self.body = body.encode()
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc) -> None:
-            return None
-
-        def read(self) -> bytes:
-            return self.body
-
-    def urlopen(request, timeout=0):
-        url = request if isinstance(request, str) else request.full_url
-        return Answer(json.dumps(index) if url.endswith("/index") else metrics)
-
-    monkeypatch.setattr(live.urllib.request, "urlopen", urlopen)
-    live.StatusPoller(board, live.Endpoints()).poll_once()
-    assert board.ready_models() == ["llama"]  # gpt2's twin is READY, its engine is not
-    assert board.snapshot()["gpt2"].pending == 5

@@ -20,7 +20,6 @@ TEST_CATALOG = """
 [[models]]
 name = "gpt2"
 family = "gpt2"
-checkpoint = "x"
 capabilities = ["general", "creative", "coding", "qa", "reasoning"]
 context_length = 512
 specialization_score = { coding = 0.55, creative = 0.85, qa = 0.8, reasoning = 0.75 }
@@ -30,7 +29,6 @@ tokens_per_second_prior = 150.0
 [[models]]
 name = "distilgpt2"
 family = "gpt2"
-checkpoint = "x"
 capabilities = ["general", "creative", "qa"]
 context_length = 512
 specialization_score = { coding = 0.35, creative = 0.7, qa = 0.7, reasoning = 0.45 }
@@ -40,7 +38,6 @@ tokens_per_second_prior = 400.0
 [[models]]
 name = "codegen"
 family = "codegen"
-checkpoint = "x"
 capabilities = ["general", "coding", "reasoning"]
 context_length = 512
 specialization_score = { coding = 0.95, creative = 0.3, qa = 0.5, reasoning = 0.7 }
@@ -158,7 +155,7 @@ def test_engine_queue_seen_by_triton_counts_as_load():
 
 
 def test_near_ties_spread_load_round_robin():
-    twin = {"family": "gpt2", "checkpoint": "x", "capabilities": ["general"], "context_length": 64,
+    twin = {"family": "gpt2", "capabilities": ["general"], "context_length": 64,
             "specialization_score": {t: 0.5 for t in TASKS}, "quality_prior": 0.5, "tokens_per_second_prior": 100.0}
     catalog = parse_catalog({"models": [{"name": "a", **twin}, {"name": "b", **twin}]})
     board = StatusBoard(catalog)

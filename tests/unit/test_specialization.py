@@ -7,9 +7,8 @@ import math
 import pytest
 
 from pointsman.export.demo_corpus import is_held_out, is_prose, split
-from pointsman.export.specialization import evenly, rewrite_catalog, scores_from
+from pointsman.export.specialization import evenly, scores_from
 from pointsman.export.task_corpus import TASK_SOURCES, task_pairs
-from pointsman.policy.catalog import DEFAULT_CATALOG, TASKS, parse_catalog
 
 CROSS_ENTROPY = {"gpt2": {"coding": 4.0, "creative": 3.0, "qa": 2.0, "reasoning": 3.0},
                  "distilgpt2": {"coding": 4.4, "creative": 3.3, "qa": 2.6, "reasoning": 1.0},
@@ -52,26 +51,6 @@ def test_reference_answers_respond_to_their_prompts():
 
 def test_evenly_spreads_a_sample_over_the_list():
     assert evenly(list(range(10)), 5) == [0, 2, 4, 6, 8] and evenly([1, 2], 5) == [1, 2]
-
-
-def test_rewrite_changes_only_specialization_lines_and_keeps_the_catalog_valid():
-    import tomllib
-
-    text = DEFAULT_CATALOG.read_text()
-    scores = scores_from(CROSS_ENTROPY)
-    new = rewrite_catalog(text, scores)
-    catalog = parse_catalog(tomllib.loads(new))
-
-    for name, by_task in scores.items():
-        assert catalog[name].specialization_score == {t: by_task[t] for t in TASKS}
-    changed = [(a, b) for a, b in zip(text.splitlines(), new.splitlines(), strict=True) if a != b]
-    assert changed and all(b.startswith("specialization_score = ") for _, b in changed)
-
-
-def test_rewrite_ignores_models_it_has_no_scores_for():
-    text = DEFAULT_CATALOG.read_text()
-
-    assert rewrite_catalog(text, {}) == text
 
 
 @pytest.mark.parametrize("text, prose", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pointsman.export.demo_models import demo_catalog
 from pointsman.ops.usage.suggestions import Thresholds, specialists_from_catalog, suggest
-from pointsman.policy.catalog import load_catalog
 
 SPECIALISTS = {"coding": "codegen", "creative": "gpt2"}
 
@@ -22,7 +22,7 @@ def coding_traffic(make_record, to_gpt2: int, to_codegen: int, busy: dict[str, i
 
 
 def test_specialists_come_from_the_catalogs_highest_score() -> None:
-    specialists = specialists_from_catalog(load_catalog())
+    specialists = specialists_from_catalog(demo_catalog())
     assert specialists["coding"] == "codegen"
     assert set(specialists) == {"coding", "creative", "qa", "reasoning"}
 

@@ -1,23 +1,25 @@
-"""Triton adapter of `catalog`: catalog facts + live status -> one JSON list.
+"""Triton adapter of `catalog`: catalog facts + live status -> one JSON list, and why any model is left out.
 
     curl -X POST localhost:8000/v2/models/catalog/generate -d '{}'
 """
 
 import json
+from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest
 from pointsman.policy.selection.live import start_live_status
 from pointsman.policy.selection.metadata import model_metadata
-from pointsman.triton_adapters.triton_io import model_parameters, request_fields, response, to_triton_error
+from pointsman.triton_adapters.triton_io import request_fields, response, to_triton_error
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = model_parameters(json.loads(args["model_config"]))
-        # the router measures; this model reads its figures back from the metrics port
-        self.catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""), import_live=True)
+        # the router measures; this model reads its figures back from the metrics port, and
+        # follows the repository index as the router does
+        self.catalog, self.board, self.poller = start_live_status(Path(args["model_repository"]).parent,
+                                                                  import_live=True)
 
     def execute(self, requests):
         return [self._answer(request) for request in requests]
@@ -29,11 +31,14 @@ class TritonPythonModel:
             if unknown:
                 raise InvalidRequest(unknown[0], "unknown field; accepted fields: model")
             wanted = fields.get("model")
+            self.poller.refresh()  # answer with the repository as it is now, not at the last poll
             if wanted is not None and wanted not in self.catalog:
                 raise InvalidRequest("model", f"must be one of {', '.join(self.catalog.names)}", got=wanted)
-            statuses = self.board.snapshot()
-            names = [wanted] if wanted else self.catalog.names
-            return response(models=json.dumps([model_metadata(self.catalog[n], statuses[n]) for n in names]))
+            statuses, entries = self.board.snapshot(), {e.name: e for e in self.catalog}
+            names = [wanted] if wanted else list(entries)
+            return response(models=json.dumps([model_metadata(entries[n], statuses[n]) for n in names
+                                               if n in entries and n in statuses]),
+                            problems=json.dumps(self.poller.discovery.problems))
         except Exception as exc:  # noqa: BLE001 - per-request error, the model keeps serving
             return pb_utils.InferenceResponse(error=to_triton_error(exc))
 

@@ -13,7 +13,7 @@ from pointsman.errors import InvalidRequest
 from pointsman.ops.experiments import ACTIONS, ExperimentManager
 from pointsman.ops.usage import open_store, to_json
 from pointsman.policy.admin import configured_key, require_admin
-from pointsman.policy.catalog import DEFAULT_CATALOG, load_catalog
+from pointsman.policy.selection.live import start_live_status
 from pointsman.triton_adapters.triton_io import (
     admin_key_of,
     check_known_fields,
@@ -29,11 +29,17 @@ INPUTS = ["action", "payload"]
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
-        catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
+        # arms created at run time must name a model the repository has; the seed file may name
+        # models that load later (a request goes outside the experiment while its arm's model is away)
+        self.catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, background=False)
         self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
-        self.manager = ExperimentManager(self.store, known_models=set(catalog.names))
+        self.manager = ExperimentManager(self.store, known_models=self._known_models)
         seed = Path(args["model_repository"]) / params.get("experiments_file", "experiments.toml")
         self.manager.seed(seed)  # a malformed file refuses the load, naming the experiment and field
+
+    def _known_models(self) -> set[str]:
+        self.poller.refresh()  # the repository as it is now: a model loaded a moment ago counts
+        return set(self.catalog.names)
 
     def execute(self, requests):
         responses = []
@@ -51,4 +57,5 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
+        self.poller.stop()
         self.store.close()

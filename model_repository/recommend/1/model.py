@@ -4,6 +4,7 @@
 """
 
 import json
+from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
@@ -15,7 +16,7 @@ from pointsman.policy.selection.scoring import Requirements
 from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
 from pointsman.triton_adapters.classifier_bls import BlsClassifier
 from pointsman.triton_adapters.model_config import complete_config
-from pointsman.triton_adapters.triton_io import model_parameters, request_fields, response, to_triton_error
+from pointsman.triton_adapters.triton_io import request_fields, response, to_triton_error
 
 INPUTS = input_tensors(RecommendParams)
 
@@ -27,9 +28,10 @@ class TritonPythonModel:
                                decoupled=False)
 
     def initialize(self, args):
-        params = model_parameters(json.loads(args["model_config"]))
-        # the router measures; this model reads its figures back from the metrics port
-        self.catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""), import_live=True)
+        # the router measures; this model reads its figures back from the metrics port, and
+        # follows the repository index as the router does
+        self.catalog, self.board, self.poller = start_live_status(Path(args["model_repository"]).parent,
+                                                                  import_live=True)
         # the router's analyser: lexical first, the served classifier when it is unsure
         classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
         self.analyzer = TwoStageAnalyzer(LexicalAnalyzer(), classify)

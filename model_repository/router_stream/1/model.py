@@ -9,6 +9,7 @@ non-decoupled twin, forwards to it.
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from pointsman.ops.experiments import ExperimentManager
 from pointsman.ops.usage import RecordWriter, open_store, record_from_outcome
@@ -17,7 +18,7 @@ from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, input_tensor
 from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
 from pointsman.policy.selection.live import start_live_status
 from pointsman.policy.selection.selector import Selector
-from pointsman.triton_adapters.bls import generate_via_bls
+from pointsman.triton_adapters.bls import ModelCaller
 from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
 from pointsman.triton_adapters.classifier_bls import BlsClassifier
 from pointsman.triton_adapters.model_config import complete_config
@@ -74,7 +75,8 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         require_decoupled(config, args["model_name"])
         params = model_parameters(config)
-        catalog, self.board, self.poller = start_live_status(params.get("catalog_path", ""))
+        # the catalog follows the repository index: models with pointsman.* metadata join and leave live
+        catalog, self.board, self.poller = start_live_status(Path(args["model_repository"]).parent)
         self.gauges = StatusGauges(self.board)
         self.gauges.start()
         self.metrics = RouterMetrics()
@@ -82,7 +84,7 @@ class TritonPythonModel:
         self.store = open_store()
         self.writer = RecordWriter(self.store, on_lost=self.metrics.count_lost,
                                    max_queue=int(params.get("usage_max_queued", "100000")))
-        self.experiments = experiments = ExperimentManager(self.store, known_models=set(catalog.names))
+        self.experiments = experiments = ExperimentManager(self.store, known_models=lambda: set(catalog.names))
         experiments.start_polling()
         # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either
         lexical = LexicalAnalyzer()
@@ -90,7 +92,7 @@ class TritonPythonModel:
         analyzers = {"lexical": lexical, "classifier": ClassifierAnalyzer(classify, fallback=lexical)}
         self.service = RoutingService(
             Selector(catalog, self.board, TwoStageAnalyzer(lexical, classify), refresh=self.poller.refresh),
-            call_model=generate_via_bls, observers=(self._observe,), experiments=experiments, analyzers=analyzers,
+            call_model=ModelCaller(catalog), observers=(self._observe,), experiments=experiments, analyzers=analyzers,
         )
         self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
                                        thread_name_prefix="router")
@@ -101,6 +103,7 @@ class TritonPythonModel:
         self.metrics.observe(record)
 
     def execute(self, requests):
+        self.gauges.register(self.board.catalog.names)  # models that joined since: their gauges, made here
         for request in requests:
             self.pool.submit(self._handle, request)
         return None

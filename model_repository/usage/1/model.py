@@ -4,9 +4,10 @@
 """
 
 import json
+from pathlib import Path
 
 from pointsman.ops.usage import UsageAnalytics, open_store, specialists_from_catalog, to_json
-from pointsman.policy.catalog import DEFAULT_CATALOG, load_catalog
+from pointsman.policy.selection.live import start_live_status
 from pointsman.triton_adapters.triton_io import (
     check_known_fields,
     error_response,
@@ -21,9 +22,11 @@ INPUTS = ["window_s"]
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(json.loads(args["model_config"]))
-        catalog = load_catalog(params.get("catalog_path") or DEFAULT_CATALOG)
+        # the specialists the suggestions compare against: the models in the repository now
+        # read on demand (summaries are rare): no polling thread of its own
+        catalog, _, self.poller = start_live_status(Path(args["model_repository"]).parent, background=False)
         self.store = open_store(params.get("state_dir") or None)  # or $POINTSMAN_DATABASE_URL
-        self.analytics = UsageAnalytics(self.store, specialists_from_catalog(catalog))
+        self.analytics = UsageAnalytics(self.store, lambda: specialists_from_catalog(catalog))
         self.analytics.prune(float(params.get("retention_days") or 0))  # at load: no timer thread to own
 
     def execute(self, requests):
@@ -32,6 +35,7 @@ class TritonPythonModel:
             try:
                 fields = request_fields(request, INPUTS)
                 check_known_fields(fields, INPUTS)
+                self.poller.refresh()  # the models in the repository now: the specialists come from them
                 summary = self.analytics.summary(fields.get("window_s"))
                 responses.append(response(summary=to_json(summary)))
             except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
@@ -39,4 +43,5 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
+        self.poller.stop()
         self.store.close()

@@ -45,10 +45,12 @@ def _dump(experiment: ExperimentDef) -> dict:
 
 
 class ExperimentManager:
-    def __init__(self, store: Store, *, known_models: set[str] | None = None, refresh_s: float = 1.0,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+    def __init__(self, store: Store, *, known_models: set[str] | Callable[[], set[str]] | None = None,
+                 refresh_s: float = 1.0, clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
         self.store = store
-        self.known_models = set(known_models) if known_models is not None else None
+        # a callable: the models the repository has now (they come and go at run time)
+        self._known_models = known_models if callable(known_models) or known_models is None else set(known_models)
         self.refresh_s = refresh_s
         self._clock = clock
         self._rng = rng or random.Random()
@@ -113,6 +115,11 @@ class ExperimentManager:
                         LOGGER.error("experiment %s in %s is malformed; skipped", row.name, self.store.location)
             self._active, self._version = tuple(active), version
 
+    @property
+    def known_models(self) -> set[str] | None:
+        known = self._known_models
+        return known() if callable(known) else known
+
     # management -------------------------------------------------------------------------
     def seed(self, path: str | Path) -> list[str]:
         """Add the file's experiments that the store does not have yet; the store's copy wins.
@@ -120,7 +127,8 @@ class ExperimentManager:
         A malformed file raises at once. An unreachable database does not: the file is
         checked, and its experiments are added by the first action once the database is back.
         """
-        experiments = load_experiments_file(path, self.known_models)
+        # a live model list may not hold the file's models yet (they load beside this one): not checked then
+        experiments = load_experiments_file(path, None if callable(self._known_models) else self.known_models)
         try:
             added = self._seed(experiments, path)
         except STORE_ERRORS as exc:

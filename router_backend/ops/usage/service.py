@@ -1,6 +1,6 @@
 """The usage endpoint's logic: read a window of records from the store and summarise it.
 
-    analytics = UsageAnalytics(open_store(), specialists_from_catalog(load_catalog()))
+    analytics = UsageAnalytics(open_store(), lambda: specialists_from_catalog(catalog))
     analytics.summary(window_s=3600)
 
 With a shared PostgreSQL store the summary covers every replica; its "replicas" field
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pointsman.errors import InvalidRequest
@@ -23,12 +23,17 @@ MAX_RECORDS = 200_000  # the most recent ones; bounds the memory and time of one
 
 
 class UsageAnalytics:
-    def __init__(self, store: Store, specialists: Mapping[str, str] | None = None,
+    def __init__(self, store: Store, specialists: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
                  thresholds: Thresholds | None = None, max_records: int = MAX_RECORDS) -> None:
         self.store = store
-        self.specialists = dict(specialists or {})
+        # a callable: task -> specialist among the models the repository has now
+        self._specialists = specialists if callable(specialists) else dict(specialists or {})
         self.thresholds = thresholds or Thresholds()
         self.max_records = max_records
+
+    @property
+    def specialists(self) -> dict[str, str]:
+        return dict(self._specialists()) if callable(self._specialists) else self._specialists
 
     def summary(self, window_s: float | None = None, now: float | None = None) -> dict[str, Any]:
         """Summary of the last window_s seconds (all records when None)."""

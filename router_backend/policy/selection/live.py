@@ -1,11 +1,13 @@
-"""Feed the status board from Triton: readiness and engine load, polled in the background.
+"""Feed the catalog and the status board from Triton: models, readiness and load, polled in the background.
 
-    poller = StatusPoller(board, endpoints_from_env())
-    poller.start()
+    catalog, board, poller = start_live_status(repository=Path("model_repository"))
 
-No Triton import: readiness comes from Triton's repository index over HTTP (so loads
-and unloads through the repository API are seen within one interval), load from the
-Prometheus text that its metrics endpoint serves (pending counts, engine gauges).
+No Triton import: the models and their readiness come from Triton's repository index
+over HTTP, their routing metadata from their served configs (pointsman.policy.selection.discovery),
+so loads, unloads and reloads through the repository API are seen within one interval;
+load comes from the Prometheus text that its metrics endpoint serves: Triton's pending
+counts and queue times, this project's engine gauges, and the engine metrics vLLM and
+TensorRT-LLM models export.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from pointsman.policy.admin import admin_headers
-from pointsman.policy.catalog import DEFAULT_CATALOG, Catalog, load_catalog
+from pointsman.policy.catalog import Catalog
+from pointsman.policy.routing_metadata import OVERLAY_FILE
+from pointsman.policy.selection.discovery import Discovery
 from pointsman.policy.selection.status import StatusBoard
 
 LOGGER = logging.getLogger(__name__)
@@ -30,7 +36,14 @@ ENGINE_QUEUED = "pointsman_engine_queued"
 ENGINE_ACTIVE = "pointsman_engine_active"
 LOAD_SECONDS = "pointsman_model_load_seconds"
 ENGINE_TTFT = "pointsman_engine_time_to_first_token_seconds"
-MIN_REFRESH_S = 0.05  # on-demand refreshes at most this often
+QUEUE_US = "nv_inference_queue_duration_us"  # Triton's cumulative queue time, per model
+SUCCESSES = "nv_inference_request_success"
+# the engine gauges vLLM's and TensorRT-LLM's backends export (label model: the engine model)
+VLLM_WAITING, VLLM_RUNNING = "vllm:num_requests_waiting", "vllm:num_requests_running"
+TRTLLM_WAITING = "nv_trt_llm_request_metrics/waiting"  # request_type label folded into the name
+TRTLLM_ACTIVE = "nv_trt_llm_request_metrics/active"
+QUEUED_METRICS = (ENGINE_QUEUED, VLLM_WAITING, TRTLLM_WAITING)
+ACTIVE_METRICS = (ENGINE_ACTIVE, VLLM_RUNNING, TRTLLM_ACTIVE)
 # published by the router from its own measurements, read back by catalog and recommend
 LIVE_GAUGES = {
     "tokens_per_s": "pointsman_model_tokens_per_second",
@@ -45,16 +58,22 @@ LIVE_GAUGES = {
 
 def parse_load(text: str) -> dict[str, dict[str, float]]:
     """{model: {metric: value}} for the metrics the router balances on."""
-    wanted = {PENDING, ENGINE_QUEUED, ENGINE_ACTIVE, LOAD_SECONDS, ENGINE_TTFT, *LIVE_GAUGES.values()}
+    wanted = {PENDING, ENGINE_QUEUED, ENGINE_ACTIVE, LOAD_SECONDS, ENGINE_TTFT, QUEUE_US, SUCCESSES,
+              VLLM_WAITING, VLLM_RUNNING, "nv_trt_llm_request_metrics", *LIVE_GAUGES.values()}
     # the endpoint also serves every histogram bucket: parse only the lines we read
     prefixes = tuple(f"{name}{{" for name in wanted)
     lines = "\n".join(line for line in text.splitlines() if line.startswith(prefixes))
     out: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(lines):
         for sample in family.samples:
-            if sample.name in wanted and "model" in sample.labels:
+            name = sample.name
+            if name == "nv_trt_llm_request_metrics":  # one gauge per request_type
+                name = f"{name}/{sample.labels.get('request_type', '')}"
+            elif name not in wanted:
+                continue
+            if "model" in sample.labels:
                 per_model = out.setdefault(sample.labels["model"], {})
-                per_model[sample.name] = per_model.get(sample.name, 0.0) + sample.value
+                per_model[name] = per_model.get(name, 0.0) + sample.value
     return out
 
 
@@ -78,15 +97,19 @@ def parse_ready(index: list[dict]) -> set[str]:
 
 
 class StatusPoller:
-    """Polls readiness and load every `interval` seconds on a daemon thread."""
+    """Polls the repository index (discovery, readiness) and the metrics every `interval` seconds on a daemon thread."""
 
     def __init__(self, board: StatusBoard, endpoints: Endpoints, interval: float = 0.25,
-                 import_live: bool = False) -> None:
+                 import_live: bool = False, overlay_path: Path | None = None) -> None:
         self.board = board
+        self.catalog = board.catalog
         self.import_live = import_live  # take the router's measurements (catalog, recommend)
         self.endpoints = endpoints
         self.interval = interval
-        self._last_poll = 0.0
+        self.discovery = Discovery(self.catalog, self._config, overlay_path)
+        self._models_read_at = -1.0  # when the last index read started (monotonic)
+        self._poll_lock = threading.Lock()
+        self._queue_totals: dict[str, tuple[float, float]] = {}  # model -> (queue us, successes) at the last poll
         self.ready_names: frozenset[str] = frozenset()  # every READY model, language model or not
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
@@ -99,35 +122,77 @@ class StatusPoller:
         self._stop.set()
 
     def refresh(self) -> None:
-        """Poll now unless a poll finished within MIN_REFRESH_S (selection calls this on a miss)."""
-        if time.monotonic() - self._last_poll >= MIN_REFRESH_S:
-            self.poll_once()
+        """Re-read the repository index now (selection calls this on a miss, the catalog model per request).
+
+        Concurrent callers share one read: a caller that waited while another read started
+        after its own call returns with that read's answer (a storm of misses makes one read
+        at a time, never one per request).
+        """
+        asked = time.monotonic()
+        with self._poll_lock:
+            if self._models_read_at >= asked:
+                return
+            self._models_read_at = time.monotonic()
+            self._poll_models()
+
+    def _get_json(self, path: str, body: bytes | None = None) -> Any:
+        # the repository and config APIs are restricted when the server has an admin key
+        request = urllib.request.Request(f"{self.endpoints.http_url}{path}", data=body,
+                                         method="POST" if body is not None else "GET", headers=admin_headers())
+        with urllib.request.urlopen(request, timeout=1.0) as resp:
+            return json.loads(resp.read())
+
+    def _config(self, model: str) -> dict:
+        return self._get_json(f"/v2/models/{model}/config")
 
     def poll_once(self) -> None:
-        self._last_poll = time.monotonic()
+        with self._poll_lock:  # the poller thread and a selection's refresh may both ask
+            self._models_read_at = time.monotonic()
+            self._poll_models()
+            self._poll_load()
+
+    def _poll_models(self) -> None:
         try:
-            # the repository API is restricted when the server has an admin key
-            request = urllib.request.Request(f"{self.endpoints.http_url}/v2/repository/index", data=b"{}",
-                                             method="POST", headers=admin_headers())
-            with urllib.request.urlopen(request, timeout=1.0) as resp:
-                ready = parse_ready(json.loads(resp.read()))
-            self.ready_names = frozenset(ready)
-            for entry in self.board.catalog:
-                self.board.set_ready(entry.name, entry.call_name in ready)
+            index = self._get_json("/v2/repository/index", b"{}")
         except (OSError, ValueError) as exc:
             LOGGER.debug("repository index unavailable: %s", exc)  # keep the last known state
+            return
+        ready = self.discovery.update(index)
+        self.ready_names = frozenset(ready)
+        self.board.sync()
+        for entry in self.catalog:
+            self.board.set_ready(entry.name, entry.call_name in ready)
+
+    def _queue_seconds(self, model: str, figures: dict[str, float]) -> float | None:
+        """Mean Triton queue time of the requests that finished since the last poll (None: none did)."""
+        if QUEUE_US not in figures:
+            return None
+        now = (figures[QUEUE_US], figures.get(SUCCESSES, 0.0))
+        before = self._queue_totals.get(model)
+        self._queue_totals[model] = now
+        if before is None or now[1] <= before[1]:
+            return None
+        return max(0.0, now[0] - before[0]) / (now[1] - before[1]) / 1e6
+
+    def _poll_load(self) -> None:
         try:
             with urllib.request.urlopen(self.endpoints.metrics_url, timeout=1.0) as resp:
                 load = parse_load(resp.read().decode("utf-8", errors="replace"))
         except OSError as exc:
             LOGGER.debug("metrics unavailable: %s", exc)
             return
-        for entry in self.board.catalog:
+        for entry in self.catalog:
             name = entry.name
             # Triton's and the engine's figures carry the engine model's name; the router's own, the entry's
             figures = {**load.get(name, {}), **load.get(entry.call_name, {})}
-            queued = figures.get(PENDING, 0.0) + figures.get(ENGINE_QUEUED, 0.0)
-            self.board.set_engine_load(name, pending=int(queued), active=int(figures.get(ENGINE_ACTIVE, 0.0)))
+            engine = load.get(entry.metrics_name, {}) if entry.metrics_name != entry.call_name else {}
+            figures.update({k: v for k, v in engine.items() if k in QUEUED_METRICS + ACTIVE_METRICS})
+            queued = figures.get(PENDING, 0.0) + sum(figures.get(m, 0.0) for m in QUEUED_METRICS)
+            active = sum(figures.get(m, 0.0) for m in ACTIVE_METRICS)
+            self.board.set_engine_load(name, pending=int(queued), active=int(active))
+            queue_s = self._queue_seconds(entry.call_name, figures)
+            if queue_s is not None:
+                self.board.set_queue_time(name, queue_s)
             if LOAD_SECONDS in figures:
                 self.board.set_load_time(name, figures[LOAD_SECONDS])
             if figures.get(ENGINE_TTFT):
@@ -138,13 +203,29 @@ class StatusPoller:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception:
+                LOGGER.exception("status poll failed")
 
 
-def start_live_status(catalog_path: str = "", import_live: bool = False) -> tuple[Catalog, StatusBoard, StatusPoller]:
-    """Catalog (the bundled one when the path is empty), its status board, and a started poller."""
-    catalog = load_catalog(catalog_path or DEFAULT_CATALOG)  # CatalogError refuses the model's load
+def overlay_path_of(repository: str | Path | None) -> Path | None:
+    """The overlay file of a local repository (None when the repository is not a local folder)."""
+    return Path(repository) / OVERLAY_FILE if repository else None
+
+
+def start_live_status(repository: str | Path | None = None, import_live: bool = False,
+                      background: bool = True) -> tuple[Catalog, StatusBoard, StatusPoller]:
+    """The live catalog (discovered from the repository index), its status board, and a started poller.
+
+    `repository` is the local model repository folder, where the optional overlay file lives.
+    background=False: no polling thread; the caller reads the index when it needs the
+    catalog (poller.refresh()), as the usage and experiments models do per request.
+    """
+    catalog = Catalog()
     board = StatusBoard(catalog)
-    poller = StatusPoller(board, endpoints_from_env(), import_live=import_live)
-    poller.start()
+    poller = StatusPoller(board, endpoints_from_env(), import_live=import_live,
+                          overlay_path=overlay_path_of(repository))
+    if background:
+        poller.start()
     return catalog, board, poller

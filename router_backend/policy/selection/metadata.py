@@ -24,6 +24,8 @@ def model_metadata(entry: ModelEntry, status: ModelStatus) -> dict[str, Any]:
     """Catalog facts plus figures measured at run time (None until measured)."""
     return {
         "model_name": entry.name,
+        "triton_model": entry.call_name,  # the model the router calls
+        "interface": entry.interface,  # pointsman, tensorrtllm or vllm
         "family": entry.family,
         "capabilities": list(entry.capabilities),
         "specialization_score": dict(entry.specialization_score),
@@ -37,6 +39,7 @@ def model_metadata(entry: ModelEntry, status: ModelStatus) -> dict[str, Any]:
             "avg_tokens_per_second_basis": "modelled: measured pace normalised to one sequence alone",
             "avg_time_to_first_token_s": None if status.ttft_s is None else round(status.ttft_s, 4),
             "avg_load_time": None if status.load_time_s is None else round(status.load_time_s, 3),
+            "avg_queue_time_s": None if status.queue_s is None else round(status.queue_s, 4),
             "requests_served": status.requests_served,
             "errors": status.errors,
         },
@@ -46,5 +49,6 @@ def model_metadata(entry: ModelEntry, status: ModelStatus) -> dict[str, Any]:
             "in_flight": max(status.in_flight, status.active),
             "last_used": _iso(status.last_used),
         },
-        "priors": {"quality": entry.quality_prior, "tokens_per_second": entry.tokens_per_second_prior},
+        "priors": {"quality": entry.quality_prior, "tokens_per_second": entry.tokens_per_second_prior,
+                   "time_to_first_token_s": entry.time_to_first_token_prior},
     }

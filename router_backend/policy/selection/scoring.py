@@ -56,11 +56,12 @@ class Candidate:
 
 def predicted_seconds(entry: ModelEntry, status: ModelStatus, max_tokens: int) -> float:
     """Queue wait + prefill + max_tokens at the model's measured pace under its current load."""
-    tps = status.tokens_per_s or entry.tokens_per_second_prior
-    ttft = status.ttft_s if status.ttft_s is not None else DEFAULT_TTFT_S
+    tps = status.tokens_per_s or entry.pace_prior
+    ttft = status.ttft_s if status.ttft_s is not None else (entry.time_to_first_token_prior or DEFAULT_TTFT_S)
     alone = ttft + max_tokens / tps
     running = max(status.in_flight, status.active)
-    return alone * (1.0 + BATCH_SLOWDOWN * running) + status.pending * alone
+    # Triton's own queue time (what a vLLM or TensorRT-LLM model waits before its engine sees it)
+    return alone * (1.0 + BATCH_SLOWDOWN * running) + status.pending * alone + (status.queue_s or 0.0)
 
 
 def score_models(catalog: Catalog, statuses: dict[str, ModelStatus], task: str, complexity: float,
@@ -68,14 +69,16 @@ def score_models(catalog: Catalog, statuses: dict[str, ModelStatus], task: str, 
                  exclude: frozenset[str] = frozenset()) -> list[Candidate]:
     """Rank ready models best first; ineligible ones (time, quality) after eligible ones."""
     names = [n for n, s in statuses.items() if s.ready and n in catalog and n not in exclude]
+    entries = {n: catalog.get(n) for n in names}  # the catalog may change meanwhile: read each entry once
+    names = [n for n in names if entries[n] is not None]
     if not names:
         return []
-    predicted = {n: predicted_seconds(catalog[n], statuses[n], needs.max_tokens) for n in names}
+    predicted = {n: predicted_seconds(entries[n], statuses[n], needs.max_tokens) for n in names}
     fastest = min(predicted.values())
     speed_weight = weights.speed_preferred if needs.prefer_speed else weights.speed
     out = []
     for name in names:
-        entry, status = catalog[name], statuses[name]
+        entry, status = entries[name], statuses[name]
         quality = entry.specialization_score.get(task, entry.quality_prior)
         load = status.load
         score = (

@@ -97,6 +97,8 @@ class Selector:
             raise InvalidRequest("auto_select", "false needs 'model' or 'preferred_model' naming the model to use")
         for name, value in (("model", params.model), ("preferred_model", params.preferred_model)):
             if value is not None and value not in self.catalog:
+                self._refresh()  # models join at run time: the poller may not have seen this one yet
+            if value is not None and value not in self.catalog:
                 served = ", ".join(self.catalog.names)
                 raise InvalidRequest(name, f"must be one of the served language models: {served}", got=value)
 

@@ -1,6 +1,6 @@
 """Live status of every served model, measured at run time (never copied from the catalog).
 
-    board = StatusBoard(load_catalog())
+    board = StatusBoard(catalog)        # the live Catalog; board.sync() after it changes
     board.set_ready("gpt2", True); board.started("gpt2"); board.finished("gpt2", tokens=16, duration_s=0.2)
 """
 
@@ -40,6 +40,7 @@ class ModelStatus:
     load_time_s: float | None = None
     ready_since: float | None = None
     ttft_from_engine: bool = False  # ttft_s is the engine's figure, not the router's own
+    queue_s: float | None = None  # Triton's mean queue time per request over the last poll interval
 
     @property
     def load(self) -> int:
@@ -56,8 +57,16 @@ class StatusBoard:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        for entry in self.catalog:
-            self._models[entry.name] = ModelStatus(entry.name)
+        self.sync()
+
+    def sync(self) -> None:
+        """Follow the catalog: a status for every model in it (new ones not ready), none for departed ones."""
+        names = self.catalog.names
+        with self._lock:
+            for name in names:
+                self._models.setdefault(name, ModelStatus(name))
+            for name in set(self._models) - set(names):
+                del self._models[name]
 
     def snapshot(self) -> dict[str, ModelStatus]:
         with self._lock:
@@ -67,33 +76,42 @@ class StatusBoard:
         with self._lock:
             return [n for n, s in self._models.items() if s.ready]
 
+    def _status(self, name: str) -> ModelStatus:
+        """The model's status; a model that left the catalog meanwhile gets a detached one."""
+        status = self._models.get(name)
+        return status if status is not None else ModelStatus(name)
+
     def set_ready(self, name: str, ready: bool, now: float | None = None) -> None:
         with self._lock:
-            status = self._models[name]
+            status = self._status(name)
             if ready and not status.ready:
                 status.ready_since = now or time.time()
             status.ready = ready
 
     def set_engine_load(self, name: str, pending: int, active: int) -> None:
         with self._lock:
-            status = self._models[name]
+            status = self._status(name)
             status.pending, status.active = pending, active
+
+    def set_queue_time(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._status(name).queue_s = seconds
 
     def set_load_time(self, name: str, seconds: float) -> None:
         with self._lock:
-            self._models[name].load_time_s = seconds
+            self._status(name).load_time_s = seconds
 
     def set_engine_ttft(self, name: str, seconds: float) -> None:
         """The engine's own time to first token, used until the router measures one (streaming)."""
         with self._lock:
-            status = self._models[name]
+            status = self._status(name)
             if status.ttft_s is None or status.ttft_from_engine:
                 status.ttft_s, status.ttft_from_engine = seconds, True
 
     def set_measured(self, name: str, **figures: float) -> None:
         """Adopt figures another process measured (zeros mean 'not measured yet')."""
         with self._lock:
-            status = self._models[name]
+            status = self._status(name)
             for field_name in ("tokens_per_s", "measured_tokens_per_s", "ttft_s", "last_used"):
                 if figures.get(field_name):
                     setattr(status, field_name, figures[field_name])
@@ -103,14 +121,14 @@ class StatusBoard:
 
     def started(self, name: str) -> None:
         with self._lock:
-            status = self._models[name]
+            status = self._status(name)
             status.in_flight += 1
             status.last_used = time.time()
 
     def finished(self, name: str, tokens: int, duration_s: float, ttft_s: float | None = None,
                  failed: bool = False) -> None:
         with self._lock:
-            status = self._models[name]
+            status = self._status(name)
             status.in_flight = max(0, status.in_flight - 1)
             if failed:
                 status.errors += 1
