@@ -100,7 +100,7 @@ def _export(args: argparse.Namespace) -> int:
     from pointsman.export.pipeline import export_model
 
     export_model(args.checkpoint, args.name, args.model_repository, force=args.force, dtype=args.dtype,
-                 quantize=args.quantize)
+                 quantize=args.quantize, kv_cache=args.kv_cache)
     return 0
 
 
@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="float16: half-precision graph for GPUs (CPU runs it slowly); default exact float32")
     export.add_argument("--quantize", choices=("int8",), default=None,
                         help="int8: onnxruntime dynamic quantisation for CPU, held to a perplexity check")
+    export.add_argument("--kv-cache", choices=("inplace", "concat"), default="inplace",
+                        help="inplace: GroupQueryAttention over a preallocated KV buffer (default); "
+                             "concat: the older graph that copies the cache every step (a benchmark baseline)")
     export.set_defaults(func=_export)
 
     demo = sub.add_parser("demo-models", help="build the small demo checkpoints and export them")

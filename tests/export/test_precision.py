@@ -55,10 +55,10 @@ def test_an_int8_model_over_its_perplexity_limit_is_refused_and_not_written(llam
 def test_float16_export_is_within_its_relative_tolerance_and_the_engine_decodes_it(llama, tmp_path):
     import numpy as np
 
-    from pointsman.engine.decoder import OnnxDecoder
+    from pointsman.engine.decoder import load_decoder
 
     stamp = export(llama, tmp_path, dtype="float16")
-    decoder = OnnxDecoder.from_file(str(tmp_path / "m_stream" / "1" / "model.onnx"), providers="cpu")
+    decoder = load_decoder(str(tmp_path / "m_stream" / "1" / "model.onnx"), providers="cpu")
     logits, cache = decoder.prefill([1, 40, 41])
     step, caches = decoder.decode_batch([(int(np.argmax(logits)), cache)])
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from pointsman.engine.chat_template import ChatTemplate
-from pointsman.engine.decoder import OnnxDecoder
+from pointsman.engine.decoder import load_decoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine
 from pointsman.engine.tokenizer import TextTokenizer, build_generation_request, parse_token_ids
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors, parse_generate
@@ -64,9 +64,9 @@ class TritonPythonModel:
                                                  bos_id=bos[0] if bos else None)
         # the checkpoint's own chat template, kept beside the tokenizer by export; else the plain one
         self.chat = ChatTemplate.from_folder(folder)
-        decoder = OnnxDecoder.from_file(str(folder / params.get("onnx_file", "model.onnx")),
-                                        threads=params.get("intra_op_threads", "auto"),
-                                        providers=params.get("execution_providers", "auto"))
+        decoder = load_decoder(str(folder / params.get("onnx_file", "model.onnx")),
+                               threads=params.get("intra_op_threads", "auto"),
+                               providers=params.get("execution_providers", "auto"))
         self.engine = GenerationEngine(decoder, self.tokenizer, parse_token_ids("eos_token_id", params["eos_token_id"]),
                                        EngineLimits.from_parameters(params))
         self.engine.start()
