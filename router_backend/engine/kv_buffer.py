@@ -130,6 +130,8 @@ class InPlaceDecoder:
         slots = [slot for _, slot in steps]
         if any(not s.live for s in slots):
             raise ValueError("decode_batch got a released sequence")
+        if len({id(s) for s in slots}) != len(slots):
+            raise ValueError("decode_batch got one sequence twice")
         self._reserve(len(self._slots), max(s.length for s in slots) + 1)
         order = sorted(range(len(slots)), key=lambda i: slots[i].row)
         rows = [slots[i].row for i in order]
