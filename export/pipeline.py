@@ -9,12 +9,19 @@ import hashlib
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pointsman.export.families import bos_prefix, check_supported, context_length, end_of_sequence_ids
+from pointsman.export.families import (
+    bos_prefix,
+    check_supported,
+    context_length,
+    end_of_sequence_ids,
+    generation_defaults,
+)
 from pointsman.export.repository import (
     LlmFolderSpec,
     engine_name,
@@ -57,18 +64,21 @@ def is_up_to_date(folder: Path, digest: str) -> bool:
 
 def export_model(checkpoint: Path, name: str, repository: Path, force: bool = False,
                  console: Console | None = None, dtype: str = "float32", quantize: str | None = None,
-                 kv_cache: str = "inplace") -> dict:
+                 kv_cache: str = "inplace", sampling_defaults: Mapping[str, float] | None = None) -> dict:
     """Export one checkpoint; return the stamp (parity figures included).
 
     dtype float16 or quantize int8 export a reduced-precision variant (export.precision).
     kv_cache "concat" writes the older graph layout (the benchmark's baseline; onnx_export).
+    sampling_defaults: penalties for requests that leave them out, over the checkpoint's own
+    generation_config.json repetition_penalty (engine.sampling.model_defaults).
     """
+    defaults = {**generation_defaults(checkpoint), **(sampling_defaults or {})}
     console = console or Console(stderr=True)
     folder = repository / engine_name(name)  # the engine; repository/name becomes its twin
     if not (checkpoint / "config.json").exists():
         raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json "
                                 "(a Hugging Face checkpoint folder is expected)")
-    digest = checkpoint_digest(checkpoint, f"{variant_name(dtype, quantize)}-{kv_cache}")
+    digest = checkpoint_digest(checkpoint, f"{variant_name(dtype, quantize)}-{kv_cache}-{sorted(defaults.items())}")
     if not force and is_up_to_date(folder, digest):
         console.print(f"[green]{name}[/]: up to date, skipped")
         write_twin_folder(repository, name)
@@ -105,7 +115,7 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
             **report.quality,
         }
         spec = LlmFolderSpec(name=engine_name(name), context_length=context_length(config), eos_token_id=eos,
-                             bos_token_id=bos, export_record=stamp)
+                             bos_token_id=bos, export_record=stamp, sampling_defaults=defaults)
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
         if folder.exists():
             shutil.rmtree(folder)
