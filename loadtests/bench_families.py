@@ -269,7 +269,7 @@ def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, 
     """llama-server on the same checkpoint and threads, after our server has stopped."""
     from pointsman.loadtests.llama_cpp import LlamaCppPeer, concurrent_tps, per_token_ms
 
-    peer = LlamaCppPeer.find(args.llama_server, args.llama_cpp_source)
+    peer = LlamaCppPeer.find(args.llama_server, args.llama_cpp_source, args.llama_cpp_python)
     if peer is None:
         for cell in cells:
             cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
@@ -391,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peer", action="store_true", help="also run the FastAPI + transformers peer")
     parser.add_argument("--llama-server", help="a built llama-server binary (else llama.cpp is not measured)")
     parser.add_argument("--llama-cpp-source", help="the llama.cpp source it was built from (its GGUF converter)")
+    parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="stop starting new concurrency cells after this long (the machine is shared)")
     return parser

@@ -1,13 +1,14 @@
 r"""llama.cpp's llama-server as a peer: the same checkpoint converted to GGUF, the same threads, 16 slots.
 
-    server = LlamaCppPeer(binary, source)     # built from the llama-cpp-python sdist (docs/families.md)
+    server = LlamaCppPeer(binary, source, python)  # built from the llama-cpp-python sdist (docs/families.md)
     gguf = server.convert(checkpoint, "f32")  # or "q8_0" against our int8
     with server.serve(gguf, threads=2, slots=16, context=1024) as url:
         ms = per_token_ms(url, ids, 128); tps = concurrent_tps(url, ids, 128, 16)
 
 Optional: loadtests.bench_families uses it only when given --llama-server and
 --llama-cpp-source, and reports "not measured" otherwise. The conversion runs the
-vendored convert_hf_to_gguf.py. Our benchmark checkpoints carry a tokenizer the project
+vendored convert_hf_to_gguf.py with --llama-cpp-python, a venv holding its requirements
+(sentencepiece, which the project does not need, among them). Our benchmark checkpoints carry a tokenizer the project
 trains, whose pre-tokenizer hash llama.cpp does not know, so the conversion declares it
 "gpt-2" (plain byte-level BPE); prompts are sent as token ids, so llama.cpp never tokenizes.
 Requests are greedy (temperature 0), ignore EOS, and do not reuse a cached prompt
@@ -22,6 +23,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -52,17 +54,17 @@ def _free_port() -> int:
 class LlamaCppPeer:
     """A built llama-server binary and the llama.cpp source it came from (for the GGUF converter)."""
 
-    def __init__(self, binary: Path, source: Path) -> None:
-        self.binary, self.source = binary, source
+    def __init__(self, binary: Path, source: Path, python: str = sys.executable) -> None:
+        self.binary, self.source, self.python = binary, source, python
 
     @classmethod
-    def find(cls, binary: str | None, source: str | None) -> LlamaCppPeer | None:
+    def find(cls, binary: str | None, source: str | None, python: str | None = None) -> LlamaCppPeer | None:
         """The peer, or None when either path is missing (the benchmark then says it was not measured)."""
         if not binary or not source or not Path(binary).is_file():
             return None
         if not (Path(source) / "convert_hf_to_gguf.py").is_file():
             return None
-        return cls(Path(binary), Path(source))
+        return cls(Path(binary), Path(source), python or sys.executable)
 
     def convert(self, checkpoint: Path, outtype: str, out_dir: Path) -> Path:
         """Convert the checkpoint to a GGUF of `outtype` (f32 or q8_0), once."""
@@ -70,8 +72,10 @@ class LlamaCppPeer:
         if out.exists():
             return out
         out_dir.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-c", _CONVERT, str(self.source), str(checkpoint), "--outtype", outtype,
-                               "--outfile", str(out)], capture_output=True, text=True, check=False)
+        with tempfile.TemporaryDirectory(dir=out_dir) as staging:
+            source = _with_legacy_config(checkpoint, Path(staging))
+            done = subprocess.run([self.python, "-c", _CONVERT, str(self.source), str(source), "--outtype", outtype,
+                                   "--outfile", str(out)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             out.unlink(missing_ok=True)
             tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -98,6 +102,22 @@ class LlamaCppPeer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _with_legacy_config(checkpoint: Path, staging: Path) -> Path:
+    """The checkpoint as the converter reads it: transformers 5 saves gpt2 without `n_ctx`, which it needs.
+
+    Other checkpoints go as they are; a gpt2 one is linked file by file into `staging`
+    with n_ctx = n_positions added to its config.json.
+    """
+    config = json.loads((checkpoint / "config.json").read_text())
+    if config.get("model_type") != "gpt2" or "n_ctx" in config:
+        return checkpoint
+    for path in checkpoint.iterdir():
+        if path.name != "config.json":
+            (staging / path.name).symlink_to(path.resolve())
+    (staging / "config.json").write_text(json.dumps({**config, "n_ctx": config["n_positions"]}))
+    return staging
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
