@@ -136,11 +136,13 @@ def prompt_ids(folder: Path, length: int) -> list[int]:
 def step_bound(decoder: Decoder, prompt_ids: Sequence[int], batch: int, steps: int = 6) -> float:
     """Tokens/s if every step were a bare decode_batch of `batch` sequences, in a steady decoding loop.
 
-    Each sequence is prefilled with `prompt_ids` (its own row of the KV buffer). The batch
-    decodes on its own outputs as the engine does; the first two steps are left out and the
-    fastest of the rest counts.
+    The prompt is prefilled once; the other sequences start from copies of its cache (each
+    its own row of the KV buffer). The batch decodes on its own outputs as the engine does;
+    the first two steps are left out and the fastest of the rest counts.
     """
-    caches = [decoder.prefill(prompt_ids)[1] for _ in range(batch)]
+    caches = [decoder.prefill(prompt_ids)[1]]
+    fork = getattr(decoder, "fork", None)  # the in-place decoder: rows of their own
+    caches += [fork(caches[0]) if fork else caches[0] for _ in range(batch - 1)]
     times = []
     try:
         for _ in range(2 + steps):

@@ -9,7 +9,7 @@ new), engine.decoder.OnnxDecoder), which copies every sequence's cache once per 
 For each prompt length it measures, alternating old and new round by round (drifting
 load on a shared machine hits both alike) and keeping each one's best round:
 - the raw greedy loop's ms per token at batch 1 (`--tokens` new tokens);
-- one decoding step of a steady batch of `--batch` sequences, each prefilled with the prompt.
+- one decoding step of a steady batch of `--batch` sequences with the prompt's cache.
 It prints both and old/new ratios. Nothing is modelled.
 """
 
@@ -34,7 +34,9 @@ def ms_per_token(decoder: Decoder, ids: Sequence[int], tokens: int) -> float:
 
 def batch_step_ms(decoder: Decoder, ids: Sequence[int], batch: int, steps: int = 6) -> float:
     """The fastest of `steps` decoding steps of `batch` sequences decoding together (after two warm-up steps)."""
-    caches = [decoder.prefill(ids)[1] for _ in range(batch)]
+    caches = [decoder.prefill(ids)[1]]
+    fork = getattr(decoder, "fork", None)  # the in-place decoder: rows of their own
+    caches += [fork(caches[0]) if fork else caches[0] for _ in range(batch - 1)]
     times = []
     try:
         for _ in range(2 + steps):

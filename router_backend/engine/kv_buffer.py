@@ -94,6 +94,17 @@ class InPlaceDecoder:
         if not self._slots:
             self._buffers = []  # idle: give the memory back
 
+    def fork(self, slot: Slot) -> Slot:
+        """A new sequence whose cache is a copy of `slot`'s (one row copied, no forward pass)."""
+        if not slot.live:
+            raise ValueError("fork got a released sequence")
+        self._reserve(len(self._slots) + 1, slot.length)
+        twin = Slot(row=len(self._slots), length=slot.length)
+        for buffer in self._buffers:
+            buffer[twin.row, :, :slot.length] = buffer[slot.row, :, :slot.length]
+        self._slots.append(twin)
+        return twin
+
     # -- steps ----------------------------------------------------------------------
     def _run(self, ids: np.ndarray, positions: np.ndarray, seqlens: np.ndarray, first_row: int) -> np.ndarray:
         binding = self._session.io_binding()

@@ -114,3 +114,18 @@ def test_a_released_sequence_cannot_decode(graphs) -> None:
     decoder.release(cache)
     with pytest.raises(ValueError, match="released"):
         decoder.decode_batch([(int(np.argmax(logits)), cache)])
+
+
+def test_a_forked_sequence_decodes_as_the_original_does(graphs) -> None:
+    decoder = load_decoder(str(graphs["inplace"]), threads=1, providers="cpu")
+    logits, original = decoder.prefill(PROMPTS[0])
+    twin = decoder.fork(original)
+    first = int(np.argmax(logits))
+    steps = [(first, original), (first, twin)]
+    outs: list[list[int]] = [[first], [first]]
+    for _ in range(10):
+        rows, caches = decoder.decode_batch(steps)
+        steps = [(int(np.argmax(r)), c) for r, c in zip(rows, caches, strict=True)]
+        for out, (token, _) in zip(outs, steps, strict=True):
+            out.append(token)
+    assert outs[0] == outs[1] == no_cache_greedy(graphs["inplace"], PROMPTS[0], 11)
