@@ -326,10 +326,15 @@ def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int) -> 
 def _peer(cell: Cell, checkpoint: Path, prompt: str, args, tmp: Path) -> None:
     best = None
     for threads in sorted({1, usable_cores()}):
-        ms = peer_ms_per_token(checkpoint, prompt, args.tokens, threads, tmp / "peer.log")
+        try:
+            ms = peer_ms_per_token(checkpoint, prompt, args.tokens, threads, tmp / "peer.log")
+        except RuntimeError as exc:  # e.g. not ready in time on a loaded machine: say so, keep the run
+            cell.notes.append(f"peer ({threads} threads) failed: {exc}")
+            continue
         if best is None or ms < best[0]:
             best = (ms, threads)
-    cell.peer_ms, cell.peer_threads = best
+    if best is not None:
+        cell.peer_ms, cell.peer_threads = best
 
 
 def _print_progress(cell: Cell) -> None:
