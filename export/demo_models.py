@@ -86,6 +86,11 @@ def demo_catalog() -> Catalog:
 def demo_checkpoint(build: Path, name: str) -> Path:
     return build / "checkpoints" / name
 
+# the small demo models fall into loops of one token under greedy decoding (`_header_header...`);
+# these penalties, written into each config.pbtxt as defaults, keep every README example readable
+# (tests/integration/test_readme_examples.py); a request that names a penalty overrides its default
+DEMO_SAMPLING_DEFAULTS = {"repetition_penalty": 1.2, "presence_penalty": 0.5, "frequency_penalty": 0.5}
+
 
 def local_text_files() -> Iterator[Path]:
     """Python sources and prose that ship with the machine, in a stable order."""
@@ -192,7 +197,8 @@ def build_demo_models(build: Path, repository: Path, force: bool = False) -> Non
         if force or not checkpoint_is_current(name, checkpoint):
             console.print(f"building demo checkpoint {name} at {checkpoint}")
             build_checkpoint(name, tokenizer, checkpoint, DEMO_CONTEXT)
-        export_model(checkpoint, name, repository, force=force, console=console, routing=demo_routing_flags(name))
+        export_model(checkpoint, name, repository, force=force, console=console, routing=demo_routing_flags(name),
+                     sampling_defaults=DEMO_SAMPLING_DEFAULTS)
     from pointsman.export.classifier import build_classifier
 
     build_classifier(repository, force=force)  # the router's prompt classifier (skipped when up to date)

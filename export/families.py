@@ -72,6 +72,15 @@ def end_of_sequence_ids(checkpoint: Path, config, tokenizer) -> tuple[int, ...]:
     return unique
 
 
+def generation_defaults(checkpoint: Path) -> dict[str, float]:
+    """The checkpoint's own repetition penalty (generation_config.json), served as the model's default."""
+    generation = checkpoint / "generation_config.json"
+    if not generation.exists():
+        return {}
+    penalty = json.loads(generation.read_text()).get("repetition_penalty")
+    return {"repetition_penalty": float(penalty)} if isinstance(penalty, int | float) and penalty != 1.0 else {}
+
+
 def bos_prefix(tokenizer, tokenizer_json: Path, sample: str = "Hello world") -> int | None:
     """The id the checkpoint's tokenizer puts before a prompt, or None.
 

@@ -10,13 +10,20 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pointsman.export.families import bos_prefix, check_supported, context_length, end_of_sequence_ids
+from pointsman.export.families import (
+    bos_prefix,
+    check_supported,
+    context_length,
+    end_of_sequence_ids,
+    generation_defaults,
+)
 from pointsman.export.repository import (
     LlmFolderSpec,
     engine_name,
@@ -52,7 +59,7 @@ def checkpoint_digest(checkpoint: Path, variant: str = "float32") -> str:
         st = path.stat()
         h.update(f"{path.relative_to(checkpoint)}:{st.st_size}:{st.st_mtime_ns}".encode())
     # the graph and the config the exporter's modules write
-    for exporter in ("onnx_export.py", "families.py", "precision.py", "repository.py"):
+    for exporter in ("onnx_export.py", "gqa_attention.py", "families.py", "precision.py", "repository.py"):
         h.update(Path(__file__).with_name(exporter).read_bytes())
     return h.hexdigest()
 
@@ -88,19 +95,24 @@ def routing_for(name: str, routing: RoutingFlags | None, context: int, family: s
 
 def export_model(checkpoint: Path, name: str, repository: Path, force: bool = False,
                  console: Console | None = None, dtype: str = "float32", quantize: str | None = None,
-                 routing: RoutingFlags | None = None) -> dict:
+                 routing: RoutingFlags | None = None, kv_cache: str = "inplace",
+                 sampling_defaults: Mapping[str, float] | None = None) -> dict:
     """Export one checkpoint; return the stamp (parity figures included).
 
     dtype float16 or quantize int8 export a reduced-precision variant (export.precision).
     `routing` becomes the engine config's pointsman.* metadata, rewritten even when the
     graph is up to date; without it the model is served but the router does not route to it.
+    kv_cache "concat" writes the older graph layout (the benchmark's baseline; onnx_export).
+    sampling_defaults: penalties for requests that leave them out, over the checkpoint's own
+    generation_config.json repetition_penalty (engine.sampling.model_defaults).
     """
+    defaults = {**generation_defaults(checkpoint), **(sampling_defaults or {})}
     console = console or Console(stderr=True)
     folder = repository / engine_name(name)  # the engine; repository/name becomes its twin
     if not (checkpoint / "config.json").exists():
         raise FileNotFoundError(f"--checkpoint {checkpoint}: no config.json "
                                 "(a Hugging Face checkpoint folder is expected)")
-    digest = checkpoint_digest(checkpoint, variant_name(dtype, quantize))
+    digest = checkpoint_digest(checkpoint, f"{variant_name(dtype, quantize)}-{kv_cache}-{sorted(defaults.items())}")
     if not force and is_up_to_date(folder, digest):
         console.print(f"[green]{name}[/]: up to date, skipped")
         params = read_parameters(folder)
@@ -130,17 +142,19 @@ def export_model(checkpoint: Path, name: str, repository: Path, force: bool = Fa
         bos = bos_prefix(tokenizer, Path(staging) / "tokenizer.json")
         progress.update(task, advance=1, description=f"{name}: exporting ONNX and checking parity")
         (staged / "1").mkdir(parents=True)
-        report = export_decoder(checkpoint, staged / "1", dtype=dtype, quantize=quantize)
+        report = export_decoder(checkpoint, staged / "1", dtype=dtype, quantize=quantize, kv_cache=kv_cache)
         # the export's record lives in config.pbtxt: the folder holds config, graph and tokenizer only
         stamp = {
             "digest": digest, "checkpoint": str(checkpoint), "layers": str(report.layers),
             "max_abs_diff_prefill": f"{report.max_abs_diff:.3e}",
             "max_abs_diff_decode": f"{report.max_abs_diff_step:.3e}",
-            "variant": report.variant, "bytes": str(report.size_bytes), **report.quality,
+            "variant": report.variant, "kv_cache": report.kv_cache, "bytes": str(report.size_bytes),
+            **report.quality,
         }
         spec = LlmFolderSpec(name=engine_name(name), context_length=context_length(config), eos_token_id=eos,
                              bos_token_id=bos, export_record=stamp,
-                             routing=routing_for(name, routing, context_length(config), config.model_type))
+                             routing=routing_for(name, routing, context_length(config), config.model_type),
+                             sampling_defaults=defaults)
         write_llm_folder(staged, spec, Path(staging) / "tokenizer.json")
         if folder.exists():
             shutil.rmtree(folder)

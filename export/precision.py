@@ -81,14 +81,10 @@ def quantize_int8(source: Path, target: Path) -> None:
 def _next_token_logprobs(onnx_path: Path, ids: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
+    from pointsman.export.onnx_export import prompt_feeds
+
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    inputs = session.get_inputs()
-    dtype = np.float16 if inputs[3].type == "tensor(float16)" else np.float32
-    kv_heads, head_dim = int(inputs[3].shape[1]), int(inputs[3].shape[3])
-    n = ids.shape[1]
-    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(n)[None, :]}
-    feeds.update({i.name: np.zeros((1, kv_heads, 0, head_dim), dtype) for i in inputs[3:]})
-    logits = session.run(["logits"], feeds)[0][0].astype(np.float64)
+    logits = session.run(["logits"], prompt_feeds(session, ids))[0][0].astype(np.float64)
     top = logits.max(-1, keepdims=True)
     return logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
 

@@ -46,6 +46,8 @@ class LlmFolderSpec:
     limits: EngineLimits = EngineLimits()
     export_record: dict[str, str] = field(default_factory=dict)  # digest and parity figures, as parameters
     routing: dict[str, str] = field(default_factory=dict)  # pointsman.* routing metadata (policy.routing_metadata)
+    # penalties for requests that leave them out (engine.sampling.model_defaults): default_<field>
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
 
 
 def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
@@ -65,6 +67,7 @@ def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
         **spec.limits.as_parameters(),
         **{f"export_{key}": value for key, value in spec.export_record.items()},
         **spec.routing,
+        **{f"default_{key}": f"{value:g}" for key, value in spec.sampling_defaults.items()},
     }
     for key, value in params.items():
         config.parameters[key].string_value = value

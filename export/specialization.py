@@ -47,20 +47,16 @@ class SequenceScorer:
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        self.past = [n for n in inputs if n.startswith("past_key_values.")]
-        shape = inputs[self.past[0]].shape
-        self.empty = np.zeros((1, int(shape[1]), 0, int(shape[3])), np.float32)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text).ids
 
     def nll(self, ids: Sequence[int], score_from: int = 1) -> tuple[float, int]:
         """(sum of -log p(token | earlier tokens) for positions >= score_from, tokens scored)."""
+        from pointsman.export.onnx_export import prompt_feeds
+
         n = len(ids)
-        feeds = {"input_ids": np.asarray([ids], np.int64), "attention_mask": np.ones((1, n), np.int64),
-                 "position_ids": np.arange(n, dtype=np.int64)[None, :]}
-        feeds.update({name: self.empty for name in self.past})
+        feeds = prompt_feeds(self.session, np.asarray([ids], np.int64))
         logits = self.session.run(["logits"], feeds)[0][0].astype(np.float64)  # [n, vocab]
         top = logits.max(-1, keepdims=True)
         log_probs = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.engine.decoder import OnnxDecoder
+from pointsman.engine.decoder import Decoder, load_decoder
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine, GenerationRequest, GenerationResult
 from pointsman.engine.tokenizer import TextTokenizer
 from pointsman.export.repository import engine_name
@@ -140,7 +140,7 @@ def run_load(engine: GenerationEngine, prompts: Sequence[tuple[int, ...]], concu
     return [s for per in sinks for s in per], time.perf_counter() - start
 
 
-def measure(decoder: OnnxDecoder, tokenizer: TextTokenizer, prompts: Sequence[tuple[int, ...]], batching: bool,
+def measure(decoder: Decoder, tokenizer: TextTokenizer, prompts: Sequence[tuple[int, ...]], batching: bool,
             concurrency: int, requests: int, tokens: int) -> Sample:
     # eos_id None: every request makes exactly `tokens` tokens (ignore_eos as well)
     engine = GenerationEngine(decoder, tokenizer, None, EngineLimits(max_num_seqs=16, batching=batching))
@@ -160,24 +160,21 @@ def measure(decoder: OnnxDecoder, tokenizer: TextTokenizer, prompts: Sequence[tu
     return Sample(sinks, seconds, rows / steps if steps else 0.0)
 
 
-def decoder_steps(decoder: OnnxDecoder, prompts: Sequence[tuple[int, ...]], tokens: int, sizes: Sequence[int],
+def decoder_steps(decoder: Decoder, prompts: Sequence[tuple[int, ...]], tokens: int, sizes: Sequence[int],
                   repeats: int = 15) -> dict[int, float]:
     """Time the bare decoder's step at each batch size, caches mid-generation: the hardware's bound."""
-    rows = []
-    for prompt in prompts:
-        _, cache = decoder.prefill(prompt)
-        rows.append((1, cache))
-    for _ in range(tokens // 2):
-        _, caches = decoder.decode_batch(rows)
-        rows = [(1, cache) for cache in caches]
     seconds = {}
     for size in sizes:
-        _, caches = decoder.decode_batch([rows[i % len(rows)] for i in range(size)])
+        caches = [decoder.prefill(prompts[i % len(prompts)])[1] for i in range(size)]
+        for _ in range(tokens // 2):
+            _, caches = decoder.decode_batch([(1, cache) for cache in caches])
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             _, caches = decoder.decode_batch([(1, cache) for cache in caches])
             times.append(time.perf_counter() - start)
+        for cache in caches:
+            decoder.release(cache)
         seconds[size] = float(np.median(times))
     return seconds
 
@@ -188,7 +185,7 @@ def bench_model(name: str, repository: Path, concurrencies: Sequence[int], reque
     folder = repository / engine_name(name) / "1"
     if not (folder / "model.onnx").exists():
         raise SystemExit(f"{folder / 'model.onnx'} is missing: run `make setup` first")
-    decoder = OnnxDecoder.from_file(str(folder / "model.onnx"), threads=threads, providers="cpu")
+    decoder = load_decoder(str(folder / "model.onnx"), threads=threads, providers="cpu")
     tokenizer = TextTokenizer.from_file(str(folder / "tokenizer.json"))
     prompts = [tuple(tokenizer.encode(p)) for p in PROMPTS]
     configs = [(batching, c) for batching in (False, True) for c in concurrencies]

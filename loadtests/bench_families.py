@@ -7,7 +7,7 @@ r"""Bring-your-own-checkpoint speed: the served engine against the raw loop, onn
 Random-weight checkpoints of the llama and gpt2 families (~89 M and ~300 M parameters,
 vocabulary 512, so nearly every weight sits in the layers) are built and exported once
 under build/bench-families/. For each model and prompt length, in the same run:
-- the raw in-process onnxruntime loop (OnnxDecoder, greedy, one decode step per token);
+- the raw in-process onnxruntime loop (the engine's decoder, greedy, one decode step per token);
 - the model served by tritonserver (gRPC streaming, ignore_eos), at concurrency 1 the
   per-token latency (alternating request by request with the raw loop) and at every
   concurrency the tokens/s of that many requests sent together, next to the step-cost
@@ -15,7 +15,10 @@ under build/bench-families/. For each model and prompt length, in the same run:
 - onnxruntime-genai 0.18 (its own builder and KV cache, its own venv: --genai-python) on
   the same checkpoint and threads, at batch 1 and at the largest concurrency <= 16;
 - the FastAPI + transformers.generate() peer (loadtests/peer_server.py) at concurrency 1,
-  with the better of 1 and all threads (--peer).
+  with the better of 1 and all threads (--peer);
+- llama.cpp's llama-server on the same checkpoint converted to GGUF (f32, or Q8_0 for an
+  -int8 model), the same threads and 16 slots, at c=1 (per-token latency) and tokens/s at
+  each concurrency up to 16 (--llama-server and --llama-cpp-source; loadtests.llama_cpp).
 All paths use the engine's own thread choice (engine.decoder.default_threads). Rounds
 are best-of-N: other work on a shared machine only slows a run down. Figures are printed
 as measured; nothing is modelled.
@@ -38,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.engine.decoder import OnnxDecoder, default_threads, usable_cores
+from pointsman.engine.decoder import Decoder, default_threads, load_decoder, usable_cores
 from pointsman.loadtests.bench_serving import GrpcStreamer, raw_generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,15 +70,19 @@ class Cell:
     genai_ms: float | None = None
     peer_ms: float | None = None
     peer_threads: int | None = None
-    kv_copy_ms: float | None = None
     served_tps: dict[int, float] = field(default_factory=dict)
     bound_tps: dict[int, float] = field(default_factory=dict)
     genai_tps: dict[int, float] = field(default_factory=dict)
+    llama_ms: float | None = None
+    llama_tps: dict[int, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(name: str) -> tuple[Path, Path, float]:
-    """Build and export the checkpoint once; (checkpoint, model folder, parameters in millions)."""
+def prepare(name: str, kv_cache: str = "inplace") -> tuple[Path, Path, float]:
+    """Build and export the checkpoint once; (checkpoint, model folder, parameters in millions).
+
+    kv_cache "concat" exports the older graph layout as `<name>-concat` (bench_kv_cache's baseline).
+    """
     from rich.console import Console
 
     from pointsman.export.pipeline import export_model
@@ -88,9 +95,10 @@ def prepare(name: str) -> tuple[Path, Path, float]:
         tokenizer = family_tokenizer(WORK / "tokenizer", add_bos=family != "gpt2")
         build_checkpoint(family, tokenizer, checkpoint, context=CONTEXT, initializer_range=0.02, logit_scale=1.0,
                          **shape)
-    export_model(checkpoint, name, WORK / "repository", console=Console(file=io.StringIO()),
-                 quantize="int8" if name.endswith("-int8") else None)
-    folder = WORK / "repository" / f"{name}_stream"  # the engine model (repository/name is its twin)
+    exported = name if kv_cache == "inplace" else f"{name}-{kv_cache}"
+    export_model(checkpoint, exported, WORK / "repository", console=Console(file=io.StringIO()),
+                 quantize="int8" if name.endswith("-int8") else None, kv_cache=kv_cache)
+    folder = WORK / "repository" / f"{exported}_stream"  # the engine model (repository/name is its twin)
     from safetensors import safe_open
 
     with safe_open(str(checkpoint / "model.safetensors"), "np") as weights:
@@ -117,19 +125,33 @@ def prompt_text(tokenizer, length: int) -> tuple[str, list[int]]:
     raise SystemExit(f"no prefix encodes to exactly {length} tokens")
 
 
-def step_bound(decoder: OnnxDecoder, prompt_ids: Sequence[int], batch: int, steps: int = 6) -> float:
+def prompt_ids(folder: Path, length: int) -> list[int]:
+    """Token ids of a prompt of exactly `length` tokens for the model in `folder` (BOS included)."""
+    from pointsman.engine.tokenizer import TextTokenizer
+
+    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
+    return prompt_text(tokenizer, length)[1]
+
+
+def step_bound(decoder: Decoder, prompt_ids: Sequence[int], batch: int, steps: int = 6) -> float:
     """Tokens/s if every step were a bare decode_batch of `batch` sequences, in a steady decoding loop.
 
-    The batch decodes on its own outputs as the engine does; the first two steps (new
-    shapes right after prefill) are left out and the fastest of the rest counts.
+    The prompt is prefilled once; the other sequences start from copies of its cache (each
+    its own row of the KV buffer). The batch decodes on its own outputs as the engine does;
+    the first two steps are left out and the fastest of the rest counts.
     """
-    _, cache = decoder.prefill(prompt_ids)
-    caches = [cache] * batch
+    caches = [decoder.prefill(prompt_ids)[1]]
+    fork = getattr(decoder, "fork", None)  # the in-place decoder: rows of their own
+    caches += [fork(caches[0]) if fork else caches[0] for _ in range(batch - 1)]
     times = []
-    for _ in range(2 + steps):
-        began = time.perf_counter()
-        _, caches = decoder.decode_batch([(5, c) for c in caches])
-        times.append(time.perf_counter() - began)
+    try:
+        for _ in range(2 + steps):
+            began = time.perf_counter()
+            _, caches = decoder.decode_batch([(5, c) for c in caches])
+            times.append(time.perf_counter() - began)
+    finally:
+        for cache in caches:
+            decoder.release(cache)
     return batch / min(times[2:])
 
 
@@ -210,7 +232,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
-    decoder = OnnxDecoder.from_file(str(onnx), threads=threads, providers="cpu")
+    decoder = load_decoder(str(onnx), threads=threads, providers="cpu")
     tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp:
@@ -241,7 +263,31 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
                 if args.peer and not quantized and time.monotonic() < deadline:
                     _peer(cell, checkpoint, prompt, args, Path(tmp))
                 _print_progress(cell)
+        _llama_cpp(cells, checkpoint, tokenizer, quantized, args, Path(tmp))
     return cells
+
+
+def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, args, tmp: Path) -> None:
+    """llama-server on the same checkpoint and threads, after our server has stopped."""
+    from pointsman.loadtests.llama_cpp import LlamaCppPeer, concurrent_tps, per_token_ms
+
+    peer = LlamaCppPeer.find(args.llama_server, args.llama_cpp_source, args.llama_cpp_python)
+    if peer is None:
+        for cell in cells:
+            cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
+        return
+    try:
+        gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", WORK / "gguf")
+        with peer.serve(gguf, threads=cells[0].threads, slots=16, context=CONTEXT, log=tmp / "llama.log") as url:
+            for cell in cells:
+                ids = prompt_text(tokenizer, cell.prompt)[1]
+                cell.llama_ms = per_token_ms(url, ids, args.tokens, repeats=args.repeats)
+                for c in [c for c in args.concurrency if c <= 16]:
+                    cell.llama_tps[c] = concurrent_tps(url, ids, args.tokens, c)
+                _print_progress(cell)
+    except (RuntimeError, OSError) as exc:
+        for cell in cells:
+            cell.notes.append(f"llama.cpp failed: {exc}")
 
 
 def _bos(folder: Path) -> int | None:
@@ -251,7 +297,7 @@ def _bos(folder: Path) -> int | None:
     return int(value) if value else None
 
 
-def _latency(cell: Cell, url: str, decoder: OnnxDecoder, prompt: str, ids: list[int], args) -> None:
+def _latency(cell: Cell, url: str, decoder: Decoder, prompt: str, ids: list[int], args) -> None:
     """Per-token latency at concurrency 1, served and raw, alternating request by request."""
     streamer = GrpcStreamer(url, f"{cell.model}_stream")
     served, raw = [], []
@@ -265,24 +311,6 @@ def _latency(cell: Cell, url: str, decoder: OnnxDecoder, prompt: str, ids: list[
     finally:
         streamer.close()
     cell.served_ms, cell.raw_ms = min(served) * 1e3, min(raw) * 1e3
-    cell.kv_copy_ms = kv_copy_ms(decoder, ids + [5] * (args.tokens // 2))
-
-
-def kv_copy_ms(decoder: OnnxDecoder, ids: Sequence[int], repeats: int = 5) -> float:
-    """What the graph's past+new concatenation copies each step, timed as the same copy in numpy.
-
-    The exported graph returns present = concat(past, new) for every layer, so each decode
-    step copies the whole cache once; this is its cost at the cell's mean cache length.
-    """
-    _, cache = decoder.prefill(ids)
-    new = [c[:, :, -1:, :] for c in cache]
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        for past, one in zip(cache, new, strict=True):
-            np.concatenate([past, one], axis=2)
-        best = min(best, time.perf_counter() - began)
-    return best * 1e3
 
 
 def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int) -> None:
@@ -298,10 +326,15 @@ def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int) -> 
 def _peer(cell: Cell, checkpoint: Path, prompt: str, args, tmp: Path) -> None:
     best = None
     for threads in sorted({1, usable_cores()}):
-        ms = peer_ms_per_token(checkpoint, prompt, args.tokens, threads, tmp / "peer.log")
+        try:
+            ms = peer_ms_per_token(checkpoint, prompt, args.tokens, threads, tmp / "peer.log")
+        except RuntimeError as exc:  # e.g. not ready in time on a loaded machine: say so, keep the run
+            cell.notes.append(f"peer ({threads} threads) failed: {exc}")
+            continue
         if best is None or ms < best[0]:
             best = (ms, threads)
-    cell.peer_ms, cell.peer_threads = best
+    if best is not None:
+        cell.peer_ms, cell.peer_threads = best
 
 
 def _print_progress(cell: Cell) -> None:
@@ -320,18 +353,20 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
     console = Console(width=200)
     latency = Table(title=f"per-token latency at c=1, ms ({tokens} new tokens; best of the run's repeats)")
     for column in ("model", "params", "prompt", "threads", "raw ORT loop", "served", "served/raw",
-                   "ORT-genai", "genai/raw", "peer (threads)", "KV copy/step"):
+                   "ORT-genai", "genai/raw", "peer (threads)", "llama.cpp", "llama.cpp/served"):
         latency.add_column(column, justify="left" if column == "model" else "right")
     for c in cells:
         ratio = c.served_ms / c.raw_ms if c.served_ms and c.raw_ms else None
         genai_ratio = c.genai_ms / c.raw_ms if c.genai_ms and c.raw_ms else None
         peer = f"{_fmt(c.peer_ms)} ({c.peer_threads})" if c.peer_ms else "-"
+        llama_ratio = c.llama_ms / c.served_ms if c.llama_ms and c.served_ms else None
         latency.add_row(c.model, f"{c.params_m:.0f}M", str(c.prompt), str(c.threads), _fmt(c.raw_ms, 2),
                         _fmt(c.served_ms, 2), _fmt(ratio, 2) + ("x" if ratio else ""), _fmt(c.genai_ms, 2),
-                        _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, _fmt(c.kv_copy_ms, 2))
+                        _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, _fmt(c.llama_ms, 2),
+                        _fmt(llama_ratio, 2) + ("x" if llama_ratio else ""))
     console.print(latency)
     throughput = Table(title="tokens/s served (requests sent together, prefill included) | step-cost bound "
-                             "(batch / one bare decode step) | onnxruntime-genai static batch")
+                             "(batch / one bare decode step) | onnxruntime-genai static batch | llama.cpp")
     throughput.add_column("model")
     throughput.add_column("prompt", justify="right")
     for c in concurrency:
@@ -343,6 +378,8 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
             text = f"{_fmt(cell.served_tps.get(c))} | {_fmt(cell.bound_tps.get(c))}"
             if c in cell.genai_tps:
                 text += f" | genai {_fmt(cell.genai_tps[c])}"
+            if c in cell.llama_tps:
+                text += f" | llama.cpp {_fmt(cell.llama_tps[c])}"
             row.append(text)
         throughput.add_row(cell.model, str(cell.prompt), *row, "; ".join(cell.notes))
     console.print(throughput)
@@ -359,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--genai-python", help="python of a venv with onnxruntime-genai 0.18 (else not measured)")
     parser.add_argument("--peer", action="store_true", help="also run the FastAPI + transformers peer")
+    parser.add_argument("--llama-server", help="a built llama-server binary (else llama.cpp is not measured)")
+    parser.add_argument("--llama-cpp-source", help="the llama.cpp source it was built from (its GGUF converter)")
+    parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="stop starting new concurrency cells after this long (the machine is shared)")
     return parser

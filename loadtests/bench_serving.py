@@ -5,7 +5,7 @@
 
 Through the server: tritonclient gRPC streaming to the model (stream true, ignore_eos),
 one request at a time; per-token latency is each request's inter-token latency as the
-client sees it, (last piece - first piece) / (tokens - 1). In process: OnnxDecoder on the
+client sees it, (last piece - first piece) / (tokens - 1). In process: the engine's decoder on the
 same ONNX file with the model's thread setting, greedy, one decode step per token, timed
 the same way. The two alternate request by request, so drifting load on a shared
 machine hits both alike. Target (issue 2): server p50 <= 1.3x in-process p50.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.engine.decoder import OnnxDecoder
+from pointsman.engine.decoder import Decoder, load_decoder
 from pointsman.engine.tokenizer import TextTokenizer
 from pointsman.export.repository import engine_name
 
@@ -94,7 +94,7 @@ class GrpcStreamer:
         self._client.close()
 
 
-def raw_generate(decoder: OnnxDecoder, prompt_ids: Sequence[int], tokens: int) -> tuple[float, list[float]]:
+def raw_generate(decoder: Decoder, prompt_ids: Sequence[int], tokens: int) -> tuple[float, list[float]]:
     """Run the greedy loop with nothing around it; return (start, time each token was chosen)."""
     start = time.perf_counter()
     logits, cache = decoder.prefill(prompt_ids)
@@ -105,6 +105,7 @@ def raw_generate(decoder: OnnxDecoder, prompt_ids: Sequence[int], tokens: int) -
         cache = caches[0]
         token = int(np.argmax(step[0]))
         times.append(time.perf_counter())
+    decoder.release(cache)
     return start, times
 
 
@@ -119,9 +120,9 @@ def model_settings(folder: Path) -> dict[str, str]:
 
 def run(url: str, model: str, folder: Path, requests: int, tokens: int, warmup: int) -> tuple[Timings, Timings, int]:
     settings = model_settings(folder)
-    decoder = OnnxDecoder.from_file(str(folder / "1" / settings.get("onnx_file", "model.onnx")),
-                                    threads=settings.get("intra_op_threads", "auto"),
-                                    providers=settings.get("execution_providers", "auto"))
+    decoder = load_decoder(str(folder / "1" / settings.get("onnx_file", "model.onnx")),
+                           threads=settings.get("intra_op_threads", "auto"),
+                           providers=settings.get("execution_providers", "auto"))
     prompt_ids = TextTokenizer.from_file(str(folder / "1" / settings.get("tokenizer_file", "tokenizer.json"))).encode(
         PROMPT)
     streamer = GrpcStreamer(url, engine_name(model))  # streaming: the decoupled engine model

@@ -3,7 +3,7 @@ r"""The thread rule checked: the raw decoding loop at 1 thread and at every core
     .venv/bin/python -m pointsman.loadtests.bench_threads model_repository/gpt2 \
         build/bench-families/repository/llama-89M
 
-For each model folder, the greedy loop (OnnxDecoder, one decode step per token) runs with
+For each model folder, the greedy loop (the engine's decoder, one decode step per token) runs with
 1 intra-op thread and with one per usable core, alternating run by run (drifting load on a
 shared machine hits both alike); the best run of each counts. It prints ms/token, the
 ratio and what engine.decoder.default_threads picks for the model.
@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pointsman.engine.decoder import OnnxDecoder, default_threads, usable_cores
+from pointsman.engine.decoder import Decoder, default_threads, load_decoder, usable_cores
 from pointsman.loadtests.bench_serving import raw_generate
 
 
-def ms_per_token(decoder: OnnxDecoder, prompt: Sequence[int], tokens: int) -> float:
+def ms_per_token(decoder: Decoder, prompt: Sequence[int], tokens: int) -> float:
     _, times = raw_generate(decoder, prompt, tokens)
     return (times[-1] - times[0]) / (len(times) - 1) * 1e3
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for folder in args.folders:
         onnx = folder / "1" / "model.onnx"
         size = onnx.stat().st_size
-        decoders = {n: OnnxDecoder.from_file(str(onnx), threads=n, providers="cpu") for n in (1, cores)}
+        decoders = {n: load_decoder(str(onnx), threads=n, providers="cpu") for n in (1, cores)}
         prompt = list(range(1, 33))
         best = {n: float("inf") for n in decoders}
         for _ in range(args.rounds):

@@ -48,6 +48,8 @@ class FakeDecoder:
         self.eos_at_length = eos_at_length
         self.batch_sizes: list[int] = []  # decode_batch calls, rows in each
         self.events: list[tuple[str, int]] = []  # ("prefill", prompt length) / ("decode", rows)
+        self.prefilled: list[KVCache] = []  # every cache prefill handed out
+        self.released: list[KVCache] = []  # every cache given back through release
 
     def logits(self, history: Sequence[int]) -> np.ndarray:
         seed = zlib.crc32(np.asarray(history, dtype=np.int64).tobytes())
@@ -69,7 +71,9 @@ class FakeDecoder:
         self.events.append(("prefill", len(prompt_ids)))
         if POISON_PREFILL in prompt_ids:
             raise FakeDecoderError("poisoned prompt")
-        return self.logits(prompt_ids), self._cache(prompt_ids)
+        cache = self._cache(prompt_ids)
+        self.prefilled.append(cache)
+        return self.logits(prompt_ids), cache
 
     def decode_batch(self, steps: Sequence[tuple[int, KVCache]]) -> tuple[np.ndarray, list[KVCache]]:
         self.batch_sizes.append(len(steps))
@@ -81,6 +85,9 @@ class FakeDecoder:
         if any(POISON_DECODE in h for h in histories):
             raise FakeDecoderError("poisoned sequence in batch")
         return np.stack([self.logits(h) for h in histories]), [self._cache(h) for h in histories]
+
+    def release(self, cache: KVCache) -> None:
+        self.released.append(cache)
 
 
 class FakeTokenizer:

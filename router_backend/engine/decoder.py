@@ -1,8 +1,13 @@
-"""The decoder protocol the engine drives, and its onnxruntime implementation.
+"""The decoder protocol the engine drives, and its onnxruntime implementations.
 
-    decoder = OnnxDecoder.from_file("model_repository/gpt2_stream/1/model.onnx", threads=2)
+    decoder = load_decoder("model_repository/gpt2_stream/1/model.onnx", threads=2)
     logits, cache = decoder.prefill([464, 3290])
     logits, caches = decoder.decode_batch([(last_token, cache)])
+    decoder.release(cache)
+
+load_decoder picks the implementation from the graph: engine.kv_buffer.InPlaceDecoder for
+the default in-place layout (GroupQueryAttention over a preallocated buffer), OnnxDecoder
+here for the concat layout (present = concat(past, new)), which exports before it wrote.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ class Decoder(Protocol):
         self, steps: Sequence[tuple[int, KVCache]]
     ) -> tuple[np.ndarray, list[KVCache]]:
         """Run one new token for each sequence; return logits [batch, vocab] and new caches."""
+
+    def release(self, cache: object) -> None:
+        """The sequence is done with its cache (the engine calls this once per sequence)."""
 
 
 def cache_length(cache: KVCache) -> int:
@@ -112,12 +120,36 @@ def _graph_bytes(path: str) -> int:
     return sum(os.path.getsize(p) for p in data if os.path.isfile(p))
 
 
+def _session(path: str, threads: int | str, providers: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = resolve_threads(threads, _graph_bytes(path), usable_cores())
+    options.inter_op_num_threads = 1
+    # several models share few cores: idle threads must not spin
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = choose_providers(providers, ort.get_available_providers(), os.path.dirname(path))
+    LOGGER.info("loading %s with %s", path, chosen)
+    return ort.InferenceSession(path, options, providers=chosen)
+
+
+def load_decoder(path: str, threads: int | str = "auto", providers: str = "auto") -> Decoder:
+    """The decoder for this graph's layout; threads "auto" (or 0) follows default_threads."""
+    from pointsman.engine.kv_buffer import InPlaceDecoder, is_in_place_graph
+
+    session = _session(path, threads, providers)
+    return InPlaceDecoder(session) if is_in_place_graph(session) else OnnxDecoder(session)
+
+
 class OnnxDecoder:
-    """Runs the exported decoder graph; pads and joins caches for batched decode steps."""
+    """Runs a concat-layout graph; pads and joins caches for batched decode steps."""
 
     def __init__(self, session) -> None:  # onnxruntime.InferenceSession
         self._session = session
         inputs = {i.name: i for i in session.get_inputs()}
+        if "seqlens_k" in inputs:
+            raise ValueError("this graph keeps its KV cache in place (GroupQueryAttention): open it with "
+                             "load_decoder, which gives an InPlaceDecoder")
         past = tuple(n for n in inputs if n.startswith("past_key_values."))
         present = tuple(o.name for o in session.get_outputs() if o.name.startswith("present."))
         shape = inputs[past[0]].shape
@@ -129,17 +161,11 @@ class OnnxDecoder:
 
     @classmethod
     def from_file(cls, path: str, threads: int | str = "auto", providers: str = "auto") -> OnnxDecoder:
-        """Load the graph; threads "auto" (or 0) follows default_threads."""
-        import onnxruntime as ort
+        """Load a concat-layout graph; threads "auto" (or 0) follows default_threads."""
+        return cls(_session(path, threads, providers))
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = resolve_threads(threads, _graph_bytes(path), usable_cores())
-        options.inter_op_num_threads = 1
-        # several models share few cores: idle threads must not spin
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        chosen = choose_providers(providers, ort.get_available_providers(), os.path.dirname(path))
-        LOGGER.info("loading %s with %s", path, chosen)
-        return cls(ort.InferenceSession(path, options, providers=chosen))
+    def release(self, cache: object) -> None:
+        """Nothing to give back: each cache is its own arrays."""
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, past: KVCache):
         feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}

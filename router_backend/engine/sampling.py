@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,34 @@ class SamplingParams:
     def adjusts_logits(self) -> bool:
         return (self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
                 or (self.min_tokens > 0 and bool(self.eos_ids)))
+
+
+# penalties a model may set for requests that leave them out: field -> (accepted range, inclusive)
+DEFAULTABLE = {"repetition_penalty": (1e-6, 100.0), "presence_penalty": (-2.0, 2.0),
+               "frequency_penalty": (-2.0, 2.0)}
+DEFAULT_PREFIX = "default_"  # config.pbtxt parameter default_repetition_penalty, ...
+
+
+def model_defaults(parameters: Mapping[str, str]) -> dict[str, float]:
+    """The penalties a model's config.pbtxt sets as defaults (default_<field>); a bad value is an error naming it.
+
+    Small demo models loop on one token without a repetition penalty; a model sets its own
+    here, and a request that names the field overrides it (1 or 0 turns it off).
+    """
+    defaults = {}
+    for name, (low, high) in DEFAULTABLE.items():
+        text = parameters.get(DEFAULT_PREFIX + name, "").strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise ValueError(f"config parameter {DEFAULT_PREFIX + name} must be a number from "
+                             f"{'above 0' if low > 0 else low} to {high} (got {text!r})")
+        defaults[name] = value
+    return defaults
 
 
 class Sampler:

@@ -316,6 +316,11 @@ class GenerationEngine:
             self._finish(seq, "cancelled")
 
     def _release(self, seq: _Sequence) -> None:
+        if seq.cache is not None:
+            try:
+                self._decoder.release(seq.cache)
+            except Exception:
+                LOGGER.exception("could not release a sequence's cache")
         seq.cache = None
         with self._wake:
             if seq in self._active:
@@ -373,4 +378,5 @@ def greedy_reference(decoder: Decoder, prompt_ids: Sequence[int], max_new_tokens
         step_logits, caches = decoder.decode_batch([(out[-1], cache)])
         cache = caches[0]
         out.append(int(np.argmax(step_logits[0])))
+    decoder.release(cache)
     return out

@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pointsman.engine.chat_template import ChatTemplate
-from pointsman.engine.sampling import SamplingParams
+from pointsman.engine.sampling import DEFAULTABLE, SamplingParams
 from pointsman.engine.scheduler import GenerationRequest
 from pointsman.errors import InvalidRequest
 from pointsman.policy.contract import GenerateParams, chat_messages
@@ -51,8 +51,12 @@ def parse_token_ids(name: str, text: str) -> tuple[int, ...]:
 
 
 def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, context_length: int,
-                             model: str = "model", chat: ChatTemplate | None = None) -> GenerationRequest:
-    """Tokenize (a chat rendered with the model's template first) and check it fits the context."""
+                             model: str = "model", chat: ChatTemplate | None = None,
+                             defaults: Mapping[str, float] | None = None) -> GenerationRequest:
+    """Tokenize (a chat rendered with the model's template first) and check it fits the context.
+
+    defaults: the model's own penalties (sampling.model_defaults), for the ones the request leaves out.
+    """
     if params.messages is not None:
         # the rendered template carries its own special tokens (as transformers' apply_chat_template)
         ids = tokenizer.encode((chat or ChatTemplate.plain()).render(chat_messages(params.messages)),
@@ -68,8 +72,10 @@ def build_generation_request(params: GenerateParams, tokenizer: TextTokenizer, c
         raise InvalidRequest("max_tokens", f"must be at most {context_length - len(ids)} for this "
                              f"{len(ids)}-token prompt ({model} context length {context_length})",
                              got=params.max_tokens)
+    given = params.model_fields_set
+    penalties = {name: getattr(params, name) if name in given else (defaults or {}).get(name, getattr(params, name))
+                 for name in DEFAULTABLE}
     sampling = SamplingParams(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, seed=params.seed,
-                              repetition_penalty=params.repetition_penalty, presence_penalty=params.presence_penalty,
-                              frequency_penalty=params.frequency_penalty, min_tokens=params.min_tokens)
+                              min_tokens=params.min_tokens, **penalties)
     return GenerationRequest(prompt_ids=tuple(ids), max_new_tokens=params.max_tokens, sampling=sampling,
                              stream=params.stream, ignore_eos=params.ignore_eos, stop=params.stop)

@@ -131,7 +131,7 @@ def _export(args: argparse.Namespace) -> int:
     from pointsman.export.pipeline import export_model
 
     export_model(args.checkpoint, args.name, args.model_repository, force=args.force, dtype=args.dtype,
-                 quantize=args.quantize, routing=_routing_flags(args, args.parser))
+                 quantize=args.quantize, routing=_routing_flags(args, args.parser), kv_cache=args.kv_cache)
     return 0
 
 
@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     routing.add_argument("--quality-prior", type=float, help="0 to 1")
     routing.add_argument("--tokens-per-second-prior", type=float, help="optional speed prior (one sequence alone)")
     routing.add_argument("--time-to-first-token-prior", type=float, help="optional, seconds")
+    export.add_argument("--kv-cache", choices=("inplace", "concat"), default="inplace",
+                        help="inplace: GroupQueryAttention over a preallocated KV buffer (default); "
+                             "concat: the older graph that copies the cache every step (a benchmark baseline)")
     export.set_defaults(func=_export, parser=export)
 
     demo = sub.add_parser("demo-models", help="build the small demo checkpoints and export them")

@@ -55,16 +55,16 @@ def test_an_int8_model_over_its_perplexity_limit_is_refused_and_not_written(llam
 def test_float16_export_is_within_its_relative_tolerance_and_the_engine_decodes_it(llama, tmp_path):
     import numpy as np
 
-    from pointsman.engine.decoder import OnnxDecoder
+    from pointsman.engine.decoder import load_decoder
 
     stamp = export(llama, tmp_path, dtype="float16")
-    decoder = OnnxDecoder.from_file(str(tmp_path / "m_stream" / "1" / "model.onnx"), providers="cpu")
+    decoder = load_decoder(str(tmp_path / "m_stream" / "1" / "model.onnx"), providers="cpu")
     logits, cache = decoder.prefill([1, 40, 41])
     step, caches = decoder.decode_batch([(int(np.argmax(logits)), cache)])
 
     assert stamp["variant"] == "float16"
     assert float(stamp["max_abs_diff_decode"]) > 0  # not exact, but within 1% of the logit range (else refused)
-    assert decoder.kv_dtype == np.float16 and caches[0][0].dtype == np.float16
+    assert decoder.kv_dtype == np.float16 and all(b.dtype == np.float16 for b in decoder._buffers)
     assert step.dtype == np.float32 and np.isfinite(step).all()
 
 

@@ -47,3 +47,31 @@ def test_prompt_that_encodes_to_nothing_is_rejected() -> None:
     with pytest.raises(InvalidRequest) as caught:
         build_generation_request(parse_generate({"text_input": "x"}), Silent(), CONTEXT)
     assert caught.value.field == "text_input"
+
+
+DEFAULTS = {"repetition_penalty": 1.2, "presence_penalty": 0.5, "frequency_penalty": 0.5}
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({}, DEFAULTS),
+    ({"repetition_penalty": 1.0}, {**DEFAULTS, "repetition_penalty": 1.0}),  # named: off, whatever the default
+    ({"presence_penalty": 0.0, "frequency_penalty": -1.0}, {**DEFAULTS, "presence_penalty": 0.0,
+                                                            "frequency_penalty": -1.0}),
+])
+def test_the_models_default_penalties_fill_only_what_the_request_leaves_out(fake_tokenizer, given: dict,
+                                                                             expected: dict) -> None:
+    params = parse_generate({"text_input": "abc", "max_tokens": 2, **given})
+    sampling = build_generation_request(params, fake_tokenizer, CONTEXT, defaults=DEFAULTS).sampling
+    assert {name: getattr(sampling, name) for name in DEFAULTS} == expected
+
+
+def test_config_default_penalties_are_read_and_a_bad_one_names_the_parameter() -> None:
+    from pointsman.engine.sampling import model_defaults
+
+    assert model_defaults({"default_repetition_penalty": "1.2", "default_presence_penalty": "0.5",
+                           "context_length": "256"}) == {"repetition_penalty": 1.2, "presence_penalty": 0.5}
+    assert model_defaults({}) == {}
+    for key, value in (("default_repetition_penalty", "0"), ("default_frequency_penalty", "3"),
+                       ("default_presence_penalty", "lots")):
+        with pytest.raises(ValueError, match=key):
+            model_defaults({key: value})

@@ -183,6 +183,26 @@ def test_decode_error_reaches_only_the_failing_request(make_engine, make_sink, f
     assert engine.stats().tokens_in_flight == 0
 
 
+def test_every_prefilled_sequence_gives_its_cache_back_once(make_engine, make_sink, fake_tokenizer) -> None:
+    """Finished, cancelled and failed sequences all release their cache (the in-place buffer's rows)."""
+    engine, decoder = make_engine()
+    done, eos, cancelled, failed, never = (make_sink(), make_sink(), make_sink(cancel_after=1), make_sink(),
+                                           make_sink())
+    engine.submit(request(fake_tokenizer, "abc", 4), done)
+    engine.submit(request(fake_tokenizer, "hello", 4, stream=True), cancelled)
+    engine.submit(request(fake_tokenizer, "ab!", 4), failed)  # poisoned: every decode step raises
+    engine.submit(request(fake_tokenizer, "ab?", 4), never)  # poisoned: prefill raises, nothing to release
+    engine.run_until_idle()
+    decoder.eos_at_length = 4
+    engine.submit(request(fake_tokenizer, "xyz", 9), eos)
+    engine.run_until_idle()
+    assert (done.result.finish_reason, cancelled.result.finish_reason, eos.result.finish_reason) == (
+        "length", "cancelled", "eos")
+    assert len(failed.errors) == len(never.errors) == 1
+    assert len(decoder.released) == len(decoder.prefilled) == 4
+    assert len({id(cache) for cache in decoder.released}) == 4
+
+
 def test_failing_sink_affects_only_its_own_request(make_engine, make_sink, fake_tokenizer, fake_decoder) -> None:
     def explode(_) -> None:
         raise ConnectionError("client went away")

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from pointsman.engine.chat_template import ChatTemplate
-from pointsman.engine.decoder import OnnxDecoder
+from pointsman.engine.decoder import load_decoder
+from pointsman.engine.sampling import model_defaults
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine
 from pointsman.engine.tokenizer import TextTokenizer, build_generation_request, parse_token_ids
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors, parse_generate
@@ -64,9 +65,10 @@ class TritonPythonModel:
                                                  bos_id=bos[0] if bos else None)
         # the checkpoint's own chat template, kept beside the tokenizer by export; else the plain one
         self.chat = ChatTemplate.from_folder(folder)
-        decoder = OnnxDecoder.from_file(str(folder / params.get("onnx_file", "model.onnx")),
-                                        threads=params.get("intra_op_threads", "auto"),
-                                        providers=params.get("execution_providers", "auto"))
+        self.sampling_defaults = model_defaults(params)  # penalties a request leaves out (config.pbtxt)
+        decoder = load_decoder(str(folder / params.get("onnx_file", "model.onnx")),
+                               threads=params.get("intra_op_threads", "auto"),
+                               providers=params.get("execution_providers", "auto"))
         self.engine = GenerationEngine(decoder, self.tokenizer, parse_token_ids("eos_token_id", params["eos_token_id"]),
                                        EngineLimits.from_parameters(params))
         self.engine.start()
@@ -81,7 +83,7 @@ class TritonPythonModel:
             try:
                 params = parse_generate(request_fields(request, INPUTS))
                 generation = build_generation_request(params, self.tokenizer, self.context_length, self.name,
-                                                      chat=self.chat)
+                                                      chat=self.chat, defaults=self.sampling_defaults)
             except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
                 send_error(sender, exc)
                 continue
