@@ -86,3 +86,21 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
             yield "", ModelOutput(text=text, tokens=int(_output(response, "tokens") or 0), finish_reason=reason,
                                    mean_logprob=None if logprob is None or math.isnan(logprob) else float(logprob),
                                    prompt_tokens=int(_output(response, "prompt_tokens") or 0))
+
+
+def probe_via_bls(model: str) -> str | None:
+    """Is the model's stub alive? Send a request it refuses on sight (max_tokens 0) and return the error.
+
+    A live model answers "invalid 'max_tokens' ..." without generating; a dead stub answers
+    Triton's "Stub process '...' is not healthy." (the caller tells them apart). None: no error at all.
+    """
+    request = pb_utils.InferenceRequest(model_name=model, inputs=[_tensor("text_input", "probe"),
+                                                                  _tensor("max_tokens", 0)],
+                                        requested_output_names=LLM_OUTPUT_NAMES)
+    try:
+        for response in request.exec(decoupled=True):
+            if response.has_error():
+                return response.error().message()
+    except pb_utils.TritonModelException as exc:
+        return str(exc)
+    return None

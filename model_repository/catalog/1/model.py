@@ -8,7 +8,7 @@ import json
 import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest
-from pointsman.policy.selection.live import start_live_status
+from pointsman.policy.selection.live import health_of, start_live_status
 from pointsman.policy.selection.metadata import model_metadata
 from pointsman.triton_adapters.triton_io import model_parameters, request_fields, response, to_triton_error
 
@@ -33,7 +33,9 @@ class TritonPythonModel:
                 raise InvalidRequest("model", f"must be one of {', '.join(self.catalog.names)}", got=wanted)
             statuses = self.board.snapshot()
             names = [wanted] if wanted else self.catalog.names
-            return response(models=json.dumps([model_metadata(self.catalog[n], statuses[n]) for n in names]))
+            health = self.poller.health
+            return response(models=json.dumps([{**model_metadata(self.catalog[n], statuses[n]),
+                                                "health": health_of(health, self.catalog[n])} for n in names]))
         except Exception as exc:  # noqa: BLE001 - per-request error, the model keeps serving
             return pb_utils.InferenceResponse(error=to_triton_error(exc))
 
