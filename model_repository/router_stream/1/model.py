@@ -85,8 +85,10 @@ class TritonPythonModel:
         self.metrics = RouterMetrics()
         # $POINTSMAN_DATABASE_URL (shared by replicas) or the SQLite file; writes off the request path
         self.store = open_store()
+        hold = params.get("usage_hold_s", "")  # empty: hold records until the queue is full
         self.writer = RecordWriter(self.store, on_lost=self.metrics.count_lost,
-                                   max_queue=int(params.get("usage_max_queued", "100000")))
+                                   max_queue=int(params.get("usage_max_queued", "100000")),
+                                   hold_s=float(hold) if hold else None)
         self.experiments = experiments = ExperimentManager(self.store, known_models=set(catalog.names))
         experiments.start_polling()
         # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either
@@ -116,6 +118,7 @@ class TritonPythonModel:
         record = record_from_outcome(outcome)
         self.writer.record(record)
         self.metrics.observe(record)
+        self.metrics.set_waiting(self.writer.waiting)  # analytics report what they have not seen
 
     def execute(self, requests):
         arrived = time.monotonic()  # the deadline counts the wait for a worker too
