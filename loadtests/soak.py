@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -160,8 +161,13 @@ def _sample_until(server_pid: int, started: float, every: float, done: threading
         out.append(sample(server_pid, (time.monotonic() - started) / 60.0))
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds `with server`, which stops tritonserver and reaps its stubs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:

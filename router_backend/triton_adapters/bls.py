@@ -104,3 +104,15 @@ def probe_via_bls(model: str) -> str | None:
     except pb_utils.TritonModelException as exc:
         return str(exc)
     return None
+
+
+def probe_twin_via_bls(model: str) -> str | None:
+    """probe_via_bls for a non-decoupled model (a twin): one response, its error or None."""
+    request = pb_utils.InferenceRequest(model_name=model, inputs=[_tensor("text_input", "probe"),
+                                                                  _tensor("max_tokens", 0)],
+                                        requested_output_names=LLM_OUTPUT_NAMES)
+    try:
+        response = request.exec()
+    except pb_utils.TritonModelException as exc:
+        return str(exc)
+    return response.error().message() if response.has_error() else None

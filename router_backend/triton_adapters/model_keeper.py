@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pointsman.policy.admin import admin_headers
-from pointsman.policy.health import HealthRegistry, HealthState, ModelHealth, Reason
+from pointsman.policy.health import HealthRegistry, HealthState, ModelHealth, Reason, is_dead_stub
 
 LOGGER = logging.getLogger(__name__)
 UNLOAD_WAIT_S = 30.0  # a dead stub's instance takes a while to finalize
@@ -171,3 +171,44 @@ class ModelKeeper:
         LOGGER.warning("reloaded %s in %.1f s; it is back in selection", target, time.monotonic() - began)
         self._publish()
         return True
+
+
+class TwinWatch:
+    """Probes models nobody's failures would reveal (the non-decoupled twins) and reports dead stubs.
+
+    The router only sees its own calls; a twin such as `router` or `gpt2` is called by
+    clients directly, so its death would go unnoticed. Every `interval` seconds each twin
+    gets a request it refuses on sight; "not healthy" marks it for its keeper to reload.
+    """
+
+    def __init__(self, health: HealthRegistry, twins: list[str], probe: Callable[[str], str | None],
+                 interval: float = 2.0) -> None:
+        self.health = health
+        self.twins = list(twins)
+        self.probe = probe
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="twin-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def check_once(self) -> None:
+        for twin in self.twins:
+            if not self.health.available(twin):
+                continue  # its keeper is on it
+            try:
+                error = self.probe(twin)
+            except Exception as exc:  # noqa: BLE001 - a probe that cannot run says nothing about the twin
+                LOGGER.debug("probe of %s failed to run: %s", twin, exc)
+                continue
+            if error is not None and is_dead_stub(error) and self.health.record_failure(twin, error):
+                LOGGER.warning("%s is unhealthy: a probe found %s", twin, error)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check_once()

@@ -21,11 +21,11 @@ from pointsman.policy.health import HealthPolicy, HealthRegistry
 from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
 from pointsman.policy.selection.live import endpoints_from_env, start_live_status
 from pointsman.policy.selection.selector import Selector
-from pointsman.triton_adapters.bls import generate_via_bls, probe_via_bls
+from pointsman.triton_adapters.bls import generate_via_bls, probe_twin_via_bls, probe_via_bls
 from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
 from pointsman.triton_adapters.classifier_bls import BlsClassifier
 from pointsman.triton_adapters.model_config import complete_config
-from pointsman.triton_adapters.model_keeper import HealthGauges, ModelKeeper, RepositoryClient
+from pointsman.triton_adapters.model_keeper import HealthGauges, ModelKeeper, RepositoryClient, TwinWatch
 from pointsman.triton_adapters.router_metrics import RouterMetrics
 from pointsman.triton_adapters.status_gauges import StatusGauges
 from pointsman.triton_adapters.triton_io import (
@@ -38,6 +38,7 @@ from pointsman.triton_adapters.triton_io import (
 )
 
 INPUTS = input_tensors(RouterParams)
+TWIN = "router"  # this model's non-decoupled twin
 
 
 class _Sink:
@@ -101,6 +102,15 @@ class TritonPythonModel:
                                   else name, repository=RepositoryClient(endpoints_from_env().http_url),
                                   gauges=HealthGauges())
         self.keeper.start()
+        # the twins (router, gpt2, ...) answer clients directly: probed, and reloaded by a keeper of their own
+        self.twin_health = HealthRegistry(self.health.policy)
+        self.twin_keeper = ModelKeeper(self.twin_health, target_of=lambda name: name,
+                                       repository=RepositoryClient(endpoints_from_env().http_url))
+        twins = [TWIN, *(entry.name for entry in catalog if entry.call_name != entry.name)]
+        self.twin_watch = TwinWatch(self.twin_health, twins, probe_twin_via_bls,
+                                    interval=float(params.get("twin_probe_s", "2")))
+        self.twin_keeper.start()
+        self.twin_watch.start()
         classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names, health=self.health)
         analyzers = {"lexical": lexical, "classifier": ClassifierAnalyzer(classify, fallback=lexical)}
         self.admission = Admission(max_in_flight=int(params.get("max_in_flight", "256")),
@@ -143,6 +153,8 @@ class TritonPythonModel:
             self.admission.release()
 
     def finalize(self):
+        self.twin_watch.stop()
+        self.twin_keeper.stop()
         self.keeper.stop()
         self.poller.stop()
         self.gauges.stop()
