@@ -21,7 +21,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from pointsman.errors import DeadlineExceeded
 from pointsman.policy.admin import admin_headers
+from pointsman.policy.call_guard import guarded
 from pointsman.policy.health import HealthRegistry, HealthState, ModelHealth, Reason, is_dead_stub
 
 LOGGER = logging.getLogger(__name__)
@@ -182,8 +184,9 @@ class TwinWatch:
     """
 
     def __init__(self, health: HealthRegistry, twins: list[str], probe: Callable[[str], str | None],
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0, timeout_s: float = 10.0) -> None:
         self.health = health
+        self.timeout_s = timeout_s
         self.twins = list(twins)
         self.probe = probe
         self.interval = interval
@@ -202,7 +205,14 @@ class TwinWatch:
             if not self.health.available(twin):
                 continue  # its keeper is on it
             try:
-                error = self.probe(twin)
+                # a probe in flight when the stub dies never returns: bounded like any model call
+                (error,) = guarded(lambda stop, twin=twin: iter([self.probe(twin)]),
+                                   deadline=time.monotonic() + self.timeout_s, is_dead=lambda: None)
+            except DeadlineExceeded:
+                error = f"no answer to a probe within {self.timeout_s:g} s"  # failure_threshold in a row: dead
+                if self.health.record_failure(twin, error):
+                    LOGGER.warning("%s is unhealthy: %s", twin, error)
+                continue
             except Exception as exc:  # noqa: BLE001 - a probe that cannot run says nothing about the twin
                 LOGGER.debug("probe of %s failed to run: %s", twin, exc)
                 continue
