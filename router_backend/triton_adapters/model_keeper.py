@@ -170,7 +170,7 @@ class ModelKeeper:
                          time.monotonic() - began, detail, self.health.next_due_in() or 0.0)
             return False
         self.health.reload_finished(model, ok=True)
-        LOGGER.warning("reloaded %s in %.1f s; it is back in selection", target, time.monotonic() - began)
+        LOGGER.warning("reloaded %s in %.1f s; it serves again", target, time.monotonic() - began)
         self._publish()
         return True
 
