@@ -13,6 +13,7 @@ a model that breaks again soon after one, back off exponentially. No Triton impo
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -21,6 +22,9 @@ from enum import Enum
 # Triton's words for a Python model whose stub process died (python_backend, 24.x)
 DEAD_STUB_MARKERS = ("is not healthy", "stub process", "failed to communicate with the stub")
 OVERLOAD_MARKER = "overloaded"
+UNLOADED_MARKERS = ("is not ready", "unknown model", "has no available version")
+# Triton names a stub by its model instance: <model>_<group>_<index>
+_DEAD_STUB_NAME = re.compile(r"Stub process '(.+)_\d+_\d+' is not healthy")
 
 
 class HealthState(str, Enum):
@@ -69,6 +73,18 @@ class ModelHealth:
 def is_dead_stub(message: str) -> bool:
     lowered = message.lower()
     return any(marker in lowered for marker in DEAD_STUB_MARKERS)
+
+
+def dead_stub_model(message: str) -> str | None:
+    """The model whose stub Triton names dead ("Stub process 'gpt2_stream_0_0' ..." -> "gpt2_stream")."""
+    match = _DEAD_STUB_NAME.search(message)
+    return match.group(1) if match else None
+
+
+def is_unloaded(message: str) -> bool:
+    """Triton's words for a model that is not loaded: an operator's unload, not a fault to heal."""
+    lowered = message.lower()
+    return any(words in lowered for words in UNLOADED_MARKERS)
 
 
 def is_overloaded(message: str) -> bool:
@@ -122,13 +138,19 @@ class HealthRegistry:
             if health is not None and health.failures_in_row:
                 self._models[model] = replace(health, failures_in_row=0)
 
-    def record_failure(self, model: str, message: str) -> bool:
-        """Count a failed call; True when this failure takes the model out of selection."""
+    def record_failure(self, model: str, message: str, epoch: int | None = None) -> bool:
+        """Count a failed call; True when this failure takes the model out of selection.
+
+        `epoch`: the model's epoch when the call began. A call that began before the model
+        last went unhealthy failed on the old instance: it says nothing about the reloaded one.
+        """
         now = self._clock()
         with self._lock:
             health = self._models.get(model, ModelHealth())
-            if health.state is not HealthState.READY:
-                return False  # already out; the keeper handles it
+            if health.state is not HealthState.READY or (epoch is not None and epoch != health.epoch):
+                return False  # already out (the keeper handles it), or news about an instance gone
+            if is_unloaded(message):
+                return False  # unloaded through the repository API: the poller takes it out, nobody reloads it
             if is_overloaded(message):
                 self._models[model] = replace(health, saturated_until=now + self.policy.saturated_cooldown_s)
                 return False

@@ -267,7 +267,7 @@ class RoutingService:
             error = exc if isinstance(exc, ModelCallError) else ModelCallError(
                 f"model '{model}' died mid-generation ({exc})")
             if not error.invalid_argument:
-                self.health.record_failure(model, error.message)
+                self.health.record_failure(model, error.message, epoch)
             error.streamed = bool(pieces) and stream
             raise error from None
         except BaseException:
@@ -294,13 +294,14 @@ class RoutingService:
             if now - self._probed_at.get(model, 0.0) < PROBE_EVERY_S:
                 return
             self._probed_at[model] = now
-        threading.Thread(target=self._probe, args=(model, engine), name="model-probe", daemon=True).start()
+        epoch = self.health.epoch(model)  # an answer that comes after a reload is about the old instance
+        threading.Thread(target=self._probe, args=(model, engine, epoch), name="model-probe", daemon=True).start()
 
-    def _probe(self, model: str, engine: str) -> None:
+    def _probe(self, model: str, engine: str, epoch: int) -> None:
         try:
             error = self.probe(engine) if self.probe is not None else None
         except Exception as exc:  # noqa: BLE001 - a probe that cannot run says nothing about the model
             LOGGER.debug("probe of %s failed to run: %s", engine, exc)
             return
-        if error is not None and is_dead_stub(error) and self.health.record_failure(model, error):
+        if error is not None and is_dead_stub(error) and self.health.record_failure(model, error, epoch):
             LOGGER.warning("%s is unhealthy: a probe found %s", model, error)

@@ -24,7 +24,7 @@ from typing import Any
 from pointsman.errors import DeadlineExceeded
 from pointsman.policy.admin import admin_headers
 from pointsman.policy.call_guard import guarded
-from pointsman.policy.health import HealthRegistry, HealthState, ModelHealth, Reason, is_dead_stub
+from pointsman.policy.health import HealthRegistry, HealthState, ModelHealth, Reason, dead_stub_model
 
 LOGGER = logging.getLogger(__name__)
 UNLOAD_WAIT_S = 30.0  # a dead stub's instance takes a while to finalize
@@ -216,7 +216,8 @@ class TwinWatch:
             except Exception as exc:  # noqa: BLE001 - a probe that cannot run says nothing about the twin
                 LOGGER.debug("probe of %s failed to run: %s", twin, exc)
                 continue
-            if error is not None and is_dead_stub(error) and self.health.record_failure(twin, error):
+            # a twin forwards: "gpt2_stream's stub is dead" is its engine's fault, for the router to heal
+            if error is not None and dead_stub_model(error) == twin and self.health.record_failure(twin, error):
                 LOGGER.warning("%s is unhealthy: a probe found %s", twin, error)
 
     def _run(self) -> None:

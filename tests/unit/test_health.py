@@ -148,3 +148,35 @@ def test_an_overloaded_answer_steers_selection_away_briefly_without_a_reload(hea
 @pytest.mark.parametrize(("in_row", "wait"), [(0, 0.0), (1, 1.0), (2, 2.0), (3, 4.0), (10, 60.0)])
 def test_backoff_doubles_from_the_base_up_to_the_max(in_row, wait):
     assert backoff_s(HealthPolicy(backoff_base_s=1.0, backoff_max_s=60.0), in_row) == wait
+
+
+def test_a_failure_of_a_call_begun_before_the_reload_does_not_count_against_the_new_instance(health):
+    began = health.epoch("gpt2")
+    health.record_failure("gpt2", DEAD)
+    health.reload_started("gpt2")
+    health.reload_finished("gpt2", ok=True)
+    for _ in range(5):  # the calls the death caught, answered only when the old instance was unloaded
+        assert health.record_failure("gpt2", "generation failed: x", epoch=began) is False
+    assert health.get("gpt2").state is HealthState.READY and health.get("gpt2").failures_in_row == 0
+
+
+@pytest.mark.parametrize(("message", "model"), [
+    ("Stub process 'gpt2_stream_0_0' is not healthy.", "gpt2_stream"),
+    ("Stub process 'router_0_0' is not healthy.", "router"),
+    ("invalid 'max_tokens': must be an integer", None),
+])
+def test_the_dead_stub_is_named_by_its_model(message, model):
+    from pointsman.policy.health import dead_stub_model
+
+    assert dead_stub_model(message) == model
+
+
+@pytest.mark.parametrize("message", [
+    "Model gpt2_stream - Error when running inference: Failed for execute the inference request. Model "
+    "'gpt2_stream' is not ready.",
+    "Request for unknown model: 'gpt2_stream' has no available version",
+])
+def test_an_unloaded_model_is_never_counted_as_failing_so_an_operators_unload_stands(health, message):
+    for _ in range(5):
+        assert health.record_failure("gpt2", message) is False
+    assert health.get("gpt2").state is HealthState.READY and health.due_reloads() == []

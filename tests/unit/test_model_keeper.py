@@ -86,3 +86,9 @@ def test_the_twin_watch_gives_a_silent_twin_the_failure_threshold_before_calling
     never.set()
     assert health.get("router").state is HealthState.UNHEALTHY
     assert health.get("router").reason is Reason.REPEATED_FAILURES
+
+
+def test_the_twin_watch_leaves_a_twin_alone_when_only_its_engine_is_dead():
+    health = HealthRegistry()
+    TwinWatch(health, ["gpt2"], probe=lambda twin: DEAD).check_once()  # gpt2 forwards to the dead gpt2_stream
+    assert health.get("gpt2").state is HealthState.READY
