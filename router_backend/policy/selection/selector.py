@@ -19,7 +19,7 @@ from typing import Protocol
 from pointsman.errors import InvalidRequest, ModelUnavailable
 from pointsman.policy.catalog import Catalog
 from pointsman.policy.contract import RouterParams
-from pointsman.policy.health import HealthRegistry
+from pointsman.policy.health import HealthRegistry, HealthState
 from pointsman.policy.selection.scoring import Candidate, Requirements, score_models, spread_near_ties
 from pointsman.policy.selection.status import StatusBoard
 
@@ -80,7 +80,7 @@ class Selector:
         return model in self.board.ready_models()
 
     def _is_healthy(self, model: str) -> bool:
-        return self.health.get(model).state.value == "ready"
+        return self.health.get(model).state is HealthState.READY
 
     def _unhealthy_note(self, model: str) -> str:
         health = self.health.get(model)
