@@ -180,7 +180,8 @@ class TwinWatch:
 
     The router only sees its own calls; a twin such as `router` or `gpt2` is called by
     clients directly, so its death would go unnoticed. Every `interval` seconds each twin
-    gets a request it refuses on sight; "not healthy" marks it for its keeper to reload.
+    gets a request it refuses on sight; "not healthy" marks it for its keeper to reload. A
+    probe left unanswered is only logged: under load a busy twin is slow, not dead.
     """
 
     def __init__(self, health: HealthRegistry, twins: list[str], probe: Callable[[str], str | None],
@@ -209,9 +210,9 @@ class TwinWatch:
                 (error,) = guarded(lambda stop, twin=twin: iter([self.probe(twin)]),
                                    deadline=time.monotonic() + self.timeout_s, is_dead=lambda: None)
             except DeadlineExceeded:
-                error = f"no answer to a probe within {self.timeout_s:g} s"  # failure_threshold in a row: dead
-                if self.health.record_failure(twin, error):
-                    LOGGER.warning("%s is unhealthy: %s", twin, error)
+                # busy under load, or hung: a reload would drop every request it holds, so only say so
+                LOGGER.warning("%s gave no answer to a probe within %g s; not reloaded (only a dead stub is)",
+                               twin, self.timeout_s)
                 continue
             except Exception as exc:  # noqa: BLE001 - a probe that cannot run says nothing about the twin
                 LOGGER.debug("probe of %s failed to run: %s", twin, exc)

@@ -73,19 +73,16 @@ def test_the_twin_watch_marks_a_twin_whose_probe_finds_a_dead_stub():
     assert health.get("gpt2").state is HealthState.READY
 
 
-def test_the_twin_watch_gives_a_silent_twin_the_failure_threshold_before_calling_it_dead():
+def test_the_twin_watch_never_reloads_a_twin_that_is_only_slow_to_answer():
     import threading
 
     never = threading.Event()
     health = HealthRegistry()
     watch = TwinWatch(health, ["router"], probe=lambda twin: never.wait(30) and None, timeout_s=0.05)
-    for _ in range(health.policy.failure_threshold - 1):
+    for _ in range(health.policy.failure_threshold + 1):
         watch.check_once()
-        assert health.get("router").state is HealthState.READY
-    watch.check_once()
     never.set()
-    assert health.get("router").state is HealthState.UNHEALTHY
-    assert health.get("router").reason is Reason.REPEATED_FAILURES
+    assert health.get("router").state is HealthState.READY  # a reload would drop the requests it holds
 
 
 def test_the_twin_watch_leaves_a_twin_alone_when_only_its_engine_is_dead():
