@@ -88,7 +88,7 @@ CHAT_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja")
 
 
 def twin_config(name: str, target: str) -> mc.ModelConfig:
-    """The twin: same backend, non-decoupled, forwards over BLS to `target` and loads no engine."""
+    """The twin: same backend, non-decoupled, forwards over loopback gRPC to `target` and loads no engine."""
     config = mc.ModelConfig(name=name, backend=BACKEND)
     config.model_transaction_policy.decoupled = False  # tritonclient infer() and HTTP /infer work
     config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)

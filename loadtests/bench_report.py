@@ -12,7 +12,7 @@ checkpoint, then drives each target with N closed-loop clients for a fixed time:
     router auto     POST /v2/models/router_stream/generate  auto_select=true
     router hybrid   POST /v2/models/router_stream/generate  preferred_model=gpt2
     (the _stream models, which hold the router and the engine: their non-decoupled twins
-    router and gpt2 add one BLS hop, measured by loadtests.bench_twins)
+    router and gpt2 add one loopback gRPC hop, measured by loadtests.bench_twins)
     peer            POST /generate on the FastAPI server      (model.generate())
 
 Every request generates exactly --max-tokens new tokens (ignore_eos for Pointsman,

@@ -5,7 +5,7 @@
 
 Three ways to the same generation (manual model, ignore_eos, fixed max_tokens):
 - `router`: the non-decoupled twin, one answer (unary ModelInfer through
-  pointsman.client.PointsmanClient); it forwards over BLS to router_stream;
+  pointsman.client.PointsmanClient); it forwards over loopback gRPC to router_stream;
 - `router_stream once`: the decoupled router over the gRPC stream with stream false, one
   answer (tritonclient directly): the baseline for the twin's extra hop;
 - `router_stream`: the same with stream true, one response per piece (PointsmanClient.stream).

@@ -21,7 +21,7 @@ from pointsman.gateway.errors import ApiError, from_triton_message
 from pointsman.gateway.shared_stream import SharedStream
 from pointsman.policy.contract import RecommendParams, RouterParams, aliases, input_tensors, stream_model
 
-# the decoupled router: the gateway streams from it, and its twin `router` would add a BLS hop
+# the decoupled router: the gateway streams from it, and its twin `router` would add a gRPC hop
 ROUTER_STREAM_MODEL = stream_model("router")
 RECOMMEND_MODEL = "recommend"
 CATALOG_MODEL = "catalog"

@@ -150,6 +150,7 @@ class TritonServer:
         # the router reads live load from the metrics port; analytics keep state here
         env["POINTSMAN_HTTP_URL"] = f"http://{self.host}:{self.ports.http}"
         env["POINTSMAN_METRICS_URL"] = f"http://{self.host}:{self.ports.metrics}/metrics"
+        env["POINTSMAN_GRPC_URL"] = self.grpc_url  # the twins forward over it (triton_adapters/loopback.py)
         env["POINTSMAN_STATE_DIR"] = str(self.state_dir)
         env.pop(ADMIN_KEY_ENV, None)
         if self.admin_key:  # the router and experiments models read it (pointsman.policy.admin)

@@ -1,6 +1,6 @@
-"""A non-decoupled twin: forwards each request over BLS to its decoupled model and answers once.
+"""A non-decoupled twin: forwards each request to its decoupled model and answers once.
 
-    twin = Twin("router_stream", input_tensors(RouterParams), ROUTER_OUTPUTS, workers=64)
+    twin = Twin("router", "router_stream", input_tensors(RouterParams), ROUTER_OUTPUTS, workers=64)
     twin.execute(requests)   # returns None; answers go out through each request's response sender
 
 Triton 2.51 refuses decoupled models on HTTP /infer and unary gRPC ModelInfer. The twin
@@ -9,41 +9,63 @@ makes `router` and `gpt2` callable by every client while the decoupled `router_s
 no state of its own. Requests run on worker threads and answer through the response
 sender (python_backend allows this for non-decoupled models since 24.0x: exactly one
 final response per request), so concurrent requests are forwarded concurrently, not one
-at a time.
+at a time. The forwarding goes over gRPC to this same server (loopback.py), not BLS:
+BLS from a non-decoupled model's threads crashed its stub under load in Triton 2.51.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest, ModelUnavailable
 from pointsman.policy.contract import TensorSpec
+from pointsman.triton_adapters.loopback import LoopbackStream, TargetError
 from pointsman.triton_adapters.triton_io import FINAL, request_parameters, send_error
 
 LOGGER = logging.getLogger(__name__)
+GRPC_URL_ENV = "POINTSMAN_GRPC_URL"  # set by `pointsman serve`; Triton's default port otherwise
+DEFAULT_GRPC_URL = "127.0.0.1:8001"
+TARGET_UNAVAILABLE = re.compile(r"unknown model|is not found|is not ready|is not healthy|unavailable", re.IGNORECASE)
+TRITON_DATATYPES = {"TYPE_STRING": "BYTES", "TYPE_BOOL": "BOOL", "TYPE_INT32": "INT32", "TYPE_INT64": "INT64",
+                    "TYPE_UINT64": "UINT64", "TYPE_FP32": "FP32", "TYPE_FP64": "FP64"}
+
+
+@dataclass(frozen=True)
+class ForwardedCall:
+    """What a twin keeps of a request: its tensors (with Triton datatypes), parameters and id."""
+
+    arrays: dict[str, tuple[str, np.ndarray]]
+    parameters: dict
+    request_id: str
 
 
 class Twin:
     """Forwards to `target` with the caller's tensors and parameters; copies the one final answer back."""
 
+    timeout_s = 600.0  # a generation that long is a fault, not a wait
+
     def __init__(self, own_name: str, target: str, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec],
-                 workers: int) -> None:
+                 workers: int, grpc_url: str | None = None) -> None:
         self.own_name = own_name
         self.target = target
-        self._inputs = [spec.name for spec in inputs]
+        self._types = {spec.name: TRITON_DATATYPES[spec.data_type] for spec in inputs}
+        self._inputs = list(self._types)
         self._outputs = [spec.name for spec in outputs]
+        self._link = LoopbackStream(grpc_url or os.environ.get(GRPC_URL_ENV, DEFAULT_GRPC_URL))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{own_name}-twin")
 
     def execute(self, requests: list) -> None:
         # everything read from a request is copied here, before execute returns: a
-        # non-decoupled model's requests are released when it does, and a worker thread
-        # reading one afterwards corrupted the stub's heap under load
+        # non-decoupled model's requests are released when it does
         for request in requests:
             sender = request.get_response_sender()
             try:
@@ -56,50 +78,44 @@ class Twin:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._link.close()
 
-    def _copy(self, request) -> tuple[dict[str, np.ndarray], dict]:
-        """The request's tensors (as numpy copies) and parameters, checked for a streaming ask."""
+    def _copy(self, request) -> ForwardedCall:
+        """The request's tensors (as numpy copies), parameters and id, checked for a streaming ask."""
         arrays = {}
         for name in self._inputs:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None:
-                arrays[name] = np.array(tensor.as_numpy(), copy=True)
+                arrays[name] = (self._types[name], np.array(tensor.as_numpy(), copy=True))
         stream = arrays.get("stream")
-        if stream is not None and bool(stream.reshape(-1)[0]):
+        if stream is not None and bool(stream[1].reshape(-1)[0]):
             raise InvalidRequest("stream", f"must be false on '{self.own_name}', which answers once; "
                                            f"stream from '{self.target}' (generate_stream or gRPC streaming)")
-        return arrays, _parameters(request)
+        return ForwardedCall(arrays, _parameters(request), request.request_id())
 
-    def _forward(self, sender, call: tuple[dict[str, np.ndarray], dict]) -> None:
+    def _forward(self, sender, call: ForwardedCall) -> None:
         try:
-            sender.send(self._answer(*call), flags=FINAL)
+            sender.send(self._answer(call), flags=FINAL)
         except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
             send_error(sender, exc)
 
-    def _answer(self, arrays: dict[str, np.ndarray], parameters: dict):
-        forwarded = pb_utils.InferenceRequest(
-            model_name=self.target, inputs=[pb_utils.Tensor(name, value) for name, value in arrays.items()],
-            requested_output_names=self._outputs,
-            parameters=parameters,  # unknown JSON keys travel here: the target names them
-        )
+    def _answer(self, call: ForwardedCall):
         try:
-            responses = forwarded.exec(decoupled=True)
-        except pb_utils.TritonModelException as exc:  # e.g. the target is unloaded
+            outputs = self._link.call(self.target, call.arrays, call.parameters, self.timeout_s, call.request_id)
+        except TargetError as exc:
+            if TARGET_UNAVAILABLE.search(str(exc)):  # Triton's own words for a model it cannot run now
+                raise ModelUnavailable(f"model '{self.target}' behind '{self.own_name}' is unavailable: "
+                                       f"{exc}") from None
+            # the target's own message ("invalid 'max_tokens': ..."); the stream carries no code
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
+        except ModelUnavailable as exc:
             raise ModelUnavailable(f"model '{self.target}' behind '{self.own_name}' is unavailable: {exc}") from None
-        final = None
-        for response in responses:
-            if response.has_error():
-                # the target's own message ("invalid 'max_tokens': ..."): Triton 2.51 keeps no code through BLS
-                return pb_utils.InferenceResponse(error=pb_utils.TritonError(response.error().message()))
-            if response.output_tensors():
-                final = response
-        if final is None:
+        if not outputs:
             raise ModelUnavailable(f"model '{self.target}' ended without an answer")
-        # fresh tensors: nothing of the BLS response outlives it
         return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor(t.name(), np.array(t.as_numpy(), copy=True)) for t in final.output_tensors()])
-
+            pb_utils.Tensor(name, outputs[name]) for name in self._outputs if outputs.get(name) is not None])
 
 def _parameters(request) -> dict:
-    """The caller's request parameters as BLS takes them (str, int and bool values; others as JSON text)."""
-    return {k: v if isinstance(v, str | int | bool) else json.dumps(v) for k, v in request_parameters(request).items()}
+    """The caller's request parameters as a request takes them (str, int, float, bool; others as JSON text)."""
+    return {k: v if isinstance(v, str | int | float | bool) else json.dumps(v)
+            for k, v in request_parameters(request).items()}

@@ -517,6 +517,7 @@ def test_image_sets_every_variable_the_local_launcher_sets():
     assert launcher_environment() and all(f"{name}=" in image_env for name in launcher_environment())
     assert "POINTSMAN_HTTP_URL=http://127.0.0.1:8000" in image_env
     assert "POINTSMAN_METRICS_URL=http://127.0.0.1:8002/metrics" in image_env
+    assert "POINTSMAN_GRPC_URL=127.0.0.1:8001" in image_env
 
 
 @pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
@@ -527,6 +528,7 @@ def test_pod_points_the_router_at_its_own_ports(name):
     flags = dict(a.split("=", 1) for a in c["args"] if a.startswith("--") and "=" in a)
     http, metrics = flags.get("--http-port", "8000"), flags.get("--metrics-port", "8002")
     assert env["POINTSMAN_HTTP_URL"] == f"http://127.0.0.1:{http}"
+    assert env["POINTSMAN_GRPC_URL"] == f"127.0.0.1:{flags.get('--grpc-port', '8001')}"
     assert env["POINTSMAN_METRICS_URL"] == f"http://127.0.0.1:{metrics}/metrics"
 
 

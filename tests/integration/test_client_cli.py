@@ -21,6 +21,7 @@ import pytest
 
 from pointsman.client import AsyncPointsmanClient, PointsmanClient, PointsmanClientError
 from pointsman.launcher.cli import main as pointsman_main
+from tests.integration.experiment_waits import router_applies
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,17 +259,15 @@ def test_experiment_created_fed_and_reported_from_the_cli(triton, capsys):
                        "--arm", "big=model:gpt2:50", "--arm", "small=model:distilgpt2:50", "--min-samples", "100")
     assert created["status"] == "active" and [a["name"] for a in created["arms"]] == ["big", "small"]
     try:
-        import time
-
-        time.sleep(1.2)  # the router reloads experiments at most once a second
+        assert router_applies(triton, name)
         with PointsmanClient(triton.http_address, "http") as client:
             answers = [client.generate(f"{POEM_PROMPT} {i}", auto=True, max_tokens=4, user=f"u{i}") for i in range(24)]
         assert {a.selected_model for a in answers} == {"gpt2", "distilgpt2"}
-        # the router writes records in the background
+        # the router writes records in the background; router_applies' one request joined too
         assert wait_until(lambda: sum(arm["requests"] for arm in cli_json(
-            triton, capsys, "http", "experiments", "report", name)["arms"]) == 24, timeout=10)
+            triton, capsys, "http", "experiments", "report", name)["arms"]) == 25, timeout=10)
         report = cli_json(triton, capsys, "http", "experiments", "report", name)
-        assert report["decision"]["state"] == "collecting"  # 24 requests, 100 per arm needed
+        assert report["decision"]["state"] == "collecting"  # 25 requests, 100 per arm needed
         code, out, _ = cli(triton, capsys, "http", "experiments", "report", name)
         assert code == 0 and "big" in out and "duration_s" in out
     finally:

@@ -23,6 +23,7 @@ from scipy import stats as sps
 
 from pointsman.ops.usage.records import RequestRecord
 from pointsman.ops.usage.store import StateStore, default_db_path
+from tests.integration.experiment_waits import router_applies
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -187,9 +188,7 @@ def test_reloading_the_model_keeps_experiments_statuses_and_outcomes(triton, sto
     for step in ("unload", "load"):
         status, body = triton.post(f"/v2/repository/models/experiments/{step}")
         assert status == 200, body
-    deadline = time.monotonic() + 60
-    while triton.get("/v2/models/experiments/ready")[0] != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    assert wait_until(lambda: triton.get("/v2/models/experiments/ready")[0] == 200, timeout=60)
     status, listed = experiments(triton, "list")
     assert status == 200, listed
     mine = next(e for e in listed["experiments"] if e["name"] == name)
@@ -227,12 +226,11 @@ def test_usage_bad_input_gets_400_naming_the_field(triton, body, field):
 
 def router_records(store: StateStore, request_ids: list[str], timeout: float = 10.0) -> dict[str, RequestRecord]:
     """The records the router wrote for these requests (its writer flushes in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = {r.request_id: r for r in store.records(since=time.time() - 600) if r.request_id in request_ids}
-        if len(found) == len(request_ids) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
+    def found() -> dict[str, RequestRecord]:
+        return {r.request_id: r for r in store.records(since=time.time() - 600) if r.request_id in request_ids}
+
+    wait_until(lambda: len(found()) == len(request_ids), timeout=timeout)
+    return found()
 
 
 def route(triton, user: str | None, prompt: str = "Write a short poem about the sea") -> str:
@@ -248,7 +246,7 @@ def route(triton, user: str | None, prompt: str = "Write a short poem about the 
 def running_experiment(triton):
     name = unique("routed")
     assert experiments(triton, "create", creative_experiment(name))[0] == 200
-    time.sleep(1.5)  # the router reloads experiments at most once a second
+    assert router_applies(triton, name)
     yield name
     experiments(triton, "stop", {"name": name})
 

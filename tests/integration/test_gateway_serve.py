@@ -10,25 +10,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from pointsman.launcher.tritonserver import ServerPorts
+from tests.waiting import wait_for
 
 START_TIMEOUT_S = 120.0
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    """Poll until condition() is true (a condition, not a sleep standing in for one)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def answers(url: str) -> bool:

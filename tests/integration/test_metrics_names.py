@@ -14,7 +14,6 @@ counters from a background thread.
 from __future__ import annotations
 
 import re
-import time
 import urllib.request
 from pathlib import Path
 
@@ -51,12 +50,8 @@ def exported_names(triton) -> set[str]:
 
 
 def missing_after_waiting(triton, wanted: set[str]) -> set[str]:
-    deadline = time.monotonic() + APPEAR_TIMEOUT_S
-    while True:
-        missing = wanted - exported_names(triton)
-        if not missing or time.monotonic() > deadline:
-            return missing
-        time.sleep(0.5)
+    wait_until(lambda: not wanted - exported_names(triton), timeout=APPEAR_TIMEOUT_S, interval=0.5)
+    return wanted - exported_names(triton)
 
 
 def router_loaded(triton) -> bool:
@@ -64,10 +59,8 @@ def router_loaded(triton) -> bool:
 
 
 def wait_ready(triton, model: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while triton.get(f"/v2/models/{model}/ready")[0] != 200:
-        assert time.monotonic() < deadline, f"{model} did not come back"
-        time.sleep(0.25)
+    assert wait_until(lambda: triton.get(f"/v2/models/{model}/ready")[0] == 200, timeout=timeout), \
+        f"{model} did not come back"
 
 
 def generate_ok(triton, model: str, body: dict) -> dict:
@@ -97,10 +90,8 @@ def test_server_exports_the_router_metrics_the_deployment_files_use(triton):
     status, _ = triton.post(f"/v2/repository/models/{SPARE_ENGINE}/unload")
     assert status == 200
     try:
-        deadline = time.monotonic() + 60
-        while triton.get(f"/v2/models/{SPARE_ENGINE}/ready")[0] == 200:
-            assert time.monotonic() < deadline, f"{SPARE_MODEL} did not unload"
-            time.sleep(0.25)
+        assert wait_until(lambda: triton.get(f"/v2/models/{SPARE_ENGINE}/ready")[0] != 200, timeout=60), \
+            f"{SPARE_MODEL} did not unload"
         # the router's status poller notices the unload: its hybrid requests fall back
         assert wait_until(lambda: generate_ok(triton, "router", {"preferred_model": SPARE_MODEL,
                                                                  "fallback_mode": "auto"})["fallback_used"] is True,

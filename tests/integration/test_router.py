@@ -12,7 +12,10 @@ import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from pointsman.policy.selection.scoring import Weights
 from tests.waiting import wait_until
@@ -243,6 +246,16 @@ def test_fallback_when_preferred_model_is_unloaded_through_the_repository_api(tr
         status, error = route(triton, text_input=POEM_PROMPT, model="gpt2")
         assert status == 400 and "'gpt2' is not loaded" in error["error"]
         assert "distilgpt2" in error["error"] and "codegen" in error["error"]
+
+        # the twin gpt2 is still loaded, but its engine is not: a server fault, not the caller's.
+        # Triton 2.51's HTTP endpoints answer every model error 400; gRPC keeps the code
+        status, error = triton.generate("gpt2", {"text_input": POEM_PROMPT, "max_tokens": 4})
+        assert "model 'gpt2_stream' behind 'gpt2' is unavailable" in error["error"], error
+        text = grpcclient.InferInput("text_input", [1], "BYTES")
+        text.set_data_from_numpy(np.array([POEM_PROMPT.encode()], dtype=np.object_))
+        with pytest.raises(InferenceServerException, match="behind 'gpt2' is unavailable") as raised:
+            grpcclient.InferenceServerClient(triton.grpc_url).infer("gpt2", [text])
+        assert raised.value.status() == "StatusCode.UNAVAILABLE"
     finally:
         status, body = triton.post("/v2/repository/models/gpt2_stream/load")
         assert status == 200, body

@@ -1,7 +1,7 @@
 """Every client path against the real server: the non-decoupled twins and their streaming models.
 
 Triton 2.51 refuses decoupled models on HTTP /infer and unary gRPC, so `router` and each
-`<model>` are non-decoupled twins forwarding over BLS to `router_stream` / `<model>_stream`.
+`<model>` are non-decoupled twins forwarding over gRPC to `router_stream` / `<model>_stream`.
 Here tritonclient's infer() and async_infer (HTTP and gRPC), the generate endpoints and
 gRPC streaming are each called as a user would, and their answers compared.
 """
@@ -177,3 +177,11 @@ def test_kserve_http_infer_json_on_the_twins(triton):
         assert status == 200, body
         tokens = next(o for o in body["outputs"] if o["name"] == "tokens")
         assert np.asarray(tokens["data"]).tolist()[0] >= 1
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_the_callers_request_id_reaches_the_router_through_its_twin(triton, protocol):
+    module, client = _client(triton, protocol)
+    inputs, _ = _inputs(module, client, "router", {**GREEDY, "model": "gpt2"})
+    result = client.infer("router", inputs, request_id=f"caller-{protocol}-7")
+    assert scalar(result.as_numpy("request_id")) == f"caller-{protocol}-7"

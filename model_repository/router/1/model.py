@@ -1,4 +1,4 @@
-"""The non-decoupled router twin: forwards to `router_stream` over BLS (pointsman.triton_adapters.twin).
+"""The non-decoupled router twin: forwards to `router_stream` over loopback gRPC (pointsman.triton_adapters.twin).
 
     curl -X POST localhost:8000/v2/models/router/infer -d '{"inputs": [{"name": "text_input", ...}]}'
 """

@@ -11,7 +11,7 @@ from pointsman.policy.contract through auto_complete_config.
 
 Two roles, chosen by the config: the engine model (decoupled: with stream true one
 response per new piece of text, else exactly one) and, when the config names
-`forward_to`, its non-decoupled twin, which forwards over BLS and loads no engine.
+`forward_to`, its non-decoupled twin, which forwards over loopback gRPC and loads no engine.
 """
 
 from __future__ import annotations
