@@ -268,7 +268,8 @@ def test_a_killed_engine_stub_is_reloaded_and_no_request_hangs(faulty):
     for outcome in in_flight + manual_failed:
         if not outcome.ok:
             error = outcome.body.get("error", "")
-            assert "deadline" not in error and ("not healthy" in error or "is not ready" in error
+            # the death itself, the reload under way, or the model unloaded for it: never the deadline
+            assert "deadline" not in error and ("not healthy" in error or "not ready" in error
                                                  or "died mid-generation" in error), error
 
 
