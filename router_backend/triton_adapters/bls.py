@@ -109,11 +109,13 @@ def probe_via_bls(model: str) -> str | None:
 def probe_twin_via_bls(model: str) -> str | None:
     """probe_via_bls for a non-decoupled model (a twin): one response, its error or None.
 
+    The twin refuses `stream: true` itself, without forwarding: a probe of `router` never
+    reaches router_stream, so it is neither routed nor recorded in the usage analytics.
     No output is named: the router's twin has other outputs than a language model's, and
     Triton refuses an unknown output name before the stub is even asked.
     """
     request = pb_utils.InferenceRequest(model_name=model, inputs=[_tensor("text_input", "probe"),
-                                                                  _tensor("max_tokens", 0)],
+                                                                  _tensor("stream", True)],
                                         requested_output_names=[])
     try:
         response = request.exec()
