@@ -43,5 +43,13 @@ class GenerationFailed(PointsmanError):
     """A model failed while generating (a run-time error, not bad input)."""
 
 
+class Overloaded(PointsmanError):
+    """A bound on queued or in-flight work is reached: the caller should retry shortly."""
+
+
+class DeadlineExceeded(PointsmanError):
+    """The request's deadline (max_response_time, else the router's default) passed first."""
+
+
 class CatalogError(PointsmanError):
     """The model catalog is malformed."""

@@ -24,7 +24,7 @@ from pointsman.engine.decoder import Decoder, KVCache
 from pointsman.engine.detokenize import IncrementalDetokenizer
 from pointsman.engine.sampling import Sampler, SamplingParams
 from pointsman.engine.stop import StopMatcher
-from pointsman.errors import GenerationFailed
+from pointsman.errors import GenerationFailed, Overloaded
 
 LOGGER = logging.getLogger(__name__)
 QUEUE_SWEEP_S = 0.05  # how often queued requests are asked whether their caller is still there
@@ -74,7 +74,7 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class EngineLimits:
-    """Bounds on one instance's memory; beyond them requests wait in the queue.
+    """Bounds on one instance's memory; beyond them requests wait in the queue, up to max_queued.
 
     The one place that owns the engine's defaults: export writes them into a model's
     config.pbtxt parameters and the backend reads them back with from_parameters.
@@ -84,11 +84,14 @@ class EngineLimits:
     max_num_seqs: int = 16  # sequences decoding together in one step
     max_tokens_in_flight: int = 16384  # prompt + max_tokens, summed over the admitted sequences
     batching: bool = True  # False: one sequence at a time (the benchmark baseline)
+    # requests waiting for a slot; past it a request is refused at once ("overloaded, retry"),
+    # so a burst cannot queue work nobody will wait for
+    max_queued: int = 128
 
     def as_parameters(self) -> dict[str, str]:
         """The config.pbtxt parameters that carry these limits."""
         return {"max_num_seqs": str(self.max_num_seqs), "max_tokens_in_flight": str(self.max_tokens_in_flight),
-                "batching": str(self.batching).lower()}
+                "batching": str(self.batching).lower(), "max_queued": str(self.max_queued)}
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> EngineLimits:
@@ -97,10 +100,11 @@ class EngineLimits:
         try:
             return cls(max_num_seqs=int(params.get("max_num_seqs", default.max_num_seqs)),
                        max_tokens_in_flight=int(params.get("max_tokens_in_flight", default.max_tokens_in_flight)),
-                       batching=str(params.get("batching", default.batching)).lower() == "true")
+                       batching=str(params.get("batching", default.batching)).lower() == "true",
+                       max_queued=int(params.get("max_queued", default.max_queued)))
         except ValueError as exc:
-            raise ValueError(f"engine parameters max_num_seqs and max_tokens_in_flight must be integers: {exc}"
-                             ) from None
+            raise ValueError(f"engine parameters max_num_seqs, max_tokens_in_flight and max_queued must be "
+                             f"integers: {exc}") from None
 
 
 @dataclass
@@ -181,8 +185,13 @@ class GenerationEngine:
             budget=len(request.prompt_ids) + request.max_new_tokens,
         )
         with self._wake:
-            self._queue.append(seq)
-            self._wake.notify()
+            queued = len(self._queue)
+            if queued < self.limits.max_queued:
+                self._queue.append(seq)
+                self._wake.notify()
+                return
+        sink.on_error(Overloaded(f"overloaded, retry: {queued} requests already wait for this model "
+                                 f"(max_queued {self.limits.max_queued})"))
 
     def stats(self) -> EngineStats:
         with self._wake:

@@ -22,7 +22,7 @@ _FIELD = re.compile(r"invalid '([^']+)'")
 _UNAVAILABLE = ("is not loaded or not ready", "no language model is ready", "no fallback model is ready",
                 "ended the stream without a final response", "unknown model", "is not ready", "failed:",
                 "exceeds maximum queue size", "failed to connect", "connection refused", "unavailable",
-                "socket closed", "deadline exceeded")
+                "socket closed", "deadline exceeded", "overloaded", "is unhealthy")
 
 
 class ApiError(Exception):

@@ -62,6 +62,8 @@ _TEXT = ("text_input", "prompt")
 _MAX = ("max_tokens", "max_length")
 _MIN = ("min_tokens", "min_length")  # min_length: TensorRT-LLM's (and genai-perf's) name
 MAX_STOP_SEQUENCES = 16
+MAX_RESPONSE_TIME_S = 3600.0
+MAX_USER_CHARS = 256
 
 
 class GenerateParams(BaseModel):
@@ -159,10 +161,14 @@ class RouterParams(GenerateParams):
     auto_select: bool | None = _field(None, "TYPE_BOOL", "true or false")
     preferred_model: str | None = _field(None, "TYPE_STRING", "the name of a model", min_length=1)
     fallback_mode: str = _field("auto", "TYPE_STRING", "one of auto, fastest, none", pattern="^(auto|fastest|none)$")
-    max_response_time: float | None = _field(None, "TYPE_FP32", "a number of seconds > 0", gt=0.0)
+    # also the request's deadline: bounded, so a deadline always ends a request
+    max_response_time: float | None = _field(None, "TYPE_FP32", f"a number of seconds > 0, at most "
+                                             f"{MAX_RESPONSE_TIME_S:g}", gt=0.0, le=MAX_RESPONSE_TIME_S)
     min_quality: float | None = _field(None, "TYPE_FP32", "a number from 0 to 1", ge=0.0, le=1.0)
     prefer_speed: bool = _field(False, "TYPE_BOOL", "true or false")
-    user: str | None = _field(None, "TYPE_STRING", "a string identifying the caller")
+    # stored with every usage record: bounded
+    user: str | None = _field(None, "TYPE_STRING", f"a string of at most {MAX_USER_CHARS} characters identifying "
+                              "the caller", max_length=MAX_USER_CHARS)
 
 
 class RecommendParams(BaseModel):
@@ -170,7 +176,8 @@ class RecommendParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    text_input: str = _field(..., "TYPE_STRING", "a non-empty string (alias: prompt)", _TEXT, min_length=1)
+    text_input: str = _field(..., "TYPE_STRING", "a string that is not blank (alias: prompt)", _TEXT, min_length=1,
+                             pattern=r"\S")
     max_tokens: int = GenerateParams.model_fields["max_tokens"]
     max_response_time: float | None = RouterParams.model_fields["max_response_time"]
     min_quality: float | None = RouterParams.model_fields["min_quality"]

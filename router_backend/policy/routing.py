@@ -1,4 +1,4 @@
-"""One router request end to end: validate, select, call the model, retry once, report.
+"""One router request end to end: validate, select, call the model under a deadline, retry once, report.
 
     service = RoutingService(selector, call_model=generate_via_bls)
     service.handle(fields, sink, request_id="42")
@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pointsman.errors import GenerationFailed, ModelRejected, ModelUnavailable, PointsmanError
+from pointsman.errors import GenerationFailed, ModelRejected, ModelUnavailable, Overloaded, PointsmanError
+from pointsman.policy.admission import Admission
+from pointsman.policy.call_guard import ModelDied, guarded
 from pointsman.policy.contract import GenerateParams, RouterParams, parse_router
+from pointsman.policy.health import HealthRegistry, is_dead_stub, is_overloaded
 from pointsman.policy.selection.selector import Analyzer, Decision, Selector
 
 LOGGER = logging.getLogger(__name__)
@@ -67,6 +71,9 @@ class ModelOutput:
 
 # (model, generation fields, is_cancelled) -> (piece, None)* then ("", Final)
 CallModel = Callable[[str, dict[str, Any], Callable[[], bool]], Iterator[tuple[str, Final | None]]]
+# (Triton model name) -> the error a cheap invalid request got back, None when it was answered as expected
+ProbeModel = Callable[[str], str | None]
+PROBE_EVERY_S = 0.25  # at most one liveness probe per model this often, however many calls stall
 
 
 @dataclass(frozen=True)
@@ -124,13 +131,19 @@ class RoutingService:
 
     def __init__(self, selector: Selector, call_model: CallModel,
                  observers: tuple[Callable[[Outcome], None], ...] = (),
-                 experiments: Experiments | None = None, analyzers: Mapping[str, Analyzer] | None = None) -> None:
+                 experiments: Experiments | None = None, analyzers: Mapping[str, Analyzer] | None = None,
+                 admission: Admission | None = None, probe: ProbeModel | None = None) -> None:
         self.selector = selector
         self.board = selector.board
+        self.health: HealthRegistry = selector.health
         self.call_model = call_model
         self.observers = list(observers)
         self.experiments = experiments
         self.analyzers = dict(analyzers or {})  # policy name -> analyser, for policy arms
+        self.admission = admission or Admission()
+        self.probe = probe
+        self._probed_at: dict[str, float] = {}
+        self._probe_lock = threading.Lock()
 
     def _decide(self, params: RouterParams) -> tuple[Decision, Assignment | None]:
         """Select, letting an active experiment pick the analyser or the model of auto requests."""
@@ -143,7 +156,7 @@ class RoutingService:
         if assignment is None:
             assignment = self.experiments.assign("auto", decision.task, params.user)
         if assignment is not None and assignment.model:
-            if assignment.model not in self.board.ready_models():
+            if assignment.model not in self.selector.usable_models():
                 return decision, None  # the arm's model is away: this request is not in the experiment
             decision = dataclasses.replace(
                 decision, model=assignment.model,
@@ -155,8 +168,10 @@ class RoutingService:
         return decision, assignment
 
     def handle(self, fields: dict[str, Any], sink: RouterSink, request_id: str = "",
-               is_cancelled: Callable[[], bool] = lambda: False) -> Outcome:
+               is_cancelled: Callable[[], bool] = lambda: False, arrived: float | None = None) -> Outcome:
+        """Answer one request; `arrived` (monotonic) starts its deadline, when it waited for a worker."""
         start = time.perf_counter()
+        arrived = time.monotonic() if arrived is None else arrived
         request_id = request_id or uuid.uuid4().hex
         params: RouterParams | None = None
         decision: Decision | None = None
@@ -164,10 +179,12 @@ class RoutingService:
         fallback_reason: str | None = None
         try:
             params = parse_router(fields)
+            deadline = self.admission.deadline_for(params.max_response_time, arrived)
             decision, assignment = self._decide(params)
             if decision.fallback_used:
                 fallback_reason = "preferred_unavailable"
-            result, decision, retried = self._generate(params, decision, sink, request_id, is_cancelled, start)
+            result, decision, retried = self._generate(params, decision, sink, request_id, is_cancelled, start,
+                                                       deadline)
             if retried:
                 fallback_reason = "model_failed"
             sink.on_finish(result)
@@ -185,7 +202,8 @@ class RoutingService:
         return outcome
 
     def _generate(self, params: RouterParams, decision: Decision, sink: RouterSink, request_id: str,
-                  is_cancelled: Callable[[], bool], start: float) -> tuple[RoutedResult, Decision, bool]:
+                  is_cancelled: Callable[[], bool], start: float,
+                  deadline: tuple[float, str]) -> tuple[RoutedResult, Decision, bool]:
         fields = generation_fields(params)
         retried = False
         announce = getattr(sink, "on_decision", None)
@@ -193,7 +211,7 @@ class RoutingService:
             if announce is not None:
                 announce(decision)
             try:
-                final, ttft = self._call(decision.model, fields, params.stream, sink, is_cancelled)
+                final, ttft = self._call(decision.model, fields, params.stream, sink, is_cancelled, deadline)
                 break
             except ModelCallError as exc:
                 if exc.invalid_argument:
@@ -201,6 +219,8 @@ class RoutingService:
                 retry = None if (retried or exc.streamed) else self.selector.retry_after_failure(
                     params, decision, exc.message)
                 if retry is None:
+                    if is_overloaded(exc.message):
+                        raise Overloaded(f"model '{decision.model}' is {exc.message}") from None
                     raise GenerationFailed(f"model '{decision.model}' failed: {exc.message}") from None
                 LOGGER.warning("%s failed (%s); retrying on %s", decision.model, exc.message, retry.model)
                 decision, retried = retry, True
@@ -217,14 +237,24 @@ class RoutingService:
         return catalog[model].call_name if model in catalog else model
 
     def _call(self, model: str, fields: dict[str, Any], stream: bool, sink: RouterSink,
-              is_cancelled: Callable[[], bool]) -> tuple[Final, float | None]:
+              is_cancelled: Callable[[], bool], deadline: tuple[float, str]) -> tuple[Final, float | None]:
         self.board.started(model)
         began = time.perf_counter()
         first: float | None = None
         final: Final | None = None
         pieces: list[str] = []
+        engine = self._engine_of(model)
+        epoch = self.health.epoch(model)
+
+        def died() -> str | None:  # another call, or a probe, found the model dead since this call began
+            health = self.health.get(model)
+            return health.detail or health.reason.value if health.epoch != epoch else None
+
+        calls = guarded(lambda stop: self.call_model(engine, fields, lambda: stop() or is_cancelled()),
+                        deadline=deadline[0], deadline_note=deadline[1], is_dead=died,
+                        on_stall=lambda: self._probe_soon(model, engine))
         try:
-            for piece, done in self.call_model(self._engine_of(model), fields, is_cancelled):
+            for piece, done in calls:
                 if piece:
                     first = first or time.perf_counter()
                     pieces.append(piece)
@@ -232,13 +262,21 @@ class RoutingService:
                         sink.on_text(piece)
                 if done is not None:
                     final = done
-        except ModelCallError as exc:
-            exc.streamed = bool(pieces) and stream
+        except (ModelCallError, ModelDied) as exc:
+            self.board.finished(model, 0, time.perf_counter() - began, failed=True)
+            error = exc if isinstance(exc, ModelCallError) else ModelCallError(
+                f"model '{model}' died mid-generation ({exc})")
+            if not error.invalid_argument:
+                self.health.record_failure(model, error.message, epoch)
+            error.streamed = bool(pieces) and stream
+            raise error from None
+        except BaseException:
             self.board.finished(model, 0, time.perf_counter() - began, failed=True)
             raise
         if final is None:
             self.board.finished(model, 0, time.perf_counter() - began, failed=True)
             raise ModelUnavailable(f"model '{model}' ended the stream without a final response")
+        self.health.record_success(model)
         duration = time.perf_counter() - began
         ttft = (first - began) if first is not None else None
         self.board.finished(model, final.tokens, duration, ttft)
@@ -247,3 +285,23 @@ class RoutingService:
                                 getattr(final, "mean_logprob", None), getattr(final, "prompt_tokens", 0))
         return final, ttft
 
+    def _probe_soon(self, model: str, engine: str) -> None:
+        """Ask, off this thread, whether a model that went quiet is still alive (one probe per interval)."""
+        if self.probe is None:
+            return
+        now = time.monotonic()
+        with self._probe_lock:
+            if now - self._probed_at.get(model, 0.0) < PROBE_EVERY_S:
+                return
+            self._probed_at[model] = now
+        epoch = self.health.epoch(model)  # an answer that comes after a reload is about the old instance
+        threading.Thread(target=self._probe, args=(model, engine, epoch), name="model-probe", daemon=True).start()
+
+    def _probe(self, model: str, engine: str, epoch: int) -> None:
+        try:
+            error = self.probe(engine) if self.probe is not None else None
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot run says nothing about the model
+            LOGGER.debug("probe of %s failed to run: %s", engine, exc)
+            return
+        if error is not None and is_dead_stub(error) and self.health.record_failure(model, error, epoch):
+            LOGGER.warning("%s is unhealthy: a probe found %s", model, error)

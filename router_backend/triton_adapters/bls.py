@@ -158,3 +158,39 @@ class ModelCaller:
         if entry is None or entry.interface == "pointsman":
             return generate_via_bls(model, fields, is_cancelled)
         return generate_via_convention(entry, fields, is_cancelled)
+
+
+def probe_via_bls(model: str) -> str | None:
+    """Is the model's stub alive? Send a request it refuses on sight (max_tokens 0) and return the error.
+
+    A live model answers "invalid 'max_tokens' ..." without generating; a dead stub answers
+    Triton's "Stub process '...' is not healthy." (the caller tells them apart). None: no error at all.
+    """
+    request = pb_utils.InferenceRequest(model_name=model, inputs=[_tensor("text_input", "probe"),
+                                                                  _tensor("max_tokens", 0)],
+                                        requested_output_names=LLM_OUTPUT_NAMES)
+    try:
+        for response in request.exec(decoupled=True):
+            if response.has_error():
+                return response.error().message()
+    except pb_utils.TritonModelException as exc:
+        return str(exc)
+    return None
+
+
+def probe_twin_via_bls(model: str) -> str | None:
+    """probe_via_bls for a non-decoupled model (a twin): one response, its error or None.
+
+    The twin refuses `stream: true` itself, without forwarding: a probe of `router` never
+    reaches router_stream, so it is neither routed nor recorded in the usage analytics.
+    No output is named: the router's twin has other outputs than a language model's, and
+    Triton refuses an unknown output name before the stub is even asked.
+    """
+    request = pb_utils.InferenceRequest(model_name=model, inputs=[_tensor("text_input", "probe"),
+                                                                  _tensor("stream", True)],
+                                        requested_output_names=[])
+    try:
+        response = request.exec()
+    except pb_utils.TritonModelException as exc:
+        return str(exc)
+    return response.error().message() if response.has_error() else None

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import triton_python_backend_utils as pb_utils
 
 from pointsman.engine.scheduler import GenerationEngine, GenerationResult
-from pointsman.errors import GenerationFailed
+from pointsman.errors import GenerationFailed, PointsmanError
 from pointsman.triton_adapters.triton_io import FINAL, error_response, response
 
 CANCEL_CHECK_S = 0.02  # asking Triton whether a request was cancelled is a round trip too
@@ -117,7 +117,8 @@ class ResponseSink:
                                                           mean_logprob=logprob), flags=FINAL)
 
     def on_error(self, error: Exception) -> None:
-        failure = GenerationFailed(f"generation failed: {error}")
+        # the package's own errors (Overloaded) keep their kind, so the caller sees "retry"
+        failure = error if isinstance(error, PointsmanError) else GenerationFailed(f"generation failed: {error}")
         self._outbox.post(self._sender, lambda: error_response(failure), flags=FINAL)
 
     def cancelled(self) -> bool:

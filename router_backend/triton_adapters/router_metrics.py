@@ -13,11 +13,12 @@ updates: the request path never waits for them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import queue
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from pointsman.ops.usage.records import RequestRecord
 from pointsman.ops.usage.writer import LOST_REASONS
@@ -40,6 +41,8 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...], list[float] | None]] = {
     "experiment_requests_total": ("COUNTER", "Requests assigned to an experiment arm", ("experiment", "arm"), None),
     "usage_records_lost_total": ("COUNTER", "Usage records never stored: queue full, or database unreachable "
                                  "for longer than the writer holds them", ("reason",), None),
+    "usage_records_waiting": ("GAUGE", "Usage records not yet stored (queued, or in a batch the database refuses)",
+                              (), None),
     "selection_seconds": ("HISTOGRAM", "Time the router spent deciding which model answers",
                           ("selection_mode",), SELECTION_BUCKETS_S),
     "time_to_first_token_seconds": ("HISTOGRAM", "Time from the model call to its first token, by model",
@@ -49,6 +52,10 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...], list[float] | None]] = {
     "request_duration_seconds": ("HISTOGRAM", "Router request duration, by model",
                                  ("selected_model",), DURATION_BUCKETS_S),
 }
+
+
+class _Waiting(NamedTuple):
+    count: int
 
 
 def _label(value: str | None) -> str:
@@ -120,6 +127,14 @@ class RouterMetrics:
         except queue.Full:
             LOGGER.warning("router metrics queue full; %d lost usage records were not counted", count)
 
+    def set_waiting(self, count: int) -> None:
+        """Publish how many usage records wait for the database (never raises, never blocks when background)."""
+        if self._queue is None:
+            self._apply_waiting(count)
+            return
+        with contextlib.suppress(queue.Full):  # the next request publishes it again
+            self._queue.put_nowait(_Waiting(count))
+
     def flush(self, timeout: float = 10.0) -> None:
         if self._queue is not None:
             done = threading.Event()
@@ -140,10 +155,18 @@ class RouterMetrics:
                 return
             if isinstance(item, threading.Event):
                 item.set()
+            elif isinstance(item, _Waiting):
+                self._apply_waiting(item.count)
             elif isinstance(item, tuple):
                 self._apply_lost(*item)
             else:
                 self._apply(item)
+
+    def _apply_waiting(self, count: int) -> None:
+        try:
+            self._metric("usage_records_waiting", {}).set(float(count))
+        except Exception:
+            LOGGER.exception("could not update metric %susage_records_waiting", PREFIX)
 
     def _apply_lost(self, count: int, reason: str) -> None:
         try:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from pointsman.errors import Forbidden, InvalidRequest, ModelUnavailable, PointsmanError
+from pointsman.errors import DeadlineExceeded, Forbidden, InvalidRequest, ModelUnavailable, Overloaded, PointsmanError
 from pointsman.policy.admin import ADMIN_HEADER, ADMIN_PARAMETER
 from pointsman.policy.contract import TensorSpec
 from pointsman.triton_adapters.model_config import OUTPUT_TYPES
@@ -93,7 +93,8 @@ def to_triton_error(exc: BaseException) -> pb_utils.TritonError:
     # "your request", where UNAVAILABLE (503 on /infer) would invite a retry
     if isinstance(exc, (InvalidRequest, Forbidden)):
         code = codes.INVALID_ARG
-    elif isinstance(exc, ModelUnavailable):
+    elif isinstance(exc, (ModelUnavailable, Overloaded, DeadlineExceeded)):
+        # a server fault that clears: UNAVAILABLE is gRPC's "retry" (HTTP /infer: 503)
         code = codes.UNAVAILABLE
     elif isinstance(exc, PointsmanError):
         code = codes.INTERNAL

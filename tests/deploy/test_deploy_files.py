@@ -636,3 +636,50 @@ def test_deployment_runs_the_gateway_beside_triton_over_the_pods_loopback():
 def test_image_exposes_the_gateway_port():
     exposed = " ".join(instructions("EXPOSE", final_stage())).split()
     assert GATEWAY_PORT in exposed
+
+
+# -- the admin key (issue 12) -----------------------------------------------------------------
+
+
+def test_compose_starts_the_image_command_keyed_with_the_admin_key_secret():
+    from pointsman.launcher.keyed_triton import KEY_FILE_ENV
+
+    config = compose()
+    pointsman = config["services"]["pointsman"]
+    (cmd,) = instructions("CMD", final_stage())
+    assert pointsman["command"][:3] == ["python3", "-m", "pointsman.launcher.keyed_triton"]
+    assert pointsman["command"][3:] == json.loads(cmd), "compose must run the image's own tritonserver command"
+    assert pointsman["secrets"] == ["pointsman_admin_key"]
+    assert pointsman["environment"][KEY_FILE_ENV] == "/run/secrets/pointsman_admin_key"
+    assert config["secrets"]["pointsman_admin_key"] == {"environment": "POINTSMAN_ADMIN_KEY"}
+
+
+@pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
+def test_pods_restrict_the_admin_apis_with_the_key_from_the_secret(name):
+    from pointsman.policy.admin import ADMIN_KEY_ENV, triton_restriction_flags
+
+    c = container(manifest(name))
+    env = {e["name"]: e for e in c["env"]}
+    (secret,) = load_yaml_docs(K8S / "admin-key-secret.yaml")
+    ref = env[ADMIN_KEY_ENV]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+    assert "optional" not in ref, "without the Secret the literal $(...) would become the key"
+    # Kubernetes expands $(POINTSMAN_ADMIN_KEY) in args: the same flags `pointsman serve` passes
+    expected = triton_restriction_flags(f"$({ADMIN_KEY_ENV})")
+    assert [a for a in c["args"] if a in expected] == expected
+
+
+def test_keyed_triton_appends_the_restriction_flags_from_the_key_file(tmp_path):
+    from pointsman.launcher.keyed_triton import admin_key, keyed_command
+    from pointsman.policy.admin import triton_restriction_flags
+
+    key_file = tmp_path / "key"
+    key_file.write_text("s3cret\n")
+    key = admin_key({"POINTSMAN_ADMIN_KEY_FILE": str(key_file), "POINTSMAN_ADMIN_KEY": "other"})
+    assert key == "s3cret"
+    assert keyed_command(["tritonserver", "--x"], key) == ["tritonserver", "--x", *triton_restriction_flags("s3cret")]
+    assert admin_key({"POINTSMAN_ADMIN_KEY": "k"}) == "k"
+    assert keyed_command(["tritonserver"], admin_key({})) == ["tritonserver"]
+    key_file.write_text("  \n")
+    with pytest.raises(SystemExit, match="is empty"):
+        admin_key({"POINTSMAN_ADMIN_KEY_FILE": str(key_file)})

@@ -22,6 +22,10 @@ class FakeMetric:
         assert self.kind == "HISTOGRAM", "Triton: observe is for histograms"
         self.observations.append(value)
 
+    def set(self, value: float) -> None:
+        assert self.kind == "GAUGE", "Triton: set is for gauges"
+        self.total = value
+
 
 class FakeMetricFamily:
     """The shape of pb_utils.MetricFamily in Triton 2.51 (kinds as class attributes)."""

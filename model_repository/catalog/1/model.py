@@ -9,7 +9,7 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest
-from pointsman.policy.selection.live import start_live_status
+from pointsman.policy.selection.live import health_of, start_live_status
 from pointsman.policy.selection.metadata import model_metadata
 from pointsman.triton_adapters.triton_io import request_fields, response, to_triton_error
 
@@ -36,8 +36,10 @@ class TritonPythonModel:
                 raise InvalidRequest("model", f"must be one of {', '.join(self.catalog.names)}", got=wanted)
             statuses, entries = self.board.snapshot(), {e.name: e for e in self.catalog}
             names = [wanted] if wanted else list(entries)
-            return response(models=json.dumps([model_metadata(entries[n], statuses[n]) for n in names
-                                               if n in entries and n in statuses]),
+            health = self.poller.health
+            return response(models=json.dumps([{**model_metadata(entries[n], statuses[n]),
+                                                "health": health_of(health, entries[n])}
+                                               for n in names if n in entries and n in statuses]),
                             problems=json.dumps(self.poller.discovery.problems))
         except Exception as exc:  # noqa: BLE001 - per-request error, the model keeps serving
             return pb_utils.InferenceResponse(error=to_triton_error(exc))

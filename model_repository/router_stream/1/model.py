@@ -8,20 +8,25 @@ non-decoupled twin, forwards to it.
 """
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pointsman.errors import Overloaded
 from pointsman.ops.experiments import ExperimentManager
 from pointsman.ops.usage import RecordWriter, open_store, record_from_outcome
+from pointsman.policy.admission import Admission
 from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
 from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, input_tensors
+from pointsman.policy.health import HealthPolicy, HealthRegistry
 from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
-from pointsman.policy.selection.live import start_live_status
+from pointsman.policy.selection.live import endpoints_from_env, start_live_status
 from pointsman.policy.selection.selector import Selector
-from pointsman.triton_adapters.bls import ModelCaller
+from pointsman.triton_adapters.bls import ModelCaller, probe_twin_via_bls, probe_via_bls
 from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
 from pointsman.triton_adapters.classifier_bls import BlsClassifier
 from pointsman.triton_adapters.model_config import complete_config
+from pointsman.triton_adapters.model_keeper import HealthGauges, ModelKeeper, RepositoryClient, TwinWatch
 from pointsman.triton_adapters.router_metrics import RouterMetrics
 from pointsman.triton_adapters.status_gauges import StatusGauges
 from pointsman.triton_adapters.triton_io import (
@@ -34,6 +39,7 @@ from pointsman.triton_adapters.triton_io import (
 )
 
 INPUTS = input_tensors(RouterParams)
+TWIN = "router"  # this model's non-decoupled twin
 
 
 class _Sink:
@@ -82,17 +88,42 @@ class TritonPythonModel:
         self.metrics = RouterMetrics()
         # $POINTSMAN_DATABASE_URL (shared by replicas) or the SQLite file; writes off the request path
         self.store = open_store()
+        hold = params.get("usage_hold_s", "")  # empty: hold records until the queue is full
         self.writer = RecordWriter(self.store, on_lost=self.metrics.count_lost,
-                                   max_queue=int(params.get("usage_max_queued", "100000")))
+                                   max_queue=int(params.get("usage_max_queued", "100000")),
+                                   hold_s=float(hold) if hold else None)
         self.experiments = experiments = ExperimentManager(self.store, known_models=lambda: set(catalog.names))
         experiments.start_polling()
         # lexical first, the served classifier when it is unsure (and loaded); A/B arms may pin either
         lexical = LexicalAnalyzer()
-        classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
+        # the router's own verdict on each model (Triton 2.51 calls a model with a dead stub READY)
+        self.health = HealthRegistry(HealthPolicy(failure_threshold=int(params.get("failure_threshold", "3")),
+                                                  backoff_base_s=float(params.get("reload_backoff_s", "1")),
+                                                  backoff_max_s=float(params.get("reload_backoff_max_s", "60"))))
+        self.keeper = ModelKeeper(self.health, target_of=lambda name: catalog[name].call_name if name in catalog
+                                  else name, repository=RepositoryClient(endpoints_from_env().http_url),
+                                  gauges=HealthGauges())
+        self.keeper.start()
+        # the twins (router, gpt2, ...) answer clients directly: probed, and reloaded by a keeper of their own
+        self.twin_health = HealthRegistry(self.health.policy)
+        self.twin_keeper = ModelKeeper(self.twin_health, target_of=lambda name: name,
+                                       repository=RepositoryClient(endpoints_from_env().http_url))
+        def twins() -> list[str]:  # followed live, as the catalog is
+            return [TWIN, *(entry.name for entry in catalog if entry.call_name != entry.name)]
+
+        self.twin_watch = TwinWatch(self.twin_health, twins, probe_twin_via_bls,
+                                    interval=float(params.get("twin_probe_s", "2")))
+        self.twin_keeper.start()
+        self.twin_watch.start()
+        classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names, health=self.health)
         analyzers = {"lexical": lexical, "classifier": ClassifierAnalyzer(classify, fallback=lexical)}
+        self.admission = Admission(max_in_flight=int(params.get("max_in_flight", "256")),
+                                   default_timeout_s=float(params.get("request_timeout_s", "120")))
         self.service = RoutingService(
-            Selector(catalog, self.board, TwoStageAnalyzer(lexical, classify), refresh=self.poller.refresh),
+            Selector(catalog, self.board, TwoStageAnalyzer(lexical, classify), refresh=self.poller.refresh,
+                     health=self.health),
             call_model=ModelCaller(catalog), observers=(self._observe,), experiments=experiments, analyzers=analyzers,
+            admission=self.admission, probe=probe_via_bls,
         )
         self.pool = ThreadPoolExecutor(max_workers=int(params.get("worker_threads", "64")),
                                        thread_name_prefix="router")
@@ -101,23 +132,35 @@ class TritonPythonModel:
         record = record_from_outcome(outcome)
         self.writer.record(record)
         self.metrics.observe(record)
+        self.metrics.set_waiting(self.writer.waiting)  # analytics report what they have not seen
 
     def execute(self, requests):
         self.gauges.register(self.board.catalog.names)  # models that joined since: their gauges, made here
+        arrived = time.monotonic()  # the deadline counts the wait for a worker too
         for request in requests:
-            self.pool.submit(self._handle, request)
+            try:
+                self.admission.admit()
+            except Overloaded as exc:  # refused at once, not queued behind work nobody will wait for
+                send_error(request.get_response_sender(), exc)
+                continue
+            self.pool.submit(self._handle, request, arrived)
         return None
 
-    def _handle(self, request):
+    def _handle(self, request, arrived):
         sender = request.get_response_sender()
         try:
             fields = request_fields(request, INPUTS)
             self.service.handle(fields, _Sink(sender), request_id=request.request_id(),
-                                is_cancelled=request.is_cancelled)
+                                is_cancelled=request.is_cancelled, arrived=arrived)
         except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
             send_error(sender, exc)
+        finally:
+            self.admission.release()
 
     def finalize(self):
+        self.twin_watch.stop()
+        self.twin_keeper.stop()
+        self.keeper.stop()
         self.poller.stop()
         self.gauges.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)

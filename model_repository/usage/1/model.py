@@ -4,9 +4,12 @@
 """
 
 import json
+import os
+import urllib.request
 from pathlib import Path
 
 from pointsman.ops.usage import UsageAnalytics, open_store, specialists_from_catalog, to_json
+from pointsman.ops.usage.recording import recording_status
 from pointsman.policy.selection.live import start_live_status
 from pointsman.triton_adapters.triton_io import (
     check_known_fields,
@@ -37,10 +40,20 @@ class TritonPythonModel:
                 check_known_fields(fields, INPUTS)
                 self.poller.refresh()  # the models in the repository now: the specialists come from them
                 summary = self.analytics.summary(fields.get("window_s"))
+                summary["recording"] = recording_status(self._metrics_text())  # what the summary misses
                 responses.append(response(summary=to_json(summary)))
             except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
                 responses.append(error_response(exc))
         return responses
+
+    @staticmethod
+    def _metrics_text():
+        url = os.environ.get("POINTSMAN_METRICS_URL", "http://127.0.0.1:8002/metrics")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                return resp.read().decode("utf-8", errors="replace")
+        except OSError:
+            return None
 
     def finalize(self):
         self.poller.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pointsman.errors import GenerationFailed, InvalidRequest, ModelUnavailable
+from pointsman.errors import DeadlineExceeded, GenerationFailed, InvalidRequest, ModelUnavailable, Overloaded
 from pointsman.ops.usage.records import RECORD_MODES, RequestRecord
 
 # the first class in the exception's MRO found here names its kind
@@ -20,6 +20,8 @@ ERROR_KINDS: tuple[tuple[type, str], ...] = (
     (InvalidRequest, "invalid_request"),
     (ModelUnavailable, "unavailable"),
     (GenerationFailed, "generation_failed"),
+    (Overloaded, "overloaded"),
+    (DeadlineExceeded, "deadline_exceeded"),
 )
 
 

@@ -45,6 +45,7 @@ class RecordWriter:
         self.dropped = 0  # queue full
         self.lost = 0  # given up: failing for hold_s, or still failing at close
         self.written = 0
+        self._in_hand = 0  # records of the batch being written (or retried)
         self._closing = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="pointsman-record-writer", daemon=True)
@@ -58,6 +59,11 @@ class RecordWriter:
             self._report_lost(1, QUEUE_FULL)
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 LOGGER.warning("usage record queue full: %d records dropped so far", self.dropped)
+
+    @property
+    def waiting(self) -> int:
+        """Records not stored yet: queued, or in the batch being written (analytics miss them meanwhile)."""
+        return self._queue.qsize() + self._in_hand
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything queued so far is written or given up (tests, shutdown)."""
@@ -98,7 +104,9 @@ class RecordWriter:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            self._in_hand = len(batch)
             self._write(batch)
+            self._in_hand = 0
             for event in events:
                 event.set()
 

@@ -56,6 +56,36 @@ LIVE_GAUGES = {
 }
 
 
+HEALTH_STATE = "pointsman_model_health_state"
+HEALTH_REASON = "pointsman_model_health_reason"
+RELOADS = "pointsman_model_reloads_total"
+HEALTH_NAMES = ("ready", "unhealthy", "reloading")  # the gauge's codes 0, 1, 2 (pointsman.policy.health)
+
+
+def parse_health(text: str) -> dict[str, dict[str, object]]:
+    """{model: {"state", "reason", "reloads"}} from the router's health gauges (models it has judged)."""
+    prefixes = tuple(f"{name}{{" for name in (HEALTH_STATE, HEALTH_REASON, RELOADS))
+    lines = "\n".join(line for line in text.splitlines() if line.startswith(prefixes))
+    out: dict[str, dict[str, object]] = {}
+    for family in text_string_to_metric_families(lines):
+        for sample in family.samples:
+            model = sample.labels.get("model")
+            if model is None:
+                continue
+            entry = out.setdefault(model, {"state": "ready", "reason": None, "reloads": 0})
+            if sample.name == HEALTH_STATE:
+                code = int(sample.value)
+                entry["state"] = HEALTH_NAMES[code] if 0 <= code < len(HEALTH_NAMES) else "unknown"
+            elif sample.name == HEALTH_REASON and sample.value >= 1:
+                entry["reason"] = sample.labels.get("reason")
+            elif sample.name == RELOADS:
+                entry["reloads"] = int(sample.value)
+    for entry in out.values():
+        if entry["state"] == "ready":
+            entry["reason"] = None
+    return out
+
+
 def parse_load(text: str) -> dict[str, dict[str, float]]:
     """{model: {metric: value}} for the metrics the router balances on."""
     wanted = {PENDING, ENGINE_QUEUED, ENGINE_ACTIVE, LOAD_SECONDS, ENGINE_TTFT, QUEUE_US, SUCCESSES,
@@ -111,6 +141,7 @@ class StatusPoller:
         self._poll_lock = threading.Lock()
         self._queue_totals: dict[str, tuple[float, float]] = {}  # model -> (queue us, successes) at the last poll
         self.ready_names: frozenset[str] = frozenset()  # every READY model, language model or not
+        self.health: dict[str, dict[str, object]] = {}  # the router's verdicts, when import_live
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
 
@@ -177,10 +208,13 @@ class StatusPoller:
     def _poll_load(self) -> None:
         try:
             with urllib.request.urlopen(self.endpoints.metrics_url, timeout=1.0) as resp:
-                load = parse_load(resp.read().decode("utf-8", errors="replace"))
+                text = resp.read().decode("utf-8", errors="replace")
+            load = parse_load(text)
         except OSError as exc:
             LOGGER.debug("metrics unavailable: %s", exc)
             return
+        if self.import_live:
+            self.health = parse_health(text)
         for entry in self.catalog:
             name = entry.name
             # Triton's and the engine's figures carry the engine model's name; the router's own, the entry's
@@ -229,3 +263,8 @@ def start_live_status(repository: str | Path | None = None, import_live: bool = 
     if background:
         poller.start()
     return catalog, board, poller
+
+
+def health_of(health: dict[str, dict[str, object]], entry) -> dict[str, object]:
+    """The router's verdict on one catalog entry, for the catalog: ready until it judged otherwise."""
+    return dict(health.get(entry.name) or {"state": "ready", "reason": None, "reloads": 0})

@@ -19,6 +19,7 @@ from typing import Protocol
 from pointsman.errors import InvalidRequest, ModelUnavailable
 from pointsman.policy.catalog import Catalog
 from pointsman.policy.contract import RouterParams
+from pointsman.policy.health import HealthRegistry, HealthState
 from pointsman.policy.selection.scoring import Candidate, Requirements, score_models, spread_near_ties
 from pointsman.policy.selection.status import StatusBoard
 
@@ -58,19 +59,33 @@ class Selector:
     """Chooses the model for a validated router request."""
 
     def __init__(self, catalog: Catalog, board: StatusBoard, analyzer: Analyzer,
-                 refresh: Callable[[], None] | None = None) -> None:
+                 refresh: Callable[[], None] | None = None, health: HealthRegistry | None = None) -> None:
         self.catalog = catalog
         self.board = board
         self.analyzer = analyzer
+        # the router's own verdict on models whose calls fail (Triton still calls them READY)
+        self.health = health or HealthRegistry()
         self._turns = itertools.count()
         # re-reads readiness now; called only before answering "not ready" (the poller may lag)
         self._refresh = refresh or (lambda: None)
+
+    def usable_models(self) -> list[str]:
+        """Ready in Triton, and neither unhealthy, reloading, nor just refused as overloaded."""
+        return [m for m in self.board.ready_models() if self.health.available(m)]
 
     def _is_ready(self, model: str) -> bool:
         if model in self.board.ready_models():
             return True
         self._refresh()
         return model in self.board.ready_models()
+
+    def _is_healthy(self, model: str) -> bool:
+        return self.health.get(model).state is HealthState.READY
+
+    def _unhealthy_note(self, model: str) -> str:
+        health = self.health.get(model)
+        return (f"model '{model}' is not ready: {health.state.value} ({health.reason.value}), the router is "
+                f"reloading it; retry shortly")
 
     def select(self, params: RouterParams, analyzer: Analyzer | None = None) -> Decision:
         """Decide; raise InvalidRequest for contradictions, ModelUnavailable when nothing fits."""
@@ -106,6 +121,8 @@ class Selector:
         return ", ".join(self.board.ready_models()) or "none"
 
     def _manual(self, model: str) -> Decision:
+        if not self._is_healthy(model):
+            raise ModelUnavailable(self._unhealthy_note(model))
         if not self._is_ready(model):
             raise ModelUnavailable(f"model '{model}' is not loaded or not ready; loaded models: {self._loaded_list()}")
         return Decision(model=model, mode="manual", reason=f"manual: model {model} requested")
@@ -113,7 +130,7 @@ class Selector:
     def _rank(self, params: RouterParams, task: str, complexity: float,
               exclude: frozenset[str] = frozenset()) -> list[Candidate]:
         ranked = score_models(self.catalog, self.board.snapshot(), task, complexity,
-                              requirements_of(params), exclude=exclude)
+                              requirements_of(params), exclude=exclude | self.health.unavailable())
         return spread_near_ties(ranked, next(self._turns))
 
     def _auto(self, params: RouterParams, analyzer: Analyzer, mode: str, prefix: str,
@@ -148,9 +165,11 @@ class Selector:
     def _hybrid(self, params: RouterParams, analyzer: Analyzer) -> Decision:
         preferred = params.preferred_model
         assert preferred is not None
-        if self._is_ready(preferred):
+        healthy = self._is_healthy(preferred)
+        if healthy and self._is_ready(preferred):
             return Decision(model=preferred, mode="hybrid", reason=f"hybrid: preferred model {preferred} is ready")
-        note = f": preferred model {preferred} is not loaded"
+        state = "not loaded" if healthy else self.health.get(preferred).state.value
+        note = f": preferred model {preferred} is {state}"
         if params.fallback_mode == "none":
             raise ModelUnavailable(f"preferred model '{preferred}' is not loaded or not ready and fallback_mode is "
                                    f"none; loaded models: {self._loaded_list()}")
@@ -160,7 +179,8 @@ class Selector:
                           fallback_note=f"{note}; fallback auto")
 
     def _fastest(self, params: RouterParams, exclude: frozenset[str], note: str) -> Decision:
-        ranked = score_models(self.catalog, self.board.snapshot(), "qa", 0.0, requirements_of(params), exclude=exclude)
+        ranked = score_models(self.catalog, self.board.snapshot(), "qa", 0.0, requirements_of(params),
+                              exclude=exclude | self.health.unavailable())
         if not ranked:
             raise ModelUnavailable(f"no fallback model is ready (loaded models: {self._loaded_list()})")
         ranked.sort(key=lambda c: (c.predicted_s, c.load, c.model))
@@ -175,7 +195,7 @@ class Selector:
             return None
         tried = {failed.model}
         for candidate in failed.candidates:
-            if candidate.model not in tried and candidate.model in self.board.ready_models():
+            if candidate.model not in tried and candidate.model in self.usable_models():
                 return Decision(
                     model=candidate.model, mode=failed.mode, fallback_used=True, task=failed.task,
                     analyzer=failed.analyzer, complexity=failed.complexity, candidates=failed.candidates,

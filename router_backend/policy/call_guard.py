@@ -1,0 +1,81 @@
+"""Read a model call with a deadline, and give up on it as soon as the model is known dead.
+
+    for piece, final in guarded(lambda stop: call_model("gpt2", fields, stop), model="gpt2",
+                                deadline=time.monotonic() + 5, is_dead=lambda: None, on_stall=None):
+        ...
+
+A BLS iterator blocks until the model answers; when the model's stub dies mid-generation
+it never does (Triton 2.51). So the call is read on its own thread and this one waits
+with a timeout: the request ends at its deadline, or within a poll once `is_dead` says why,
+never at the client's timeout. `on_stall` runs when no output came for `stall_s`: the router
+probes the model then, which is how a death is seen when no other call fails.
+No Triton import.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pointsman.errors import DeadlineExceeded
+
+POLL_S = 0.1  # how often a waiting request looks at its deadline and the model's health
+STALL_S = 0.25  # no output this long: ask whether the model is still alive (Triton answers a dead stub in ~1 s)
+_END = object()
+
+
+class ModelDied(Exception):
+    """The model died while this call waited (the router turns it into a retryable failure)."""
+
+
+def guarded(open_call: Callable[[Callable[[], bool]], Iterator[Any]], *, deadline: float,
+            is_dead: Callable[[], str | None], on_stall: Callable[[], None] | None = None,
+            deadline_note: str = "", poll_s: float = POLL_S, stall_s: float = STALL_S,
+            clock: Callable[[], float] = time.monotonic) -> Iterator[Any]:
+    """Yield the call's items; raise DeadlineExceeded or ModelDied instead of waiting forever.
+
+    `open_call(stop)` starts the call; `stop()` turns true once this side gave up, so the
+    reader cancels the model's work at its next response.
+    """
+    items: queue.SimpleQueue = queue.SimpleQueue()
+    gave_up = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in open_call(gave_up.is_set):
+                items.put(("item", item))
+                if gave_up.is_set():
+                    return
+            items.put(("end", _END))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which raises it
+            items.put(("error", exc))
+
+    threading.Thread(target=read, name="model-call", daemon=True).start()
+    last_output = clock()
+    try:
+        while True:
+            now = clock()
+            if now >= deadline:
+                raise DeadlineExceeded(f"deadline exceeded: no complete answer within {deadline_note or 'the deadline'}"
+                                       "; retry, or allow more time")
+            try:
+                kind, value = items.get(timeout=min(poll_s, max(0.0, deadline - now)))
+            except queue.Empty:
+                why = is_dead()
+                if why is not None:
+                    raise ModelDied(why) from None
+                if on_stall is not None and clock() - last_output >= stall_s:
+                    on_stall()
+                    last_output = clock()  # next probe after another stall_s
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            last_output = clock()
+            yield value
+    finally:
+        gave_up.set()
