@@ -43,7 +43,7 @@ SERVED = ("router", "router_stream", "experiments", "usage", "gpt2", "gpt2_strea
 REPLICAS = ("replica-a", "replica-b")
 PROMPT = "Write a short poem about the sea"
 CONVERGE_TIMEOUT_S = 15.0  # generous: the bound is the 1 s poll plus a query, on a loaded 2-core machine
-OUTAGE_TIMEOUT_S = 60.0  # each try of the writer waits up to 5 s for a connection
+OUTAGE_TIMEOUT_S = 120.0  # each try of the writer waits up to 5 s for a connection; the pool backs off
 MAX_QUEUED = 8  # usage records a replica queues while the database is away; more are dropped and counted
 OUTAGE_REQUESTS = 20
 
