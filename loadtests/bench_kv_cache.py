@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 
 from pointsman.engine.decoder import Decoder, default_threads, load_decoder, usable_cores
-from pointsman.loadtests.bench_families import SHAPES, prepare, prompt_ids
+from pointsman.loadtests.bench_families import SHAPES, prepare, prompt_ids, step_bound
 from pointsman.loadtests.bench_serving import raw_generate
 
 LAYOUTS = ("concat", "inplace")
@@ -34,19 +33,7 @@ def ms_per_token(decoder: Decoder, ids: Sequence[int], tokens: int) -> float:
 
 def batch_step_ms(decoder: Decoder, ids: Sequence[int], batch: int, steps: int = 6) -> float:
     """The fastest of `steps` decoding steps of `batch` sequences decoding together (after two warm-up steps)."""
-    caches = [decoder.prefill(ids)[1]]
-    fork = getattr(decoder, "fork", None)  # the in-place decoder: rows of their own
-    caches += [fork(caches[0]) if fork else caches[0] for _ in range(batch - 1)]
-    times = []
-    try:
-        for _ in range(2 + steps):
-            began = time.perf_counter()
-            _, caches = decoder.decode_batch([(5, c) for c in caches])
-            times.append(time.perf_counter() - began)
-    finally:
-        for cache in caches:
-            decoder.release(cache)
-    return min(times[2:]) * 1e3
+    return batch / step_bound(decoder, ids, batch, steps) * 1e3  # step_bound is batch / the fastest step
 
 
 def main(argv: Sequence[str] | None = None) -> int:

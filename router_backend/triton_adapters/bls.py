@@ -58,6 +58,17 @@ def _checked(model: str, response) -> Any:
     return response
 
 
+def _checked_until_cancelled(model: str, responses, is_cancelled) -> Iterator:
+    """Each response, checked for an error, until the caller cancels (the model is told to stop then)."""
+    for response in responses:
+        if is_cancelled():
+            cancel = getattr(responses, "cancel", None)
+            if cancel is not None:
+                cancel()
+            return
+        yield _checked(model, response)
+
+
 def _output(response, name: str) -> Any:
     tensor = pb_utils.get_output_tensor_by_name(response, name)
     if tensor is None:
@@ -75,13 +86,7 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
         responses = request.exec(decoupled=True)
     except pb_utils.TritonModelException as exc:  # e.g. the model was unloaded a moment ago
         raise BlsError(model, str(exc)) from None
-    for response in responses:
-        if is_cancelled():
-            cancel = getattr(responses, "cancel", None)
-            if cancel is not None:
-                cancel()
-            return
-        _checked(model, response)
+    for response in _checked_until_cancelled(model, responses, is_cancelled):
         if not response.output_tensors():
             continue  # a bare final flag
         reason = _output(response, "finish_reason")
@@ -132,13 +137,7 @@ def generate_via_convention(entry: ModelEntry, fields: Mapping[str, Any], is_can
     except pb_utils.TritonModelException as exc:  # e.g. the model was unloaded a moment ago
         raise BlsError(entry.call_name, str(exc)) from None
     reader = ResponseReader(entry.interface)
-    for response in responses:
-        if is_cancelled():
-            cancel = getattr(responses, "cancel", None)
-            if cancel is not None:
-                cancel()
-            return
-        _checked(entry.call_name, response)
+    for response in _checked_until_cancelled(entry.call_name, responses, is_cancelled):
         piece = reader.read(_first_values(response))
         if piece:
             yield piece, None
