@@ -23,22 +23,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pointsman.gateway.errors import ApiError, from_triton_message
+from pointsman.grpc_request import request_proto
 
 LOGGER = logging.getLogger(__name__)
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-
-
-def request_proto(model: str, request_id: str, arrays: Mapping[str, tuple[str, Any]]):
-    """Arrays by input name, each with its Triton datatype -> a ModelInferRequest with raw contents."""
-    from tritonclient.grpc import service_pb2
-    from tritonclient.utils import serialize_byte_tensor
-
-    request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
-    for name, (datatype, array) in arrays.items():
-        request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
-        raw = serialize_byte_tensor(array).item() if datatype == "BYTES" else array.tobytes()
-        request.raw_input_contents.append(raw)
-    return request
 
 
 class SharedStream:

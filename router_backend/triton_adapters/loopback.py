@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pointsman.errors import ModelUnavailable
+from pointsman.grpc_request import request_proto
 
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 FINAL_FLAG = "triton_final_response"
@@ -33,28 +34,10 @@ class TargetError(Exception):
     """The target model's own error message, passed on to the twin's caller as it is."""
 
 
-def request_proto(model: str, request_id: str, arrays: Mapping[str, tuple[str, np.ndarray]],
-                  parameters: Mapping[str, Any]):
-    """A ModelInferRequest with raw input contents and the caller's parameters."""
-    from tritonclient.grpc import service_pb2
-    from tritonclient.utils import serialize_byte_tensor
-
-    request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
-    for name, (datatype, array) in arrays.items():
-        request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
-        raw = serialize_byte_tensor(array).item() if datatype == "BYTES" else np.ascontiguousarray(array).tobytes()
-        request.raw_input_contents.append(raw)
-    for key, value in {**parameters, ASK_FOR_FINAL: True}.items():
-        slot = request.parameters[key]
-        if isinstance(value, bool):
-            slot.bool_param = value
-        elif isinstance(value, int):
-            slot.int64_param = value
-        elif isinstance(value, float):
-            slot.double_param = value
-        else:
-            slot.string_param = str(value)
-    return request
+def loopback_request(model: str, request_id: str, arrays: Mapping[str, tuple[str, np.ndarray]],
+                     parameters: Mapping[str, Any]):
+    """The caller's request, asking for Triton's empty final response (its end, whatever its outputs)."""
+    return request_proto(model, request_id, arrays, {**parameters, ASK_FOR_FINAL: True})
 
 
 class LoopbackStream:
@@ -83,7 +66,7 @@ class LoopbackStream:
                 request_id = f"twin-{next(self._ids)}"
             self._waiters[request_id] = box
         try:
-            self._open().put(request_proto(model, request_id, arrays, parameters))
+            self._open().put(loopback_request(model, request_id, arrays, parameters))
             last = None
             while True:
                 try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from tritonclient.utils import deserialize_bytes_tensor
 
-from pointsman.triton_adapters.loopback import ASK_FOR_FINAL, request_proto
+from pointsman.triton_adapters.loopback import ASK_FOR_FINAL, loopback_request
 
 
 def test_request_carries_tensors_raw_and_typed():
     text = np.array([b"hi", "d\u00e9j\u00e0".encode()], dtype=np.object_)
-    request = request_proto("gpt2_stream", "r1", {"stop": ("BYTES", text),
+    request = loopback_request("gpt2_stream", "r1", {"stop": ("BYTES", text),
                                                   "max_tokens": ("INT32", np.array([7], dtype=np.int32))}, {})
     assert (request.model_name, request.id) == ("gpt2_stream", "r1")
     assert [(i.name, i.datatype, list(i.shape)) for i in request.inputs] == [("stop", "BYTES", [2]),
@@ -20,7 +20,7 @@ def test_request_carries_tensors_raw_and_typed():
 
 
 def test_parameters_keep_their_types_and_ask_for_the_final_flag():
-    request = request_proto("router_stream", "r2", {}, {"model": "gpt2", "seed": 3, "temperature": 0.5,
+    request = loopback_request("router_stream", "r2", {}, {"model": "gpt2", "seed": 3, "temperature": 0.5,
                                                         "auto_select": True})
     params = request.parameters
     assert params["model"].string_param == "gpt2"
