@@ -40,6 +40,12 @@ def admin_headers(key: str | None = None) -> dict[str, str]:
     return {ADMIN_HEADER: key} if key else {}
 
 
+def admin_grpc_headers(key: str | None = None) -> dict[str, str]:
+    """admin_headers for Triton's gRPC restricted protocols, which read the key under ADMIN_GRPC_HEADER."""
+    key = key if key is not None else configured_key()
+    return {ADMIN_GRPC_HEADER: key} if key else {}
+
+
 def triton_restriction_flags(key: str) -> list[str]:
     """Tritonserver flags: restrict the admin APIs to callers sending the key, and forward it to models."""
     apis = ",".join(RESTRICTED_APIS)

@@ -12,17 +12,14 @@ key when the server has one. The state machine and back-off are policy
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from pointsman.errors import DeadlineExceeded
-from pointsman.policy.admin import admin_headers
+from pointsman.policy.admin import admin_grpc_headers
 from pointsman.policy.call_guard import guarded
 from pointsman.policy.health import HealthRegistry, HealthState, ModelHealth, Reason, dead_stub_model
 
@@ -34,36 +31,53 @@ STATE_CODES = {HealthState.READY: 0, HealthState.UNHEALTHY: 1, HealthState.RELOA
 
 
 class RepositoryClient:
-    """The three repository calls a reload needs, over HTTP, with the admin key when one is set."""
+    """The three repository calls a reload needs, over gRPC, with the admin key when one is set.
 
-    def __init__(self, http_url: str, headers: Callable[[], dict[str, str]] = admin_headers) -> None:
-        self.http_url = http_url.rstrip("/")
+    Not HTTP: Triton's HTTP unload and load block one of the HTTP server's worker threads
+    until they finish (a dead stub's unload takes seconds), and every client connection
+    served by that thread waits with it, answers already made included. Over gRPC the
+    repository calls wait on the common handler, apart from the inference streams.
+    """
+
+    def __init__(self, grpc_url: str, headers: Callable[[], dict[str, str]] = admin_grpc_headers) -> None:
+        self.grpc_url = grpc_url
         self._headers = headers
+        self._client = None
 
-    def _post(self, path: str, timeout: float) -> bytes:
-        request = urllib.request.Request(f"{self.http_url}{path}", data=b"{}", method="POST",
-                                         headers={"Content-Type": "application/json", **self._headers()})
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return resp.read()
+    def _triton(self):
+        if self._client is None:
+            from tritonclient.grpc import InferenceServerClient
+
+            self._client = InferenceServerClient(self.grpc_url)
+        return self._client
+
+    def _call(self, method: str, *args, timeout: float, **kwargs) -> Any:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return getattr(self._triton(), method)(*args, headers=self._headers(), client_timeout=timeout, **kwargs)
+        except InferenceServerException as exc:
+            raise RepositoryError(f"{method}: {exc.status() or ''} {exc.message()}".strip()) from None
 
     def state(self, model: str) -> str | None:
-        index = json.loads(self._post("/v2/repository/index", timeout=5.0))
-        states = [m.get("state") for m in index if m.get("name") == model]
+        index = self._call("get_model_repository_index", as_json=True, timeout=5.0)
+        states = [m.get("state") for m in index.get("models", []) if m.get("name") == model]
         return states[0] if states else None
 
     def unload(self, model: str) -> None:
-        self._post(f"/v2/repository/models/{model}/unload", timeout=UNLOAD_WAIT_S)
+        self._call("unload_model", model, timeout=UNLOAD_WAIT_S)
 
     def load(self, model: str) -> None:
-        self._post(f"/v2/repository/models/{model}/load", timeout=LOAD_TIMEOUT_S)
+        self._call("load_model", model, timeout=LOAD_TIMEOUT_S)
+
+
+class RepositoryError(OSError):
+    """Triton refused or did not finish a repository call (its status and message)."""
 
 
 def _reason_of(error: BaseException) -> str:
-    if isinstance(error, urllib.error.HTTPError):
-        try:
-            return f"HTTP {error.code}: {json.loads(error.read()).get('error', '')}"[:200]
-        except (ValueError, OSError):
-            return f"HTTP {error.code}"
+    if isinstance(error, RepositoryError):
+        return str(error)[:200]
     return f"{type(error).__name__}: {error}"[:200]
 
 

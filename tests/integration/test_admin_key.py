@@ -134,3 +134,34 @@ def test_the_python_client_sends_its_admin_key_with_experiment_changes(server, p
         keyed.experiments("stop", {"name": spec["name"]})
         listed = {e["name"]: e["status"] for e in keyed.experiments("list")["experiments"]}
     assert listed[spec["name"]] == "stopped"
+
+
+def test_the_router_reloads_a_dead_model_through_the_restricted_repository_api(server):
+    """The router's own unload and load (over gRPC) carry the key: without it Triton would refuse them."""
+    import os
+    import signal
+
+    from tests.integration.test_serve_shutdown import group_members
+    from tests.waiting import wait_until
+
+    def stub() -> int | None:
+        assert server.process is not None
+        for pid in group_members(server.process.pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "triton_python_backend_stub" in cmdline and "/distilgpt2_stream/1/model.py" in cmdline:
+                return pid
+        return None
+
+    manual = {"text_input": "Tell me a story", "model": "distilgpt2", "max_tokens": 4}
+    victim = stub()
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    status, body = call(server, "POST", "/v2/models/router/generate", manual)
+    assert status != 200 and "not healthy" in body["error"], body  # the death, seen by the router
+    assert wait_until(lambda: stub() not in (None, victim), timeout=60)  # a new stub: reloaded
+    assert wait_until(lambda: call(server, "POST", "/v2/models/router/generate", manual)[0] == 200, timeout=60)
+    log = Path(server.log_file).read_text()
+    assert "reloaded distilgpt2_stream" in log and "reload of distilgpt2_stream failed" not in log

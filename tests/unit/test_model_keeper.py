@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import urllib.error
 from types import SimpleNamespace
 
 from pointsman.policy.health import HealthRegistry, HealthState, Reason
-from pointsman.triton_adapters.model_keeper import HealthGauges, ModelKeeper, TwinWatch
+from pointsman.triton_adapters.model_keeper import HealthGauges, ModelKeeper, RepositoryError, TwinWatch
 from tests.unit.test_router_metrics import FakeMetricFamily
 
 DEAD = "Stub process 'gpt2_stream_0_0' is not healthy."
 
 
 class FakeRepository:
-    """The repository calls a reload makes, recorded; `fail_load` answers load with Triton's HTTP 400."""
+    """The repository calls a reload makes, recorded; `fail_load` answers load as Triton refuses one."""
 
     def __init__(self, fail_load: bool = False) -> None:
         self.calls: list[tuple[str, str]] = []
@@ -25,7 +24,7 @@ class FakeRepository:
     def load(self, model: str) -> None:
         self.calls.append(("load", model))
         if self.fail_load:
-            raise urllib.error.HTTPError("http://x", 400, "Bad Request", {}, None)
+            raise RepositoryError("load_model: StatusCode.INTERNAL failed to load 'gpt2_stream'")
 
 
 def keeper(repository, gauges=None) -> tuple[ModelKeeper, HealthRegistry]:
@@ -48,7 +47,7 @@ def test_a_failed_reload_leaves_the_model_out_with_the_reason():
     assert k.reload("gpt2") is False
     state = health.get("gpt2")
     assert (state.state, state.reason) == (HealthState.UNHEALTHY, Reason.RELOAD_FAILED)
-    assert state.detail.startswith("reload failed: HTTP 400")
+    assert state.detail == "reload failed: load_model: StatusCode.INTERNAL failed to load 'gpt2_stream'"
 
 
 def test_the_gauges_show_state_reason_and_reloads():

@@ -101,13 +101,13 @@ class TritonPythonModel:
                                                   backoff_base_s=float(params.get("reload_backoff_s", "1")),
                                                   backoff_max_s=float(params.get("reload_backoff_max_s", "60"))))
         self.keeper = ModelKeeper(self.health, target_of=lambda name: catalog[name].call_name if name in catalog
-                                  else name, repository=RepositoryClient(endpoints_from_env().http_url),
+                                  else name, repository=RepositoryClient(endpoints_from_env().grpc_url),
                                   gauges=HealthGauges())
         self.keeper.start()
         # the twins (router, gpt2, ...) answer clients directly: probed, and reloaded by a keeper of their own
         self.twin_health = HealthRegistry(self.health.policy)
         self.twin_keeper = ModelKeeper(self.twin_health, target_of=lambda name: name,
-                                       repository=RepositoryClient(endpoints_from_env().http_url))
+                                       repository=RepositoryClient(endpoints_from_env().grpc_url))
         def twins() -> list[str]:  # followed live, as the catalog is
             return [TWIN, *(entry.name for entry in catalog if entry.call_name != entry.name)]
 

@@ -113,12 +113,14 @@ class Endpoints:
 
     http_url: str = "http://127.0.0.1:8000"
     metrics_url: str = "http://127.0.0.1:8002/metrics"
+    grpc_url: str = "127.0.0.1:8001"  # host:port, as tritonclient.grpc takes it
 
 
 def endpoints_from_env() -> Endpoints:
     default = Endpoints()
     return Endpoints(http_url=os.environ.get("POINTSMAN_HTTP_URL", default.http_url),
-                     metrics_url=os.environ.get("POINTSMAN_METRICS_URL", default.metrics_url))
+                     metrics_url=os.environ.get("POINTSMAN_METRICS_URL", default.metrics_url),
+                     grpc_url=os.environ.get("POINTSMAN_GRPC_URL", default.grpc_url))
 
 
 def parse_ready(index: list[dict]) -> set[str]:
