@@ -118,8 +118,9 @@ class HealthGauges:
                     self._metric(self._reason, {"model": model, "reason": reason.value}).set(
                         1.0 if health.reason is reason else 0.0)
             added = health.reloads - (shown.reloads if shown else 0)
+            reloads = self._metric(self._reloads, {"model": model})  # exported from 0, so increase() sees the first
             if added > 0:
-                self._metric(self._reloads, {"model": model}).increment(float(added))
+                reloads.increment(float(added))
             self._shown[model] = health
 
     def close(self) -> None:
@@ -131,11 +132,12 @@ class ModelKeeper:
     """One daemon thread: reloads due models one at a time and keeps the health gauges current."""
 
     def __init__(self, health: HealthRegistry, target_of: Callable[[str], str], repository: RepositoryClient,
-                 gauges: HealthGauges | None = None) -> None:
+                 gauges: HealthGauges | None = None, models: Callable[[], Iterable[str]] = tuple) -> None:
         self.health = health
         self.target_of = target_of
         self.repository = repository
         self.gauges = gauges
+        self.models = models  # shown ready until judged, so dashboards and alerts see every model from the start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-keeper", daemon=True)
 
@@ -162,7 +164,7 @@ class ModelKeeper:
         if self.gauges is None:
             return
         try:
-            self.gauges.publish(self.health.snapshot())
+            self.gauges.publish({**{model: ModelHealth() for model in self.models()}, **self.health.snapshot()})
         except Exception:
             LOGGER.exception("could not publish the health gauges")
 

@@ -64,6 +64,20 @@ def test_the_gauges_show_state_reason_and_reloads():
     assert values[("pointsman_model_reloads_total", (("model", "gpt2"),))] == 1.0
 
 
+def test_every_catalog_model_is_shown_ready_with_no_reloads_before_it_is_judged():
+    FakeMetricFamily.created = families = {}
+    gauges = HealthGauges(api=SimpleNamespace(MetricFamily=FakeMetricFamily))
+    health = HealthRegistry()
+    k = ModelKeeper(health, target_of=lambda name: f"{name}_stream", repository=FakeRepository(), gauges=gauges,
+                    models=lambda: ["gpt2", "codegen"])
+    health.record_failure("gpt2", DEAD)
+    k._publish()
+    values = {(f.name, tuple(sorted(m.labels.items()))): m.total for f in families.values() for m in f.metrics}
+    assert values[("pointsman_model_health_state", (("model", "codegen"),))] == 0.0  # ready, never judged
+    assert values[("pointsman_model_reloads_total", (("model", "codegen"),))] == 0.0  # exported from zero
+    assert values[("pointsman_model_health_state", (("model", "gpt2"),))] == 1.0  # the verdict wins
+
+
 def test_the_twin_watch_marks_a_twin_whose_probe_finds_a_dead_stub():
     health = HealthRegistry()
     answers = {"router": DEAD.replace("gpt2_stream", "router"), "gpt2": "invalid 'max_tokens': must be ..."}

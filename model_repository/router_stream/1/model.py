@@ -102,7 +102,7 @@ class TritonPythonModel:
                                                   backoff_max_s=float(params.get("reload_backoff_max_s", "60"))))
         self.keeper = ModelKeeper(self.health, target_of=lambda name: catalog[name].call_name if name in catalog
                                   else name, repository=RepositoryClient(endpoints_from_env().grpc_url),
-                                  gauges=HealthGauges())
+                                  gauges=HealthGauges(), models=lambda: catalog.names)
         self.keeper.start()
         # the twins (router, gpt2, ...) answer clients directly: probed, and reloaded by a keeper of their own
         self.twin_health = HealthRegistry(self.health.policy)
