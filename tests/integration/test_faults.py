@@ -249,6 +249,11 @@ def test_a_killed_engine_stub_is_reloaded_and_no_request_hangs(faulty):
         assert victim is not None
         killed = time.monotonic()
         os.kill(victim, signal.SIGKILL)
+        # a KServe /infer caller (tritonclient's infer()) naming the dead model is told it is a
+        # server fault: Triton's generate endpoint answers 400 to every model error, /infer follows the code
+        infer_status, infer_body = faulty.triton.post("/v2/models/router/infer", {"inputs": [
+            {"name": name, "datatype": "BYTES", "shape": [1], "data": [value]}
+            for name, value in (("text_input", "Tell me a story"), ("model", "gpt2"))]})
         states = watch_health(faulty, "gpt2", until_ready_after="reloading", timeout=60)
         recovered = time.monotonic()
         assert wait_until(lambda: any(o.ok and o.began > recovered for o in load.of("manual")), timeout=30)
@@ -259,11 +264,13 @@ def test_a_killed_engine_stub_is_reloaded_and_no_request_hangs(faulty):
           f"{[(o.kind, o.ok, round(o.ended - killed, 2), o.body.get('error', '')[:80]) for o in in_flight]}; "
           f"auto+hybrid after the kill "
           f"{sum(o.ok for o in routed)}/{len(routed)} ok; manual gpt2 failed {len(manual_failed)}, "
-          f"last at {max((o.ended - killed for o in manual_failed), default=0):.2f} s")
+          f"last at {max((o.ended - killed for o in manual_failed), default=0):.2f} s; "
+          f"/infer naming gpt2 at the kill: HTTP {infer_status} {infer_body.get('error', '')[:90]}")
     assert [s for _, s in states][-2:] == ["reloading", "ready"], states
     assert faulty.metric('pointsman_model_reloads_total{model="gpt2"}') == reloads_before + 1
     assert faulty.stub_pid("gpt2_stream") not in (None, victim)
     assert sum(o.ok for o in routed) >= 0.99 * len(routed)
+    assert infer_status in (500, 503) and "gpt2" in infer_body["error"], (infer_status, infer_body)
     # nobody waited for the deadline: the requests the death caught failed on the death itself
     for outcome in in_flight + manual_failed:
         if not outcome.ok:
