@@ -3,16 +3,18 @@
     .venv/bin/python -m pointsman.loadtests.bench_classifier               # starts its own tritonserver
     .venv/bin/python -m pointsman.loadtests.bench_classifier --url 127.0.0.1:8001   # a running server (gRPC)
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server   # in-process figures only
-    .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # the tune-split sweeps only
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # threshold and weight sweeps only
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server --final-test path/to/v3.jsonl
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
 classifier (one prompt per call, as the router sends them) and the auto policy the router
 uses (lexical when confident, else combine(lexical, classifier)), separately on the test
-split (whole templates never trained or tuned on) and on the hand-written fresh prompts
-(export/data/fresh_prompts_v2.jsonl, used for nothing else; fresh_prompts.jsonl, the first
-such set, is shown as the development set it became); the lexical fast path's
-precision at its threshold. --tune prints the sweeps on the tune split that chose the
-threshold and the combine weight. Latency: p50/p99 per
+split (whole templates never trained or tuned on), on the development sets (fresh v1 and
+v2: hand-written, never trained on, but judged on while choosing features and settings)
+and on the final test (--final-test, default export/data/fresh_prompts_v3.jsonl: held by
+the project lead, so usually absent; then only the development sets are shown); the lexical
+fast path's precision at its threshold. --tune prints the sweeps on the tune split and the
+development sets that chose the threshold and the combine weight. Latency: p50/p99 per
 short prompt in process (lexical, classifier, auto decision) and through Triton (one
 gRPC infer per prompt, sequential; then 8 concurrent clients, with the dynamic batcher's
 average batch size from Triton's statistics). Targets (issue 15): two-stage accuracy on fresh
@@ -33,7 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.export.dataset import FRESH_DEV_FILE, FRESH_TEST_FILE, LabelledPrompt, load_fresh_prompts, load_prompts
+from pointsman.export.dataset import (
+    FINAL_TEST_FILE,
+    LabelledPrompt,
+    load_development_sets,
+    load_fresh_prompts,
+    load_prompts,
+)
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
 from pointsman.policy.analysis import classifier as classifier_policy
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
@@ -43,7 +51,7 @@ FOLDER = ROOT / "model_repository" / "prompt_classifier"
 ACCURACY_TARGET = 0.95
 PRECISION_TARGET = 0.98
 THRESHOLD_GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-WEIGHT_GRID = (0.3, 0.5, 1.0)
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
 DECISION_P50_TARGET_MS = 8.0
 SHORT_CHARS = 80
 
@@ -112,18 +120,20 @@ def accuracy_section(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
 
 def tune_sweeps(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
                 tune: Sequence[LabelledPrompt]) -> list[str]:
-    """The sweeps that chose DEFAULT_THRESHOLD and LEXICAL_WEIGHT: tune split only."""
+    """The sweeps that chose DEFAULT_THRESHOLD and LEXICAL_WEIGHT (on tune, then the development sets)."""
     fast = [lexical.analyze(p.text) for p in tune]
     slow = [classifier.analyze(p.text) for p in tune]
-    lines = [f"tune split: {len(tune)} prompts", "lexical fast path: threshold, precision, prompts taken"]
+    lines = [f"{len(tune)} prompts", "lexical fast path: threshold, precision, prompts taken, two-stage accuracy"]
     lowest = None
     for threshold in THRESHOLD_GRID:
         taken = [(a, p) for a, p in zip(fast, tune, strict=True) if a.confidence >= threshold]
         precision = sum(a.task == p.label for a, p in taken) / len(taken) if taken else float("nan")
         if lowest is None and precision >= PRECISION_TARGET:
             lowest = threshold
-        lines.append(f"  {threshold:5.2f}  {precision:7.1%}  {len(taken):4d}")
-    lines.append(f"lowest threshold with precision >= {PRECISION_TARGET:.0%} on tune: {lowest}")
+        auto = [f if f.confidence >= threshold else combine(f, c) for f, c in zip(fast, slow, strict=True)]
+        accuracy = sum(a.task == p.label for a, p in zip(auto, tune, strict=True)) / len(tune)
+        lines.append(f"  {threshold:5.2f}  {precision:7.1%}  {len(taken):4d}  {accuracy:7.1%}")
+    lines.append(f"lowest threshold with precision >= {PRECISION_TARGET:.0%}: {lowest}")
     saved = classifier_policy.LEXICAL_WEIGHT
     lines.append("combine weight (lexical ** w x classifier), two-stage accuracy at the current threshold:")
     try:
@@ -131,7 +141,7 @@ def tune_sweeps(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
             classifier_policy.LEXICAL_WEIGHT = weight
             auto = [f if lexical.is_confident(f) else combine(f, c) for f, c in zip(fast, slow, strict=True)]
             right = sum(a.task == p.label for a, p in zip(auto, tune, strict=True))
-            lines.append(f"  w {weight:3.1f}  {right / len(tune):.1%}")
+            lines.append(f"  w {weight:4.2f}  {right / len(tune):.1%}")
     finally:
         classifier_policy.LEXICAL_WEIGHT = saved
     return lines
@@ -209,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-server", action="store_true", help="in-process figures only")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the short prompts for latency")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads in process")
-    parser.add_argument("--tune", action="store_true", help="print the tune-split sweeps and stop")
+    parser.add_argument("--tune", action="store_true", help="print the threshold and weight sweeps and stop")
+    parser.add_argument("--final-test", type=Path, default=FINAL_TEST_FILE,
+                        help="the final test's JSON-lines file (default: %(default)s; skipped when absent)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not (FOLDER / "1" / "model.onnx").exists():
@@ -218,17 +230,25 @@ def main(argv: list[str] | None = None) -> int:
 
     lexical = LexicalAnalyzer()
     classifier = OnnxPromptClassifier.from_folder(FOLDER / "1", threads=args.threads)
+    dev = load_development_sets()
     if args.tune:
-        print("\n".join(tune_sweeps(lexical, classifier, load_prompts("tune"))))  # noqa: T201
+        sets = {"tune split": load_prompts("tune")} | dev
+        for name, prompts in sets.items():
+            print("\n".join(["", f"== {name}"] + tune_sweeps(lexical, classifier, prompts)))  # noqa: T201
         return 0
-    fresh, dev = load_fresh_prompts(FRESH_TEST_FILE), load_fresh_prompts(FRESH_DEV_FILE)
+    test = load_prompts("test")
+    sections = [("test split, templated prompts only", [p for p in test if p.templated]),
+                ("test split, hand-written prompts", [p for p in test if not p.templated])]
+    sections += [(f"{name}: development set (chose features and settings; never trained on)", prompts)
+                 for name, prompts in dev.items()]
+    final = load_fresh_prompts(args.final_test) if args.final_test.exists() else None
+    if final is not None:
+        sections.append((f"final test ({args.final_test.name})", final))
     lines = [f"prompts: train {len(load_prompts('train'))}, tune {len(load_prompts('tune'))}, "
-             f"test {len(load_prompts('test'))} (whole templates held out), fresh {len(fresh)} (final test), "
-             f"fresh v1 {len(dev)} (development: its misses shaped rules)"]
-    for title, prompts in (("test split, templated prompts only", [p for p in load_prompts("test") if p.templated]),
-                           ("test split, hand-written prompts", [p for p in load_prompts("test") if not p.templated]),
-                           ("fresh v1 prompts: development set, not a test", dev),
-                           ("fresh prompts (v2): the final test", fresh)):
+             f"test {len(test)} (whole templates held out), "
+             + ", ".join(f"{name} {len(prompts)}" for name, prompts in dev.items()) + " (development), "
+             + (f"final test {len(final)}" if final is not None else f"final test absent ({args.final_test})")]
+    for title, prompts in sections:
         lines += ["", f"== {title} ({len(prompts)})"] + accuracy_section(lexical, classifier, prompts)
 
     decide = auto_decision(lexical, classifier.analyze)
