@@ -191,10 +191,10 @@ class Head:
 
 
 def fit_head(embeddings: np.ndarray, ngrams: np.ndarray, labels: np.ndarray, complexity: np.ndarray,
-             annotated: np.ndarray | None = None) -> Head:
-    """Softmax regression on [embedding, NGRAM_SCALE x n-grams] and ridge on the embedding, deterministic.
+             annotated: np.ndarray | None = None, scale: float = NGRAM_SCALE, l2: float = L2) -> Head:
+    """Softmax regression on [embedding, scale x n-grams] and ridge on the embedding, deterministic.
 
-    The softmax is fitted by L-BFGS with weight decay L2.
+    The softmax is fitted by L-BFGS with weight decay l2 (scale 0: the embedding alone).
 
     The ridge sees only the rows `annotated` marks (default: all): hand-written prompts
     carry a task label but no complexity annotation.
@@ -203,7 +203,7 @@ def fit_head(embeddings: np.ndarray, ngrams: np.ndarray, labels: np.ndarray, com
 
     torch.manual_seed(SEED)
     # float32: the n-gram block makes the design matrix ~17k wide; float64 doubles its memory
-    x = torch.from_numpy(np.concatenate([embeddings, NGRAM_SCALE * ngrams], 1).astype(np.float32))
+    x = torch.from_numpy(np.concatenate([embeddings, scale * ngrams], 1).astype(np.float32))
     y = torch.from_numpy(labels).long()
     weight = torch.zeros(len(TASKS), x.shape[1], dtype=torch.float32, requires_grad=True)
     bias = torch.zeros(len(TASKS), dtype=torch.float32, requires_grad=True)
@@ -212,7 +212,7 @@ def fit_head(embeddings: np.ndarray, ngrams: np.ndarray, labels: np.ndarray, com
 
     def closure():
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ weight.T + bias, y) + L2 * (weight ** 2).sum()
+        loss = torch.nn.functional.cross_entropy(x @ weight.T + bias, y) + l2 * (weight ** 2).sum()
         loss.backward()
         return loss
 
@@ -225,7 +225,7 @@ def fit_head(embeddings: np.ndarray, ngrams: np.ndarray, labels: np.ndarray, com
     cx_weight = np.linalg.solve(xc.T @ xc + RIDGE * np.eye(xc.shape[1]), xc.T @ target)
     cx_bias = float(ca.mean() - xa.mean(0) @ cx_weight)
     task_weight = weight.detach().numpy()
-    return Head(task_weight[:, :DIM].copy(), (NGRAM_SCALE * task_weight[:, DIM:]).astype(np.float32),
+    return Head(task_weight[:, :DIM].copy(), (scale * task_weight[:, DIM:]).astype(np.float32),
                 bias.detach().numpy().copy(), cx_weight.astype(np.float32), cx_bias)
 
 

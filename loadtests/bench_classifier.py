@@ -4,6 +4,7 @@
     .venv/bin/python -m pointsman.loadtests.bench_classifier --url 127.0.0.1:8001   # a running server (gRPC)
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server   # in-process figures only
     .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # threshold and weight sweeps only
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --features    # the head's settings, refitted
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server --final-test path/to/v3.jsonl
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
@@ -14,7 +15,11 @@ v2: hand-written, never trained on, but judged on while choosing features and se
 and on the final test (--final-test, default export/data/fresh_prompts_v3.jsonl: held by
 the project lead, so usually absent; then only the development sets are shown); the lexical
 fast path's precision at its threshold. --tune prints the sweeps on the tune split and the
-development sets that chose the threshold and the combine weight. Latency: p50/p99 per
+development sets that chose the threshold and the combine weight. --features refits the
+head (export.classifier.fit_head, on the served encoder's embeddings) for each n-gram scale
+and weight decay, and prints the accuracy each reaches on the tune split and the development
+sets, and leave-one-writer-out: fitted on the templated train split and three of the four
+hand-written training files, scored on the fourth. Latency: p50/p99 per
 short prompt in process (lexical, classifier, auto decision) and through Triton (one
 gRPC infer per prompt, sequential; then 8 concurrent clients, with the dynamic batcher's
 average batch size from Triton's statistics). Targets (issue 15): two-stage accuracy on fresh
@@ -44,6 +49,7 @@ from pointsman.export.dataset import (
 )
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
 from pointsman.policy.analysis import classifier as classifier_policy
+from pointsman.policy.analysis.char_ngrams import char_ngram_features
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +153,66 @@ def tune_sweeps(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
     return lines
 
 
+FEATURE_GRID = ((0.0, 1e-4), (0.0, 1e-3), (1.0, 1e-4), (2.0, 1e-4), (2.0, 3e-5), (3.0, 3e-5))
+
+
+def served_embeddings(texts: Sequence[str]) -> np.ndarray:
+    """The served graph's own MiniLM embeddings, one prompt a time (as the router sends them)."""
+    import onnx
+    import onnxruntime as ort
+
+    from pointsman.export.classifier import DIM, EMBEDDING
+
+    model = onnx.load(str(FOLDER / "1" / classifier_policy.ONNX_FILE))
+    model.graph.output.append(onnx.helper.make_tensor_value_info(EMBEDDING, onnx.TensorProto.FLOAT, ["batch", DIM]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    encoder = OnnxPromptClassifier.from_folder(FOLDER / "1")
+    rows = []
+    for text in texts:
+        ids, mask = encoder.encode([text])
+        feeds = {"input_ids": ids, "attention_mask": mask, "char_ngrams": char_ngram_features([text])}
+        rows.append(session.run([EMBEDDING], feeds)[0][0])
+    return np.stack(rows)
+
+
+def feature_grid(lexical: LexicalAnalyzer) -> list[str]:
+    """Refit the head per (n-gram scale, weight decay); accuracy on tune, the dev sets, and per held-out writer."""
+    from pointsman.export.classifier import fit_head, head_outputs
+    from pointsman.export.dataset import HANDWRITTEN_TRAIN_FILES, load_handwritten_train
+
+    writers = {path.stem[-1]: load_handwritten_train((path,)) for path in HANDWRITTEN_TRAIN_FILES}
+    sets = {"templated train": load_prompts("train")} | {f"writer {w}": ps for w, ps in writers.items()}
+    sets |= {"tune": load_prompts("tune")} | load_development_sets()
+    x = {name: served_embeddings([p.text for p in ps]) for name, ps in sets.items()}
+    grams = {name: char_ngram_features([p.text for p in ps]) for name, ps in sets.items()}
+    y = {name: np.array([TASKS.index(p.label) for p in ps]) for name, ps in sets.items()}
+    fast = {name: [lexical.analyze(p.text) for p in ps] for name, ps in sets.items()}
+
+    def fit(names: Sequence[str], scale: float, l2: float):
+        join = lambda d: np.concatenate([d[n] for n in names])  # noqa: E731
+        return fit_head(join(x), join(grams), join(y), np.zeros(len(join(y))), scale=scale, l2=l2)
+
+    def scores(head, name: str) -> tuple[float, float]:
+        probs = head_outputs(head, x[name], grams[name])[0]
+        auto = [f if lexical.is_confident(f) else combine(f, analysis_from_outputs(p, 0.0))
+                for f, p in zip(fast[name], probs, strict=True)]
+        right = [a.task == p.label for a, p in zip(auto, sets[name], strict=True)]
+        return float((probs.argmax(1) == y[name]).mean()), float(np.mean(right))
+
+    train = ["templated train"] + [f"writer {w}" for w in writers]
+    shown = ["tune", *load_development_sets()]
+    lines = ["classifier / two-stage accuracy; the head refitted per row (train: templated + writers "
+             + ", ".join(writers) + "; leave-one-writer-out: the mean over the four held-out writers)",
+             "  ngram scale  weight decay  " + "".join(f"{n:>20}" for n in [*shown, "writer held out"])]
+    for scale, l2 in FEATURE_GRID:
+        head = fit(train, scale, l2)
+        cells = [scores(head, name) for name in shown]
+        held = [scores(fit([n for n in train if n != f"writer {w}"], scale, l2), f"writer {w}") for w in writers]
+        cells.append(tuple(np.mean(held, axis=0)))
+        lines.append(f"  {scale:11.1f}  {l2:12.0e}  " + "".join(f"{c:>12.1%} / {t:5.1%}" for c, t in cells))
+    return lines
+
+
 # ---------------------------------------------------------------- Triton
 class TritonClassifier:
     """prompt_classifier over tritonclient gRPC, one prompt per call (as the router's BLS call)."""
@@ -220,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="passes over the short prompts for latency")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads in process")
     parser.add_argument("--tune", action="store_true", help="print the threshold and weight sweeps and stop")
+    parser.add_argument("--features", action="store_true", help="print the head's settings grid and stop")
     parser.add_argument("--final-test", type=Path, default=FINAL_TEST_FILE,
                         help="the final test's JSON-lines file (default: %(default)s; skipped when absent)")
     args = parser.parse_args(argv)
@@ -231,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     lexical = LexicalAnalyzer()
     classifier = OnnxPromptClassifier.from_folder(FOLDER / "1", threads=args.threads)
     dev = load_development_sets()
+    if args.features:
+        print("\n".join(feature_grid(lexical)))  # noqa: T201
+        return 0
     if args.tune:
         sets = {"tune split": load_prompts("tune")} | dev
         for name, prompts in sets.items():
