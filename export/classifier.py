@@ -32,6 +32,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from pointsman.export.dataset import HANDWRITTEN_TRAIN_FILES, PROMPTS_FILE, load_handwritten_train, load_prompts
 from pointsman.policy.analysis import char_ngrams
+from pointsman.policy.analysis import classifier as classifier_runtime
 from pointsman.policy.analysis.base import TASKS
 from pointsman.policy.analysis.char_ngrams import NGRAM_DIM, char_ngram_features
 from pointsman.policy.analysis.classifier import INPUT_NAMES, MAX_TOKENS, ONNX_FILE, OUTPUT_NAMES, TOKENIZER_FILE
@@ -277,6 +278,7 @@ def source_digest(minilm: Path) -> str:
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
     h.update(Path(char_ngrams.__file__).read_bytes())
+    h.update(Path(classifier_runtime.__file__).read_bytes())  # MAX_TOKENS and the inputs
     h.update(PROMPTS_FILE.read_bytes())
     for path in HANDWRITTEN_TRAIN_FILES:
         h.update(path.read_bytes())

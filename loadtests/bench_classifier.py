@@ -210,6 +210,29 @@ def feature_grid(lexical: LexicalAnalyzer) -> list[str]:
         held = [scores(fit([n for n in train if n != f"writer {w}"], scale, l2), f"writer {w}") for w in writers]
         cells.append(tuple(np.mean(held, axis=0)))
         lines.append(f"  {scale:11.1f}  {l2:12.0e}  " + "".join(f"{c:>12.1%} / {t:5.1%}" for c, t in cells))
+    return lines + combine_weight_by_writer(fit, x, grams, fast, sets, writers, lexical)
+
+
+def combine_weight_by_writer(fit, x, grams, fast, sets, writers, lexical: LexicalAnalyzer) -> list[str]:
+    """Two-stage accuracy per combine weight, each writer's prompts scored by a head fitted without them."""
+    from pointsman.export.classifier import L2, NGRAM_SCALE, head_outputs
+
+    train = ["templated train"] + [f"writer {w}" for w in writers]
+    rows = []
+    for w in writers:
+        name = f"writer {w}"
+        probs = head_outputs(fit([n for n in train if n != name], NGRAM_SCALE, L2), x[name], grams[name])[0]
+        rows += [(p, f, analysis_from_outputs(q, 0.0)) for p, f, q in zip(sets[name], fast[name], probs, strict=True)]
+    lines = [f"combine weight, leave-one-writer-out at scale {NGRAM_SCALE:g}, decay {L2:g} "
+             f"({len(rows)} prompts; fast path at {lexical.threshold:g}): two-stage accuracy"]
+    saved = classifier_policy.LEXICAL_WEIGHT
+    try:
+        for weight in WEIGHT_GRID:
+            classifier_policy.LEXICAL_WEIGHT = weight
+            right = [(f if lexical.is_confident(f) else combine(f, c)).task == p.label for p, f, c in rows]
+            lines.append(f"  w {weight:4.2f}  {np.mean(right):.2%}")
+    finally:
+        classifier_policy.LEXICAL_WEIGHT = saved
     return lines
 
 
