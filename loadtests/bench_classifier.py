@@ -5,6 +5,7 @@
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server   # in-process figures only
     .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # threshold and weight sweeps only
     .venv/bin/python -m pointsman.loadtests.bench_classifier --features    # the head's settings, refitted
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --against-previous   # cost against the old encoder
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server --final-test path/to/v3.jsonl
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
@@ -19,7 +20,10 @@ development sets that chose the threshold and the combine weight. --features ref
 head (export.classifier.fit_head, on the served encoder's embeddings) for each n-gram scale
 and weight decay, and prints the accuracy each reaches on the tune split and the development
 sets, and leave-one-writer-out: fitted on the templated train split and three of the four
-hand-written training files, scored on the fourth. Latency: p50/p99 per
+hand-written training files, scored on the fourth. --against-previous times the served
+classifier against the previous round's (per-tensor int8 encoder over 128 tokens, no
+n-grams; built in a temporary folder), interleaved on bench_selection's 99 router prompts,
+and prints the ratios. Latency: p50/p99 per
 short prompt in process (lexical, classifier, auto decision) and through Triton (one
 gRPC infer per prompt, sequential; then 8 concurrent clients, with the dynamic batcher's
 average batch size from Triton's statistics). Targets (issue 15): two-stage accuracy on fresh
@@ -29,6 +33,7 @@ prompts >= 95%; fast-path precision on fresh prompts >= 98%.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -236,6 +241,55 @@ def combine_weight_by_writer(fit, x, grams, fast, sets, writers, lexical: Lexica
     return lines
 
 
+def against_previous(classifier: OnnxPromptClassifier, rounds: int = 5) -> list[str]:
+    """Per-prompt cost of the served classifier against the previous one, same prompts, same run."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from pointsman.export.classifier import export_encoder, load_encoder, load_tokenizer, minilm_dir
+    from pointsman.loadtests.bench_selection import ROUTER_PROMPTS, varied_prompts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "encoder.onnx", Path(tmp) / "encoder.int8.onnx"
+        tokenizer = load_tokenizer(minilm_dir())
+        tokenizer.enable_truncation(max_length=128)
+        export_encoder(load_encoder(minilm_dir()), tokenizer, fp32)
+        logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice goes to the root logger
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)  # one scale per tensor, as before
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        previous = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+
+    def run_previous(prompt: str) -> None:
+        encoding = tokenizer.encode_batch([prompt])[0]
+        ids, mask = np.array([encoding.ids]), np.array([encoding.attention_mask])
+        previous.run(None, {"input_ids": ids, "attention_mask": mask})
+
+    def run_served(prompt: str) -> None:
+        classifier.predict([prompt])
+
+    prompts = varied_prompts(ROUTER_PROMPTS, seed=99)
+    samples: dict[str, list[float]] = {"previous": [], "served": []}
+    for prompt in prompts[:10]:  # warm-up
+        run_previous(prompt)
+        run_served(prompt)
+    for _ in range(rounds):
+        for prompt in prompts:
+            for name, fn in (("previous", run_previous), ("served", run_served)):
+                start = time.perf_counter()
+                fn(prompt)
+                samples[name].append(time.perf_counter() - start)
+    q = {name: np.percentile(np.array(v) * 1e3, [50, 90, 99]) for name, v in samples.items()}
+    return [f"classifier cost per prompt, {len(prompts)} router prompts x {rounds}, interleaved (ms):",
+            f"  previous (per-tensor int8, 128 tokens):      p50 {q['previous'][0]:6.2f}  p90 {q['previous'][1]:6.2f}"
+            f"  p99 {q['previous'][2]:6.2f}",
+            f"  served (per-channel, 64 tokens, n-grams):    p50 {q['served'][0]:6.2f}  p90 {q['served'][1]:6.2f}"
+            f"  p99 {q['served'][2]:6.2f}",
+            "  served / previous:                           " + "  ".join(
+                f"{label} {ratio:5.2f}x" for label, ratio in zip(("p50", "p90", "p99"), q["served"] / q["previous"],
+                                                                    strict=True))]
+
+
 # ---------------------------------------------------------------- Triton
 class TritonClassifier:
     """prompt_classifier over tritonclient gRPC, one prompt per call (as the router's BLS call)."""
@@ -310,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads in process")
     parser.add_argument("--tune", action="store_true", help="print the threshold and weight sweeps and stop")
     parser.add_argument("--features", action="store_true", help="print the head's settings grid and stop")
+    parser.add_argument("--against-previous", action="store_true",
+                        help="time the served classifier against the previous round's encoder and stop")
     parser.add_argument("--final-test", type=Path, default=FINAL_TEST_FILE,
                         help="the final test's JSON-lines file (default: %(default)s; skipped when absent)")
     args = parser.parse_args(argv)
@@ -321,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     lexical = LexicalAnalyzer()
     classifier = OnnxPromptClassifier.from_folder(FOLDER / "1", threads=args.threads)
     dev = load_development_sets()
+    if args.against_previous:
+        print("\n".join(against_previous(classifier)))  # noqa: T201
+        return 0
     if args.features:
         print("\n".join(feature_grid(lexical)))  # noqa: T201
         return 0
