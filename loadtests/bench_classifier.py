@@ -369,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--final-test", type=Path, default=FINAL_TEST_FILE,
                         help="the final test's JSON-lines file (default: %(default)s; skipped when absent)")
     args = parser.parse_args(argv)
+    if args.final_test != FINAL_TEST_FILE and not args.final_test.exists():
+        parser.error(f"--final-test: no such file {args.final_test} (a JSON-lines file of label and text records)")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not (FOLDER / "1" / "model.onnx").exists():
         print("prompt_classifier is not built: run `pointsman build-classifier`", file=sys.stderr)  # noqa: T201
