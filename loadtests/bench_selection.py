@@ -107,12 +107,14 @@ def through_router(prompts: list[str], port_base: int | None = None) -> str:
         finally:
             server.stop()
     ms = np.array([float(a["selection_ms"]) for a in answers])
-    classifier = sum("classifier" in a["analyzer"] for a in answers)
+    asked = np.array(["classifier" in a["analyzer"] for a in answers])
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     verdict = "meets" if p99 <= ROUTER_P99_TARGET_MS else "misses"
+    split = "; ".join(f"{name} p50 {np.percentile(ms[rows], 50):.2f} ms, max {ms[rows].max():.2f} ms"
+                      for name, rows in (("fast path", ~asked), ("classifier asked", asked)) if rows.any())
     return (f"through the router (HTTP, {len(prompts)} varied prompts, auto, one at a time; selection_ms): "
             f"p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms, max {ms.max():.2f} ms; "
-            f"{classifier} of {len(prompts)} went to the classifier; p99 {verdict} the "
+            f"{int(asked.sum())} of {len(prompts)} went to the classifier ({split}); p99 {verdict} the "
             f"{ROUTER_P99_TARGET_MS:g} ms target")
 
 
