@@ -68,3 +68,64 @@ def near_duplicates(queries: np.ndarray, pool: np.ndarray, threshold: float = NE
     cosine = queries @ pool.T
     best = cosine.argmax(1)
     return [(i, int(j), float(cosine[i, j])) for i, j in enumerate(best) if cosine[i, j] >= threshold]
+
+
+def filter_training(candidates: Sequence[dict], held_out: Sequence[str], earlier: Sequence[str], embed,
+                    threshold: float = NEAR_DUPLICATE_COSINE) -> tuple[list[dict], list[str]]:
+    """Keep the candidate training records that are far from every held-out prompt.
+
+    A record goes when its normalised text matches a held-out or an earlier training prompt
+    (or an earlier candidate), or when its embedding is within `threshold` cosine of a
+    held-out prompt. Returns (kept records, one reason per dropped record).
+    """
+    seen = {normalise(t) for t in list(held_out) + list(earlier)}
+    close = {q: (j, c) for q, j, c in near_duplicates(embed([r["text"] for r in candidates]), embed(list(held_out)),
+                                                      threshold)}
+    kept, dropped = [], []
+    for index, record in enumerate(candidates):
+        key = normalise(record["text"])
+        if key in seen:
+            dropped.append(f"same normalised text: {record['text']!r}")
+        elif index in close:
+            j, cosine = close[index]
+            dropped.append(f"cosine {cosine:.3f} to held-out {held_out[j]!r}: {record['text']!r}")
+        else:
+            kept.append(record)
+        seen.add(key)
+    return kept, dropped
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Copy hand-written training prompts into export/data, minus those too close to a held-out prompt."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from pointsman.export.dataset import (
+        DATA,
+        HANDWRITTEN_TRAIN_FILES,
+        load_development_sets,
+        load_handwritten_train,
+        load_prompts,
+    )
+
+    parser = argparse.ArgumentParser(prog="python -m pointsman.export.dedup", description=main.__doc__)
+    parser.add_argument("source", type=Path, help="a JSON-lines file of {label, text} records")
+    parser.add_argument("--out", type=Path, help=f"where to write the kept records (default: {DATA}/<source name>)")
+    args = parser.parse_args(argv)
+    out = args.out or DATA / args.source.name
+    candidates = [json.loads(line) for line in args.source.read_text().splitlines() if line.strip()]
+    held_out = [p.text for p in load_prompts("tune") + load_prompts("test")]
+    held_out += [p.text for prompts in load_development_sets().values() for p in prompts]
+    others = tuple(path for path in HANDWRITTEN_TRAIN_FILES if path.exists() and path.name != out.name)
+    earlier = [p.text for p in load_prompts("train") + load_handwritten_train(others)]
+    kept, dropped = filter_training(candidates, held_out, earlier, MiniLMEmbedder())
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+    print(f"{out}: kept {len(kept)} of {len(candidates)}; dropped:", *dropped, sep="\n  ")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

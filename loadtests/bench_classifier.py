@@ -3,16 +3,27 @@
     .venv/bin/python -m pointsman.loadtests.bench_classifier               # starts its own tritonserver
     .venv/bin/python -m pointsman.loadtests.bench_classifier --url 127.0.0.1:8001   # a running server (gRPC)
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server   # in-process figures only
-    .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # the tune-split sweeps only
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # threshold and weight sweeps only
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --features    # the head's settings, refitted
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --against-previous   # cost against the old encoder
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server --final-test path/to/v3.jsonl
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
 classifier (one prompt per call, as the router sends them) and the auto policy the router
 uses (lexical when confident, else combine(lexical, classifier)), separately on the test
-split (whole templates never trained or tuned on) and on the hand-written fresh prompts
-(export/data/fresh_prompts_v2.jsonl, used for nothing else; fresh_prompts.jsonl, the first
-such set, is shown as the development set it became); the lexical fast path's
-precision at its threshold. --tune prints the sweeps on the tune split that chose the
-threshold and the combine weight. Latency: p50/p99 per
+split (whole templates never trained or tuned on), on the development sets (fresh v1 and
+v2: hand-written, never trained on, but judged on while choosing features and settings)
+and on the final test (--final-test, default export/data/fresh_prompts_v3.jsonl: held by
+the project lead, so usually absent; then only the development sets are shown); the lexical
+fast path's precision at its threshold. --tune prints the sweeps on the tune split and the
+development sets that chose the threshold and the combine weight. --features refits the
+head (export.classifier.fit_head, on the served encoder's embeddings) for each n-gram scale
+and weight decay, and prints the accuracy each reaches on the tune split and the development
+sets, and leave-one-writer-out: fitted on the templated train split and three of the four
+hand-written training files, scored on the fourth. --against-previous times the served
+classifier against the previous round's (per-tensor int8 encoder over 128 tokens, no
+n-grams; built in a temporary folder), interleaved on bench_selection's 99 router prompts,
+and prints the ratios. Latency: p50/p99 per
 short prompt in process (lexical, classifier, auto decision) and through Triton (one
 gRPC infer per prompt, sequential; then 8 concurrent clients, with the dynamic batcher's
 average batch size from Triton's statistics). Targets (issue 15): two-stage accuracy on fresh
@@ -22,6 +33,7 @@ prompts >= 95%; fast-path precision on fresh prompts >= 98%.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -33,9 +45,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.export.dataset import FRESH_DEV_FILE, FRESH_TEST_FILE, LabelledPrompt, load_fresh_prompts, load_prompts
+from pointsman.export.dataset import (
+    FINAL_TEST_FILE,
+    LabelledPrompt,
+    load_development_sets,
+    load_fresh_prompts,
+    load_prompts,
+)
 from pointsman.policy.analysis import TASKS, LexicalAnalyzer, PromptAnalysis
 from pointsman.policy.analysis import classifier as classifier_policy
+from pointsman.policy.analysis.char_ngrams import char_ngram_features
 from pointsman.policy.analysis.classifier import OnnxPromptClassifier, TwoStageAnalyzer, analysis_from_outputs, combine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +62,7 @@ FOLDER = ROOT / "model_repository" / "prompt_classifier"
 ACCURACY_TARGET = 0.95
 PRECISION_TARGET = 0.98
 THRESHOLD_GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-WEIGHT_GRID = (0.3, 0.5, 1.0)
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0)
 DECISION_P50_TARGET_MS = 8.0
 SHORT_CHARS = 80
 
@@ -112,18 +131,20 @@ def accuracy_section(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
 
 def tune_sweeps(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
                 tune: Sequence[LabelledPrompt]) -> list[str]:
-    """The sweeps that chose DEFAULT_THRESHOLD and LEXICAL_WEIGHT: tune split only."""
+    """The sweeps that chose DEFAULT_THRESHOLD and LEXICAL_WEIGHT (on tune, then the development sets)."""
     fast = [lexical.analyze(p.text) for p in tune]
     slow = [classifier.analyze(p.text) for p in tune]
-    lines = [f"tune split: {len(tune)} prompts", "lexical fast path: threshold, precision, prompts taken"]
+    lines = [f"{len(tune)} prompts", "lexical fast path: threshold, precision, prompts taken, two-stage accuracy"]
     lowest = None
     for threshold in THRESHOLD_GRID:
         taken = [(a, p) for a, p in zip(fast, tune, strict=True) if a.confidence >= threshold]
         precision = sum(a.task == p.label for a, p in taken) / len(taken) if taken else float("nan")
         if lowest is None and precision >= PRECISION_TARGET:
             lowest = threshold
-        lines.append(f"  {threshold:5.2f}  {precision:7.1%}  {len(taken):4d}")
-    lines.append(f"lowest threshold with precision >= {PRECISION_TARGET:.0%} on tune: {lowest}")
+        auto = [f if f.confidence >= threshold else combine(f, c) for f, c in zip(fast, slow, strict=True)]
+        accuracy = sum(a.task == p.label for a, p in zip(auto, tune, strict=True)) / len(tune)
+        lines.append(f"  {threshold:5.2f}  {precision:7.1%}  {len(taken):4d}  {accuracy:7.1%}")
+    lines.append(f"lowest threshold with precision >= {PRECISION_TARGET:.0%}: {lowest}")
     saved = classifier_policy.LEXICAL_WEIGHT
     lines.append("combine weight (lexical ** w x classifier), two-stage accuracy at the current threshold:")
     try:
@@ -131,10 +152,142 @@ def tune_sweeps(lexical: LexicalAnalyzer, classifier: OnnxPromptClassifier,
             classifier_policy.LEXICAL_WEIGHT = weight
             auto = [f if lexical.is_confident(f) else combine(f, c) for f, c in zip(fast, slow, strict=True)]
             right = sum(a.task == p.label for a, p in zip(auto, tune, strict=True))
-            lines.append(f"  w {weight:3.1f}  {right / len(tune):.1%}")
+            lines.append(f"  w {weight:4.2f}  {right / len(tune):.1%}")
     finally:
         classifier_policy.LEXICAL_WEIGHT = saved
     return lines
+
+
+FEATURE_GRID = ((0.0, 1e-4), (0.0, 1e-3), (1.0, 1e-4), (2.0, 1e-4), (2.0, 3e-5), (3.0, 3e-5))
+
+
+def served_embeddings(texts: Sequence[str]) -> np.ndarray:
+    """The served graph's own MiniLM embeddings, one prompt a time (as the router sends them)."""
+    import onnx
+    import onnxruntime as ort
+
+    from pointsman.export.classifier import DIM, EMBEDDING
+
+    model = onnx.load(str(FOLDER / "1" / classifier_policy.ONNX_FILE))
+    model.graph.output.append(onnx.helper.make_tensor_value_info(EMBEDDING, onnx.TensorProto.FLOAT, ["batch", DIM]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    encoder = OnnxPromptClassifier.from_folder(FOLDER / "1")
+    rows = []
+    for text in texts:
+        ids, mask = encoder.encode([text])
+        feeds = {"input_ids": ids, "attention_mask": mask, "char_ngrams": char_ngram_features([text])}
+        rows.append(session.run([EMBEDDING], feeds)[0][0])
+    return np.stack(rows)
+
+
+def feature_grid(lexical: LexicalAnalyzer) -> list[str]:
+    """Refit the head per (n-gram scale, weight decay); accuracy on tune, the dev sets, and per held-out writer."""
+    from pointsman.export.classifier import fit_head, head_outputs
+    from pointsman.export.dataset import HANDWRITTEN_TRAIN_FILES, load_handwritten_train
+
+    writers = {path.stem[-1]: load_handwritten_train((path,)) for path in HANDWRITTEN_TRAIN_FILES}
+    sets = {"templated train": load_prompts("train")} | {f"writer {w}": ps for w, ps in writers.items()}
+    sets |= {"tune": load_prompts("tune")} | load_development_sets()
+    x = {name: served_embeddings([p.text for p in ps]) for name, ps in sets.items()}
+    grams = {name: char_ngram_features([p.text for p in ps]) for name, ps in sets.items()}
+    y = {name: np.array([TASKS.index(p.label) for p in ps]) for name, ps in sets.items()}
+    fast = {name: [lexical.analyze(p.text) for p in ps] for name, ps in sets.items()}
+
+    def fit(names: Sequence[str], scale: float, l2: float):
+        join = lambda d: np.concatenate([d[n] for n in names])  # noqa: E731
+        return fit_head(join(x), join(grams), join(y), np.zeros(len(join(y))), scale=scale, l2=l2)
+
+    def scores(head, name: str) -> tuple[float, float]:
+        probs = head_outputs(head, x[name], grams[name])[0]
+        auto = [f if lexical.is_confident(f) else combine(f, analysis_from_outputs(p, 0.0))
+                for f, p in zip(fast[name], probs, strict=True)]
+        right = [a.task == p.label for a, p in zip(auto, sets[name], strict=True)]
+        return float((probs.argmax(1) == y[name]).mean()), float(np.mean(right))
+
+    train = ["templated train"] + [f"writer {w}" for w in writers]
+    shown = ["tune", *load_development_sets()]
+    lines = ["classifier / two-stage accuracy; the head refitted per row (train: templated + writers "
+             + ", ".join(writers) + "; leave-one-writer-out: the mean over the four held-out writers)",
+             "  ngram scale  weight decay  " + "".join(f"{n:>20}" for n in [*shown, "writer held out"])]
+    for scale, l2 in FEATURE_GRID:
+        head = fit(train, scale, l2)
+        cells = [scores(head, name) for name in shown]
+        held = [scores(fit([n for n in train if n != f"writer {w}"], scale, l2), f"writer {w}") for w in writers]
+        cells.append(tuple(np.mean(held, axis=0)))
+        lines.append(f"  {scale:11.1f}  {l2:12.0e}  " + "".join(f"{c:>12.1%} / {t:5.1%}" for c, t in cells))
+    return lines + combine_weight_by_writer(fit, x, grams, fast, sets, writers, lexical)
+
+
+def combine_weight_by_writer(fit, x, grams, fast, sets, writers, lexical: LexicalAnalyzer) -> list[str]:
+    """Two-stage accuracy per combine weight, each writer's prompts scored by a head fitted without them."""
+    from pointsman.export.classifier import L2, NGRAM_SCALE, head_outputs
+
+    train = ["templated train"] + [f"writer {w}" for w in writers]
+    rows = []
+    for w in writers:
+        name = f"writer {w}"
+        probs = head_outputs(fit([n for n in train if n != name], NGRAM_SCALE, L2), x[name], grams[name])[0]
+        rows += [(p, f, analysis_from_outputs(q, 0.0)) for p, f, q in zip(sets[name], fast[name], probs, strict=True)]
+    lines = [f"combine weight, leave-one-writer-out at scale {NGRAM_SCALE:g}, decay {L2:g} "
+             f"({len(rows)} prompts; fast path at {lexical.threshold:g}): two-stage accuracy"]
+    saved = classifier_policy.LEXICAL_WEIGHT
+    try:
+        for weight in WEIGHT_GRID:
+            classifier_policy.LEXICAL_WEIGHT = weight
+            right = [(f if lexical.is_confident(f) else combine(f, c)).task == p.label for p, f, c in rows]
+            lines.append(f"  w {weight:4.2f}  {np.mean(right):.2%}")
+    finally:
+        classifier_policy.LEXICAL_WEIGHT = saved
+    return lines
+
+
+def against_previous(classifier: OnnxPromptClassifier, rounds: int = 5) -> list[str]:
+    """Per-prompt cost of the served classifier against the previous one, same prompts, same run."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from pointsman.export.classifier import export_encoder, load_encoder, load_tokenizer, minilm_dir
+    from pointsman.loadtests.bench_selection import ROUTER_PROMPTS, varied_prompts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "encoder.onnx", Path(tmp) / "encoder.int8.onnx"
+        tokenizer = load_tokenizer(minilm_dir())
+        tokenizer.enable_truncation(max_length=128)
+        export_encoder(load_encoder(minilm_dir()), tokenizer, fp32)
+        logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice goes to the root logger
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)  # one scale per tensor, as before
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        previous = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+
+    def run_previous(prompt: str) -> None:
+        encoding = tokenizer.encode_batch([prompt])[0]
+        ids, mask = np.array([encoding.ids]), np.array([encoding.attention_mask])
+        previous.run(None, {"input_ids": ids, "attention_mask": mask})
+
+    def run_served(prompt: str) -> None:
+        classifier.predict([prompt])
+
+    prompts = varied_prompts(ROUTER_PROMPTS, seed=99)
+    samples: dict[str, list[float]] = {"previous": [], "served": []}
+    for prompt in prompts[:10]:  # warm-up
+        run_previous(prompt)
+        run_served(prompt)
+    for _ in range(rounds):
+        for prompt in prompts:
+            for name, fn in (("previous", run_previous), ("served", run_served)):
+                start = time.perf_counter()
+                fn(prompt)
+                samples[name].append(time.perf_counter() - start)
+    q = {name: np.percentile(np.array(v) * 1e3, [50, 90, 99]) for name, v in samples.items()}
+    return [f"classifier cost per prompt, {len(prompts)} router prompts x {rounds}, interleaved (ms):",
+            f"  previous (per-tensor int8, 128 tokens):      p50 {q['previous'][0]:6.2f}  p90 {q['previous'][1]:6.2f}"
+            f"  p99 {q['previous'][2]:6.2f}",
+            f"  served (per-channel, 64 tokens, n-grams):    p50 {q['served'][0]:6.2f}  p90 {q['served'][1]:6.2f}"
+            f"  p99 {q['served'][2]:6.2f}",
+            "  served / previous:                           " + "  ".join(
+                f"{label} {ratio:5.2f}x" for label, ratio in zip(("p50", "p90", "p99"), q["served"] / q["previous"],
+                                                                    strict=True))]
 
 
 # ---------------------------------------------------------------- Triton
@@ -209,8 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-server", action="store_true", help="in-process figures only")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the short prompts for latency")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads in process")
-    parser.add_argument("--tune", action="store_true", help="print the tune-split sweeps and stop")
+    parser.add_argument("--tune", action="store_true", help="print the threshold and weight sweeps and stop")
+    parser.add_argument("--features", action="store_true", help="print the head's settings grid and stop")
+    parser.add_argument("--against-previous", action="store_true",
+                        help="time the served classifier against the previous round's encoder and stop")
+    parser.add_argument("--final-test", type=Path, default=FINAL_TEST_FILE,
+                        help="the final test's JSON-lines file (default: %(default)s; skipped when absent)")
     args = parser.parse_args(argv)
+    if args.final_test != FINAL_TEST_FILE and not args.final_test.exists():
+        parser.error(f"--final-test: no such file {args.final_test} (a JSON-lines file of label and text records)")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not (FOLDER / "1" / "model.onnx").exists():
         print("prompt_classifier is not built: run `pointsman build-classifier`", file=sys.stderr)  # noqa: T201
@@ -218,17 +378,31 @@ def main(argv: list[str] | None = None) -> int:
 
     lexical = LexicalAnalyzer()
     classifier = OnnxPromptClassifier.from_folder(FOLDER / "1", threads=args.threads)
-    if args.tune:
-        print("\n".join(tune_sweeps(lexical, classifier, load_prompts("tune"))))  # noqa: T201
+    dev = load_development_sets()
+    if args.against_previous:
+        print("\n".join(against_previous(classifier)))  # noqa: T201
         return 0
-    fresh, dev = load_fresh_prompts(FRESH_TEST_FILE), load_fresh_prompts(FRESH_DEV_FILE)
+    if args.features:
+        print("\n".join(feature_grid(lexical)))  # noqa: T201
+        return 0
+    if args.tune:
+        sets = {"tune split": load_prompts("tune")} | dev
+        for name, prompts in sets.items():
+            print("\n".join(["", f"== {name}"] + tune_sweeps(lexical, classifier, prompts)))  # noqa: T201
+        return 0
+    test = load_prompts("test")
+    sections = [("test split, templated prompts only", [p for p in test if p.templated]),
+                ("test split, hand-written prompts", [p for p in test if not p.templated])]
+    sections += [(f"{name}: development set (chose features and settings; never trained on)", prompts)
+                 for name, prompts in dev.items()]
+    final = load_fresh_prompts(args.final_test) if args.final_test.exists() else None
+    if final is not None:
+        sections.append((f"final test ({args.final_test.name})", final))
     lines = [f"prompts: train {len(load_prompts('train'))}, tune {len(load_prompts('tune'))}, "
-             f"test {len(load_prompts('test'))} (whole templates held out), fresh {len(fresh)} (final test), "
-             f"fresh v1 {len(dev)} (development: its misses shaped rules)"]
-    for title, prompts in (("test split, templated prompts only", [p for p in load_prompts("test") if p.templated]),
-                           ("test split, hand-written prompts", [p for p in load_prompts("test") if not p.templated]),
-                           ("fresh v1 prompts: development set, not a test", dev),
-                           ("fresh prompts (v2): the final test", fresh)):
+             f"test {len(test)} (whole templates held out), "
+             + ", ".join(f"{name} {len(prompts)}" for name, prompts in dev.items()) + " (development), "
+             + (f"final test {len(final)}" if final is not None else f"final test absent ({args.final_test})")]
+    for title, prompts in sections:
         lines += ["", f"== {title} ({len(prompts)})"] + accuracy_section(lexical, classifier, prompts)
 
     decide = auto_decision(lexical, classifier.analyze)

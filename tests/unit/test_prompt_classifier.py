@@ -47,11 +47,13 @@ def test_unnormalised_outputs_are_normalised_and_complexity_clipped():
     (analysis("qa", 0.5, "lexical"), None, "qa", "lexical"),  # classifier not loaded
     (analysis("qa", 0.5, "lexical"), analysis("reasoning", 0.9, "classifier"), "reasoning", "classifier"),
     (analysis("coding", 0.99, "lexical"), analysis("coding", 0.6, "classifier"), "coding", "classifier"),
-    (analysis("coding", 0.95, "lexical"), analysis("qa", 0.6, "classifier"), "coding",
+    (analysis("coding", 0.99, "lexical"), analysis("qa", 0.4, "classifier"), "coding",
      "lexical>classifier"),  # near-certain lexical evidence beats an unsure classifier
+    (analysis("coding", 0.95, "lexical"), analysis("qa", 0.6, "classifier"), "qa",
+     "classifier"),  # ... but at LEXICAL_WEIGHT 0.25 a fairly sure classifier keeps its choice
     (analysis("coding", 0.6, "lexical"), analysis("creative", 0.97, "classifier"), "creative", "classifier"),
-    (analysis("qa", 0.5, "lexical"), analysis("reasoning", 0.4, "classifier"), "qa",
-     "lexical>classifier"),  # equally unsure: the rest of each distribution decides
+    (analysis("qa", 0.9, "lexical"), analysis("reasoning", 0.35, "classifier"), "qa",
+     "lexical>classifier"),  # an unsure classifier: the rules' sure vote decides
 ])
 def test_combine_says_who_decided(lexical, classifier, task, decided_by):
     result = combine(lexical, classifier)

@@ -1,4 +1,4 @@
-"""The labelled prompt sets: size, balance, held-out templates, no leakage across splits, fresh prompts."""
+"""The labelled prompt sets: size, balance, held-out templates, no leakage across splits, the development sets."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import pytest
 
 from pointsman.export import prompt_set
 from pointsman.export.dataset import (
-    FRESH_DEV_FILE,
-    FRESH_TEST_FILE,
+    DATA,
+    DEVELOPMENT_FILES,
+    FINAL_TEST_FILE,
+    HANDWRITTEN_TRAIN_FILES,
     SPLITS,
-    load_fresh_prompts,
+    load_development_sets,
     load_handwritten_train,
     load_prompts,
 )
-from pointsman.export.dedup import NEAR_DUPLICATE_COSINE, near_duplicates, normalise
+from pointsman.export.dedup import NEAR_DUPLICATE_COSINE, filter_training, near_duplicates, normalise
 from pointsman.policy.analysis import TASKS
 
 PROMPTS = load_prompts()
-FRESH_SETS = {"fresh_v1": load_fresh_prompts(FRESH_DEV_FILE), "fresh": load_fresh_prompts(FRESH_TEST_FILE)}
+FRESH_SETS = load_development_sets()  # fresh v1 and v2: hand-written, judged on, never trained on
 FRESH = [p for prompts in FRESH_SETS.values() for p in prompts]
 HAND_TRAIN = load_handwritten_train()
 
@@ -93,8 +95,8 @@ def test_no_normalised_text_appears_twice_anywhere():
 
 
 @pytest.mark.parametrize("held_out, earlier", [
-    ("tune", ("train",)), ("test", ("train", "tune")), ("fresh_v1", ("train", "tune", "test")),
-    ("fresh", ("train", "tune", "test", "fresh_v1")),
+    ("tune", ("train",)), ("test", ("train", "tune")), ("fresh v1", ("train", "tune", "test")),
+    ("fresh v2", ("train", "tune", "test", "fresh v1")),
 ])
 def test_no_near_duplicates_across_splits(held_out, earlier):
     vectors = embeddings()
@@ -135,9 +137,31 @@ def test_fresh_prompts_are_at_least_200_balanced_and_written_like_users_write(na
 def test_hand_written_training_prompts_are_balanced_and_include_other_languages():
     counts = Counter(p.label for p in HAND_TRAIN)
 
-    # 640 written, 320 a label; those close to a tune, test or fresh prompt were dropped
-    assert len(HAND_TRAIN) >= 550 and max(counts.values()) <= 1.25 * min(counts.values()), counts
-    assert sum(not p.text.isascii() for p in HAND_TRAIN) >= 60
+    # 1,440 written by four writers; those close to a tune, test or development prompt were dropped
+    assert len(HAND_TRAIN) >= 1250 and max(counts.values()) <= 1.25 * min(counts.values()), counts
+    assert sum(not p.text.isascii() for p in HAND_TRAIN) >= 200
+
+
+def test_every_hand_written_training_file_is_listed_and_the_final_test_is_not_committed_as_one():
+    on_disk = set(DATA.glob("train_handwritten_*.jsonl"))
+
+    assert on_disk == set(HANDWRITTEN_TRAIN_FILES)
+    assert FINAL_TEST_FILE not in set(HANDWRITTEN_TRAIN_FILES) | set(DEVELOPMENT_FILES.values())
+
+
+def test_training_filter_drops_rewordings_and_repeats_of_held_out_prompts_and_keeps_the_rest():
+    held_out = ["What currency is used in Japan?", "Write a haiku about the sea"]
+    candidates = [{"label": "qa", "text": "What currency does Japan use?"},  # a rewording
+                  {"label": "creative", "text": "write a haiku about the sea!"},  # same normalised text
+                  {"label": "coding", "text": "why does my rust borrow checker complain here"},
+                  {"label": "coding", "text": "Why does my Rust borrow checker complain here?"}]  # a repeat
+
+    kept, dropped = filter_training(candidates, held_out, earlier=[], embed=embedder())
+
+    assert kept == [candidates[2]]
+    assert len(dropped) == 3
+    assert dropped[0].startswith("cosine 0.") and "to held-out 'What currency is used in Japan?'" in dropped[0]
+    assert [reason.split(":")[0] for reason in dropped[1:]] == ["same normalised text"] * 2
 
 
 def test_complexity_annotations_are_in_range_and_reasoning_is_hardest_on_average():
