@@ -30,7 +30,15 @@ import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from pointsman.export.dataset import HANDWRITTEN_TRAIN_FILES, PROMPTS_FILE, load_handwritten_train, load_prompts
+from pointsman.export.dataset import (
+    HANDWRITTEN_TRAIN_FILES,
+    PROMPTS_FILE,
+    held_out_files,
+    load_handwritten_train,
+    load_held_out,
+    load_prompts,
+)
+from pointsman.export.dedup import far_from_held_out
 from pointsman.policy.analysis import char_ngrams
 from pointsman.policy.analysis import classifier as classifier_runtime
 from pointsman.policy.analysis.base import TASKS
@@ -280,7 +288,7 @@ def source_digest(minilm: Path) -> str:
     h.update(Path(char_ngrams.__file__).read_bytes())
     h.update(Path(classifier_runtime.__file__).read_bytes())  # MAX_TOKENS and the inputs
     h.update(PROMPTS_FILE.read_bytes())
-    for path in HANDWRITTEN_TRAIN_FILES:
+    for path in HANDWRITTEN_TRAIN_FILES + held_out_files():  # a new held-out set can take training prompts out
         h.update(path.read_bytes())
     h.update((minilm / "config.json").read_bytes())
     h.update(str((minilm / "model.safetensors").stat().st_size).encode())
@@ -321,12 +329,20 @@ def build_classifier(repository: Path, force: bool = False) -> dict:
             quantize(fp32, int8)
             generated, hand_written = load_prompts("train"), load_handwritten_train()
             train = generated + hand_written
-            annotated = np.array([True] * len(generated) + [False] * len(hand_written))  # complexity
             LOGGER.info("%s: embedding %d training prompts with the int8 encoder", NAME, len(train))
-            texts = [p.text for p in train]
             # one prompt a time, as a lone request runs: dynamic int8 scales activations per
             # batch, so a prompt's embedding moves slightly with the prompts batched beside it
-            x = onnx_embed(int8, tokenizer, texts, batch=1)
+            x = onnx_embed(int8, tokenizer, [p.text for p in train], batch=1)
+            # nothing a benchmark scores is fitted on, even through a close sibling
+            held_out = [p.text for p in load_held_out()]
+            keep = far_from_held_out([p.text for p in train], x, held_out,
+                                     onnx_embed(int8, tokenizer, held_out, batch=32))
+            left_out = len(train) - len(keep)
+            if left_out:
+                LOGGER.info("%s: %d training prompts left out, close to a held-out prompt", NAME, left_out)
+            annotated = np.array([i < len(generated) for i in keep])  # complexity: the templated prompts
+            train, x = [train[i] for i in keep], x[keep]
+            texts = [p.text for p in train]
             x_batch = onnx_embed(int8, tokenizer, texts[:16], batch=16)
             # how far int8 moved the (unit-length) embeddings from fp32, on a sample
             cosine = float((x[:64] * onnx_embed(fp32, tokenizer, texts[:64], batch=1)).sum(1).mean())
@@ -346,7 +362,7 @@ def build_classifier(repository: Path, force: bool = False) -> dict:
         raise RuntimeError(f"{NAME}: head in ONNX differs from numpy by {head_diff:.2e}; not written")
     shutil.copyfile(minilm / "tokenizer.json", version / TOKENIZER_FILE)
     train_accuracy = float((head_outputs(head, x, grams)[0].argmax(1) == y).mean())
-    stamp = {"digest": digest, "train_prompts": len(train),
+    stamp = {"digest": digest, "train_prompts": len(train), "left_out_near_held_out": left_out,
              "hand_written_train_prompts": int((~annotated).sum()), "train_accuracy": round(train_accuracy, 4),
              "encoder_max_abs_diff": encoder_diff, "int8_fp32_cosine": round(cosine, 5),
              "head_max_abs_diff": head_diff, "quantization": "dynamic int8 weights, per channel", "tasks": list(TASKS),

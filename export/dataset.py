@@ -101,3 +101,14 @@ def load_handwritten_train(files: tuple[Path, ...] = HANDWRITTEN_TRAIN_FILES) ->
     alone taught it templates (86% on prompts written fresh).
     """
     return [p for path in files for p in _hand_written(path, f"train-hand-{path.stem}", "train")]
+
+
+def held_out_files() -> tuple[Path, ...]:
+    """Every file of prompts nothing may be fitted on: the development sets, and the final test once it exists."""
+    return (*DEVELOPMENT_FILES.values(), *((FINAL_TEST_FILE,) if FINAL_TEST_FILE.exists() else ()))
+
+
+def load_held_out() -> list[LabelledPrompt]:
+    """The tune and test splits, the development sets, and the final test when present."""
+    return load_prompts("tune") + load_prompts("test") + [p for path in held_out_files()
+                                                          for p in load_fresh_prompts(path)]

@@ -70,6 +70,19 @@ def near_duplicates(queries: np.ndarray, pool: np.ndarray, threshold: float = NE
     return [(i, int(j), float(cosine[i, j])) for i, j in enumerate(best) if cosine[i, j] >= threshold]
 
 
+def far_from_held_out(texts: Sequence[str], vectors: np.ndarray, held_out: Sequence[str], held_vectors: np.ndarray,
+                      threshold: float = NEAR_DUPLICATE_COSINE) -> list[int]:
+    """Indices of the training texts that neither repeat a held-out prompt nor come within `threshold` of one.
+
+    The classifier's build calls this on every training prompt (with its own encoder's
+    unit-length embeddings), so no prompt a benchmark scores, a later final test included,
+    is ever fitted on, even through a close sibling.
+    """
+    keys = {normalise(t) for t in held_out}
+    close = {q for q, _, _ in near_duplicates(vectors, held_vectors, threshold)}
+    return [i for i, text in enumerate(texts) if i not in close and normalise(text) not in keys]
+
+
 def filter_training(candidates: Sequence[dict], held_out: Sequence[str], earlier: Sequence[str], embed,
                     threshold: float = NEAR_DUPLICATE_COSINE) -> tuple[list[dict], list[str]]:
     """Keep the candidate training records that are far from every held-out prompt.

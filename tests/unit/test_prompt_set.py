@@ -179,3 +179,15 @@ def test_committed_file_is_what_the_generator_makes():
 def test_unknown_split_is_refused():
     with pytest.raises(ValueError, match="split"):
         load_prompts("validation")
+
+
+def test_the_classifier_build_leaves_out_training_prompts_close_to_any_held_out_prompt():
+    from pointsman.export.dedup import far_from_held_out
+
+    axis = np.eye(3, dtype=np.float32)
+    texts = ["near in meaning", "far from everything", "Hello, the held-out prompt"]
+    vectors = np.stack([axis[0] * 0.95 + axis[1] * 0.31, axis[2], axis[1]])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    held = ["the held-out prompt"]  # index 0 is within cosine 0.88 of it; index 2 repeats it after a greeting
+    assert far_from_held_out(texts, vectors, held, axis[:1]) == [1]
+    assert far_from_held_out(texts, vectors, ["unrelated"], axis[2:]) == [0, 2]  # index 1 is its vector
