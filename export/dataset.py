@@ -14,9 +14,11 @@ other languages, code pasted into prose, mixed intents), and nothing is fitted o
 - fresh_prompts_v2.jsonl (v2) was written afterwards and was the second final test. It was
   scored once, then used to choose the classifier's features and settings, so it is a
   development set too;
-- fresh_prompts_v3.jsonl (FINAL_TEST_FILE) is the final test. It is written by someone who
-  sees nothing of the classifier and is held by the project lead, not committed: the
-  benchmark scores it when the file is present, and only then.
+- fresh_prompts_v3.jsonl (FINAL_TEST_FILE) is the final test: 244 prompts written by someone
+  who saw nothing of the classifier, less 25 close to a tune, test, v1 or v2 prompt (219).
+  It was scored once, after the classifier was fixed. Hand-written training prompts close to
+  it were then dropped from their files, and the classifier's build leaves out any training
+  prompt close to a held-out one (export/dedup.far_from_held_out).
 """
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     from pointsman.export.dataset import (
         DATA,
         HANDWRITTEN_TRAIN_FILES,
-        load_development_sets,
         load_handwritten_train,
+        load_held_out,
         load_prompts,
     )
 
@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or DATA / args.source.name
     candidates = [json.loads(line) for line in args.source.read_text().splitlines() if line.strip()]
-    held_out = [p.text for p in load_prompts("tune") + load_prompts("test")]
-    held_out += [p.text for prompts in load_development_sets().values() for p in prompts]
+    held_out = [p.text for p in load_held_out()]  # tune, test, the development sets and the final test
     others = tuple(path for path in HANDWRITTEN_TRAIN_FILES if path.exists() and path.name != out.name)
     earlier = [p.text for p in load_prompts("train") + load_handwritten_train(others)]
     kept, dropped = filter_training(candidates, held_out, earlier, MiniLMEmbedder())

@@ -13,8 +13,8 @@ classifier (one prompt per call, as the router sends them) and the auto policy t
 uses (lexical when confident, else combine(lexical, classifier)), separately on the test
 split (whole templates never trained or tuned on), on the development sets (fresh v1 and
 v2: hand-written, never trained on, but judged on while choosing features and settings)
-and on the final test (--final-test, default export/data/fresh_prompts_v3.jsonl: held by
-the project lead, so usually absent; then only the development sets are shown); the lexical
+and on the final test (--final-test, default export/data/fresh_prompts_v3.jsonl, scored once
+when it was added; without the file only the development sets are shown); the lexical
 fast path's precision at its threshold. --tune prints the sweeps on the tune split and the
 development sets that chose the threshold and the combine weight. --features refits the
 head (export.classifier.fit_head, on the served encoder's embeddings) for each n-gram scale
