@@ -78,10 +78,12 @@ class Cell:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(name: str, kv_cache: str = "inplace") -> tuple[Path, Path, float]:
+def prepare(name: str, kv_cache: str = "inplace", work: Path = WORK) -> tuple[Path, Path, float]:
     """Build and export the checkpoint once; (checkpoint, model folder, parameters in millions).
 
     kv_cache "concat" exports the older graph layout as `<name>-concat` (bench_kv_cache's baseline).
+    work: the folder of checkpoints, exports, GGUF files and genai models (--work); an export
+    whose exporter source changed since is redone, a checkpoint is never rebuilt.
     """
     from rich.console import Console
 
@@ -90,15 +92,15 @@ def prepare(name: str, kv_cache: str = "inplace") -> tuple[Path, Path, float]:
 
     base = name.removesuffix("-int8")
     family, shape = SHAPES[base]
-    checkpoint = WORK / "checkpoints" / base
+    checkpoint = work / "checkpoints" / base
     if not (checkpoint / "config.json").exists():
-        tokenizer = family_tokenizer(WORK / "tokenizer", add_bos=family != "gpt2")
+        tokenizer = family_tokenizer(work / "tokenizer", add_bos=family != "gpt2")
         build_checkpoint(family, tokenizer, checkpoint, context=CONTEXT, initializer_range=0.02, logit_scale=1.0,
                          **shape)
     exported = name if kv_cache == "inplace" else f"{name}-{kv_cache}"
-    export_model(checkpoint, exported, WORK / "repository", console=Console(file=io.StringIO()),
+    export_model(checkpoint, exported, work / "repository", console=Console(file=io.StringIO()),
                  quantize="int8" if name.endswith("-int8") else None, kv_cache=kv_cache)
-    folder = WORK / "repository" / f"{exported}_stream"  # the engine model (repository/name is its twin)
+    folder = work / "repository" / f"{exported}_stream"  # the engine model (repository/name is its twin)
     from safetensors import safe_open
 
     with safe_open(str(checkpoint / "model.safetensors"), "np") as weights:
@@ -190,8 +192,8 @@ def served_concurrent(url: str, model: str, prompt: str, tokens: int, concurrenc
 
 
 def genai(python: str, checkpoint: Path, name: str, prompt_ids: Sequence[int], tokens: int, threads: int,
-          batch: int) -> dict:
-    out = WORK / "genai" / name
+          batch: int, work: Path = WORK) -> dict:
+    out = work / "genai" / name
     runner = Path(__file__).with_name("genai_runner.py")
     done = subprocess.run([python, str(runner), "--checkpoint", str(checkpoint), "--out", str(out),
                            "--threads", str(threads), "--prompt-ids", ",".join(map(str, prompt_ids)),
@@ -228,7 +230,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     from pointsman.engine.tokenizer import TextTokenizer
     from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
-    checkpoint, folder, params_m = prepare(name)
+    checkpoint, folder, params_m = prepare(name, work=args.work)
     family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
@@ -239,7 +241,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
         repository = Path(tmp) / "repository"
         repository.mkdir()
         for served in (name, f"{name}_stream"):  # the twin and the engine model it forwards to
-            (repository / served).symlink_to(WORK / "repository" / served, target_is_directory=True)
+            (repository / served).symlink_to(args.work / "repository" / served, target_is_directory=True)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
         with server:
             for length in args.prompts:
@@ -277,7 +279,7 @@ def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, 
             cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
         return
     try:
-        gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", WORK / "gguf")
+        gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", args.work / "gguf")
         with peer.serve(gguf, threads=cells[0].threads, slots=16, context=CONTEXT, log=tmp / "llama.log") as url:
             for cell in cells:
                 ids = prompt_text(tokenizer, cell.prompt)[1]
@@ -315,10 +317,11 @@ def _latency(cell: Cell, url: str, decoder: Decoder, prompt: str, ids: list[int]
 
 def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int) -> None:
     try:
-        cell.genai_ms = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads, 1)["ms_per_token"]
+        cell.genai_ms = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads, 1,
+                              args.work)["ms_per_token"]
         for c in [c for c in args.concurrency if 1 < c <= 16][-1:]:
             cell.genai_tps[c] = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads,
-                                      c)["tokens_per_s"]
+                                      c, args.work)["tokens_per_s"]
     except (RuntimeError, ValueError) as exc:
         cell.notes.append(f"onnxruntime-genai failed: {exc}")
 
@@ -399,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llama-server", help="a built llama-server binary (else llama.cpp is not measured)")
     parser.add_argument("--llama-cpp-source", help="the llama.cpp source it was built from (its GGUF converter)")
     parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
+    parser.add_argument("--work", type=Path, default=WORK,
+                        help=f"checkpoints, exports, GGUF and genai models (default {WORK}); reused when present")
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="stop starting new concurrency cells after this long (the machine is shared)")
     return parser
