@@ -271,6 +271,8 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
 
 def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, args, tmp: Path) -> None:
     """llama-server on the same checkpoint and threads, after our server has stopped."""
+    import httpx
+
     from pointsman.loadtests.llama_cpp import LlamaCppPeer, concurrent_tps, per_token_ms
 
     peer = LlamaCppPeer.find(args.llama_server, args.llama_cpp_source, args.llama_cpp_python)
@@ -287,7 +289,7 @@ def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, 
                 for c in [c for c in args.concurrency if c <= 16]:
                     cell.llama_tps[c] = concurrent_tps(url, ids, args.tokens, c)
                 _print_progress(cell)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:  # the peer failing is a note, not the end of the run
         for cell in cells:
             cell.notes.append(f"llama.cpp failed: {exc}")
 
