@@ -170,7 +170,7 @@ class InPlaceDecoder:
             self.release(slot)
             raise
         slot.length = n
-        return logits[0, -1].astype(np.float32, copy=False), slot
+        return logits[0, -1].astype(np.float32), slot  # a copy: a one-token prompt used the kept logits array
 
     def decode_batch(self, steps: Sequence[tuple[int, Slot]]) -> tuple[np.ndarray, list[Slot]]:
         slots = [slot for _, slot in steps]
