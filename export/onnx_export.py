@@ -4,8 +4,9 @@
     report.max_abs_diff  # parity against PyTorch, refused above 1e-3
 
 Two graph layouts (kv_cache):
-- "inplace" (the default): input_ids, position_ids, seqlens_k, total_sequence_length and
-  past_key_values.N.key/value, a preallocated buffer [batch, kv_heads, capacity, head_dim];
+- "inplace" (the default): input_ids, position_ids, seqlens_k, total_sequence_length,
+  logit_positions (which positions get logits) and past_key_values.N.key/value, a
+  preallocated buffer [batch, kv_heads, capacity, head_dim];
   each attention is onnxruntime's GroupQueryAttention, which writes the new entries into
   the buffer at each row's length (export.gqa_attention, engine.kv_buffer).
 - "concat": input_ids, attention_mask, position_ids and the past; present = concat(past,
@@ -26,13 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointsman.export.families import LENGTH_DEPENDENT_ROPE, check_supported
+from pointsman.export.families import LENGTH_DEPENDENT_ROPE, check_supported, context_length
 
 LOGGER = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-3
 ONNX_FILE = "model.onnx"
 KV_CACHE_LAYOUTS = ("inplace", "concat")
-GQA_INPUTS = ["input_ids", "position_ids", "seqlens_k", "total_sequence_length"]
+# logit_positions: the positions whose logits the graph computes (the engine asks for the last one only,
+# so a long prompt does not run the output projection over every position; scoring asks for all)
+GQA_INPUTS = ["input_ids", "position_ids", "seqlens_k", "total_sequence_length", "logit_positions"]
 
 
 class ParityError(RuntimeError):
@@ -193,6 +196,7 @@ def export_decoder(checkpoint: Path, out_dir: Path, opset: int = 17, dtype: str 
 def trace_and_check(model: torch.nn.Module, case: ParityCase, onnx_path: Path, checkpoint: Path | str,
                     opset: int = 17, dtype: str = "float32", kv_cache: str = "inplace") -> ExportReport:
     """Trace `model` to onnx_path and hold it to the parity limit of its dtype."""
+    from pointsman.export.graph_passes import optimize_graph
     from pointsman.export.precision import tolerance
 
     layers = len(case.past) // 2
@@ -202,6 +206,7 @@ def trace_and_check(model: torch.nn.Module, case: ParityCase, onnx_path: Path, c
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     if kv_cache == "inplace":
         _trace_in_place(model, layers, int(kv_heads), int(head_dim), torch_dtype, onnx_path, opset)
+        optimize_graph(onnx_path)  # fusions and shape folding; parity below is checked on the result
         diff, diff_step = parity_in_place(onnx_path, case)
     else:
         _trace_concat(model, case, layers, int(kv_heads), int(head_dim), torch_dtype, onnx_path, opset)
@@ -222,12 +227,12 @@ def _trace_in_place(model: torch.nn.Module, layers: int, kv_heads: int, head_dim
     in_names, out_names = io_names(layers, "inplace")
     capacity = 16
     dummy = (torch.zeros(1, 5, dtype=torch.int64), torch.arange(5)[None, :], torch.tensor([4], dtype=torch.int32),
-             torch.tensor([5], dtype=torch.int32),
+             torch.tensor([5], dtype=torch.int32), torch.tensor([4], dtype=torch.int64),
              *[torch.zeros(1, kv_heads, capacity, head_dim, dtype=torch_dtype) for _ in range(2 * layers)])
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "position_ids": {0: "batch", 1: "sequence"},
-            "seqlens_k": {0: "batch"}, "logits": {0: "batch", 1: "sequence"}}
+            "seqlens_k": {0: "batch"}, "logit_positions": {0: "kept"}, "logits": {0: "batch", 1: "kept"}}
     axes.update({n: {0: "batch", 2: "capacity"} for n in in_names[len(GQA_INPUTS):] + out_names[1:]})
-    with gqa_tracing(model) as state, warnings.catch_warnings():
+    with gqa_tracing(model, context_length(model.config)) as state, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(GqaStepWrapper(model, state, layers), dummy, str(onnx_path), input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False,
@@ -288,14 +293,16 @@ def parity_in_place(onnx_path: Path, case: ParityCase) -> tuple[float, float]:
     for row, n in enumerate(lengths):
         real = case.mask[row].astype(bool)
         feeds = {"input_ids": case.ids[row][real][None, :], "position_ids": np.arange(n, dtype=np.int64)[None, :],
-                 "seqlens_k": np.asarray([n - 1], np.int32), "total_sequence_length": np.asarray([n], np.int32)}
+                 "seqlens_k": np.asarray([n - 1], np.int32), "total_sequence_length": np.asarray([n], np.int32),
+                 "logit_positions": np.arange(n, dtype=np.int64)}
         feeds.update({name: b[row:row + 1] for name, b in zip(past_names, buffers, strict=True)})
         logits, *present = session.run(None, feeds)
         for b, p in zip(buffers, present, strict=True):
             b[row:row + 1] = p
         diff = max(diff, float(np.abs(logits[0].astype(np.float32) - case.logits[row][real]).max()))
     feeds = {"input_ids": case.step_ids, "position_ids": lengths[:, None].astype(np.int64),
-             "seqlens_k": lengths.astype(np.int32), "total_sequence_length": np.asarray([lengths.max() + 1], np.int32)}
+             "seqlens_k": lengths.astype(np.int32), "total_sequence_length": np.asarray([lengths.max() + 1], np.int32),
+             "logit_positions": np.zeros(1, np.int64)}
     feeds.update(dict(zip(past_names, buffers, strict=True)))
     step_logits = session.run(["logits"], feeds)[0].astype(np.float32)
     return diff, float(np.abs(step_logits - case.step_logits).max())
@@ -312,6 +319,8 @@ def prompt_feeds(session, ids: np.ndarray) -> dict[str, np.ndarray]:
     if any(i.name == "seqlens_k" for i in inputs):  # in place: a buffer row of the prompt's length
         feeds = {"input_ids": ids, "position_ids": positions, "seqlens_k": np.asarray([n - 1], np.int32),
                  "total_sequence_length": np.asarray([n], np.int32)}
+        if any(i.name == "logit_positions" for i in inputs):
+            feeds["logit_positions"] = np.arange(n, dtype=np.int64)
         empty = np.zeros((1, kv_heads, n, head_dim), dtype)
     else:
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": positions}

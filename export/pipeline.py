@@ -59,7 +59,8 @@ def checkpoint_digest(checkpoint: Path, variant: str = "float32") -> str:
         st = path.stat()
         h.update(f"{path.relative_to(checkpoint)}:{st.st_size}:{st.st_mtime_ns}".encode())
     # the graph and the config the exporter's modules write
-    for exporter in ("onnx_export.py", "gqa_attention.py", "families.py", "precision.py", "repository.py"):
+    for exporter in ("onnx_export.py", "gqa_attention.py", "graph_passes.py", "families.py", "precision.py",
+                     "repository.py"):
         h.update(Path(__file__).with_name(exporter).read_bytes())
     return h.hexdigest()
 

@@ -73,9 +73,13 @@ def evaluation_ids(model, start_id: int, length: int = EVALUATION_TOKENS, seed: 
 
 def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic quantisation by onnxruntime: int8 weights per channel, activations quantised at run time."""
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
+    # onnx's shape inference cannot type the outputs of onnxruntime's fused nodes (export.graph_passes):
+    # the tensors it cannot type are float32, the only dtype quantised
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
 
 
 def _next_token_logprobs(onnx_path: Path, ids: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ under build/bench-families/. For each model and prompt length, in the same run:
 - llama.cpp's llama-server on the same checkpoint converted to GGUF (f32, or Q8_0 for an
   -int8 model), the same threads and 16 slots, at c=1 (per-token latency) and tokens/s at
   each concurrency up to 16 (--llama-server and --llama-cpp-source; loadtests.llama_cpp).
+onnxruntime-genai's and llama.cpp's c=1 latency alternate run by run with the raw loop,
+which is printed beside them in brackets: their ratios are against that, same moment.
 All paths use the engine's own thread choice (engine.decoder.default_threads). Rounds
 are best-of-N: other work on a shared machine only slows a run down. Figures are printed
 as measured; nothing is modelled.
@@ -74,14 +76,18 @@ class Cell:
     bound_tps: dict[int, float] = field(default_factory=dict)
     genai_tps: dict[int, float] = field(default_factory=dict)
     llama_ms: float | None = None
+    raw_by_genai_ms: float | None = None  # the raw loop, alternated run by run with onnxruntime-genai
+    raw_by_llama_ms: float | None = None  # the raw loop, alternated request by request with llama-server
     llama_tps: dict[int, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(name: str, kv_cache: str = "inplace") -> tuple[Path, Path, float]:
+def prepare(name: str, kv_cache: str = "inplace", work: Path = WORK) -> tuple[Path, Path, float]:
     """Build and export the checkpoint once; (checkpoint, model folder, parameters in millions).
 
     kv_cache "concat" exports the older graph layout as `<name>-concat` (bench_kv_cache's baseline).
+    work: the folder of checkpoints, exports, GGUF files and genai models (--work); an export
+    whose exporter source changed since is redone, a checkpoint is never rebuilt.
     """
     from rich.console import Console
 
@@ -90,15 +96,15 @@ def prepare(name: str, kv_cache: str = "inplace") -> tuple[Path, Path, float]:
 
     base = name.removesuffix("-int8")
     family, shape = SHAPES[base]
-    checkpoint = WORK / "checkpoints" / base
+    checkpoint = work / "checkpoints" / base
     if not (checkpoint / "config.json").exists():
-        tokenizer = family_tokenizer(WORK / "tokenizer", add_bos=family != "gpt2")
+        tokenizer = family_tokenizer(work / "tokenizer", add_bos=family != "gpt2")
         build_checkpoint(family, tokenizer, checkpoint, context=CONTEXT, initializer_range=0.02, logit_scale=1.0,
                          **shape)
     exported = name if kv_cache == "inplace" else f"{name}-{kv_cache}"
-    export_model(checkpoint, exported, WORK / "repository", console=Console(file=io.StringIO()),
+    export_model(checkpoint, exported, work / "repository", console=Console(file=io.StringIO()),
                  quantize="int8" if name.endswith("-int8") else None, kv_cache=kv_cache)
-    folder = WORK / "repository" / f"{exported}_stream"  # the engine model (repository/name is its twin)
+    folder = work / "repository" / f"{exported}_stream"  # the engine model (repository/name is its twin)
     from safetensors import safe_open
 
     with safe_open(str(checkpoint / "model.safetensors"), "np") as weights:
@@ -190,8 +196,8 @@ def served_concurrent(url: str, model: str, prompt: str, tokens: int, concurrenc
 
 
 def genai(python: str, checkpoint: Path, name: str, prompt_ids: Sequence[int], tokens: int, threads: int,
-          batch: int) -> dict:
-    out = WORK / "genai" / name
+          batch: int, work: Path = WORK) -> dict:
+    out = work / "genai" / name
     runner = Path(__file__).with_name("genai_runner.py")
     done = subprocess.run([python, str(runner), "--checkpoint", str(checkpoint), "--out", str(out),
                            "--threads", str(threads), "--prompt-ids", ",".join(map(str, prompt_ids)),
@@ -228,7 +234,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     from pointsman.engine.tokenizer import TextTokenizer
     from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 
-    checkpoint, folder, params_m = prepare(name)
+    checkpoint, folder, params_m = prepare(name, work=args.work)
     family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
@@ -239,7 +245,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
         repository = Path(tmp) / "repository"
         repository.mkdir()
         for served in (name, f"{name}_stream"):  # the twin and the engine model it forwards to
-            (repository / served).symlink_to(WORK / "repository" / served, target_is_directory=True)
+            (repository / served).symlink_to(args.work / "repository" / served, target_is_directory=True)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
         with server:
             for length in args.prompts:
@@ -259,16 +265,23 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
                     cell.served_tps[c] = served
                     _print_progress(cell)
                 if args.genai_python and not quantized and family in GENAI_FAMILIES and time.monotonic() < deadline:
-                    _genai(cell, args, checkpoint, ids, threads)
+                    _genai(cell, args, checkpoint, ids, threads, decoder)
                 if args.peer and not quantized and time.monotonic() < deadline:
                     _peer(cell, checkpoint, prompt, args, Path(tmp))
                 _print_progress(cell)
-        _llama_cpp(cells, checkpoint, tokenizer, quantized, args, Path(tmp))
+        _llama_cpp(cells, checkpoint, tokenizer, quantized, args, Path(tmp), decoder)
     return cells
 
 
-def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, args, tmp: Path) -> None:
-    """llama-server on the same checkpoint and threads, after our server has stopped."""
+def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, args, tmp: Path,
+               decoder: Decoder) -> None:
+    """llama-server on the same checkpoint and threads, after our server has stopped.
+
+    Its per-token latency alternates request by request with the raw loop, so the two
+    share the load of the moment (raw_by_llama_ms).
+    """
+    import httpx
+
     from pointsman.loadtests.llama_cpp import LlamaCppPeer, concurrent_tps, per_token_ms
 
     peer = LlamaCppPeer.find(args.llama_server, args.llama_cpp_source, args.llama_cpp_python)
@@ -277,15 +290,19 @@ def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, 
             cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
         return
     try:
-        gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", WORK / "gguf")
+        gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", args.work / "gguf")
         with peer.serve(gguf, threads=cells[0].threads, slots=16, context=CONTEXT, log=tmp / "llama.log") as url:
             for cell in cells:
                 ids = prompt_text(tokenizer, cell.prompt)[1]
-                cell.llama_ms = per_token_ms(url, ids, args.tokens, repeats=args.repeats)
+                llama, raw = [], []
+                for _ in range(args.repeats):
+                    llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
+                    raw.append(_raw_ms(decoder, ids, args.tokens))
+                cell.llama_ms, cell.raw_by_llama_ms = min(llama), min(raw)
                 for c in [c for c in args.concurrency if c <= 16]:
                     cell.llama_tps[c] = concurrent_tps(url, ids, args.tokens, c)
                 _print_progress(cell)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:  # the peer failing is a note, not the end of the run
         for cell in cells:
             cell.notes.append(f"llama.cpp failed: {exc}")
 
@@ -313,12 +330,23 @@ def _latency(cell: Cell, url: str, decoder: Decoder, prompt: str, ids: list[int]
     cell.served_ms, cell.raw_ms = min(served) * 1e3, min(raw) * 1e3
 
 
-def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int) -> None:
+def _raw_ms(decoder: Decoder, ids: list[int], tokens: int) -> float:
+    _, times = raw_generate(decoder, ids, tokens)
+    return (times[-1] - times[0]) / (len(times) - 1) * 1e3
+
+
+def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int, decoder: Decoder) -> None:
+    """onnxruntime-genai at batch 1, alternated run by run with the raw loop; then its static batch."""
     try:
-        cell.genai_ms = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads, 1)["ms_per_token"]
+        runs, raw = [], []
+        for _ in range(args.repeats):
+            runs.append(genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads, 1,
+                              args.work)["ms_per_token"])
+            raw.append(_raw_ms(decoder, ids, args.tokens))
+        cell.genai_ms, cell.raw_by_genai_ms = min(runs), min(raw)
         for c in [c for c in args.concurrency if 1 < c <= 16][-1:]:
             cell.genai_tps[c] = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads,
-                                      c)["tokens_per_s"]
+                                      c, args.work)["tokens_per_s"]
     except (RuntimeError, ValueError) as exc:
         cell.notes.append(f"onnxruntime-genai failed: {exc}")
 
@@ -353,16 +381,18 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
     console = Console(width=200)
     latency = Table(title=f"per-token latency at c=1, ms ({tokens} new tokens; best of the run's repeats)")
     for column in ("model", "params", "prompt", "threads", "raw ORT loop", "served", "served/raw",
-                   "ORT-genai", "genai/raw", "peer (threads)", "llama.cpp", "llama.cpp/served"):
+                   "ORT-genai (raw alt.)", "genai/raw", "peer (threads)", "llama.cpp (raw alt.)", "llama.cpp/raw"):
         latency.add_column(column, justify="left" if column == "model" else "right")
     for c in cells:
         ratio = c.served_ms / c.raw_ms if c.served_ms and c.raw_ms else None
-        genai_ratio = c.genai_ms / c.raw_ms if c.genai_ms and c.raw_ms else None
+        genai_ratio = c.genai_ms / c.raw_by_genai_ms if c.genai_ms and c.raw_by_genai_ms else None
         peer = f"{_fmt(c.peer_ms)} ({c.peer_threads})" if c.peer_ms else "-"
-        llama_ratio = c.llama_ms / c.served_ms if c.llama_ms and c.served_ms else None
+        llama_ratio = c.llama_ms / c.raw_by_llama_ms if c.llama_ms and c.raw_by_llama_ms else None
+        genai = f"{_fmt(c.genai_ms, 2)} ({_fmt(c.raw_by_genai_ms, 2)})" if c.genai_ms else "-"
+        llama = f"{_fmt(c.llama_ms, 2)} ({_fmt(c.raw_by_llama_ms, 2)})" if c.llama_ms else "-"
         latency.add_row(c.model, f"{c.params_m:.0f}M", str(c.prompt), str(c.threads), _fmt(c.raw_ms, 2),
-                        _fmt(c.served_ms, 2), _fmt(ratio, 2) + ("x" if ratio else ""), _fmt(c.genai_ms, 2),
-                        _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, _fmt(c.llama_ms, 2),
+                        _fmt(c.served_ms, 2), _fmt(ratio, 2) + ("x" if ratio else ""), genai,
+                        _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, llama,
                         _fmt(llama_ratio, 2) + ("x" if llama_ratio else ""))
     console.print(latency)
     throughput = Table(title="tokens/s served (requests sent together, prefill included) | step-cost bound "
@@ -399,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llama-server", help="a built llama-server binary (else llama.cpp is not measured)")
     parser.add_argument("--llama-cpp-source", help="the llama.cpp source it was built from (its GGUF converter)")
     parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
+    parser.add_argument("--work", type=Path, default=WORK,
+                        help=f"checkpoints, exports, GGUF and genai models (default {WORK}); reused when present")
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="stop starting new concurrency cells after this long (the machine is shared)")
     return parser

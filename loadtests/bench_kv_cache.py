@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pointsman.engine.decoder import Decoder, default_threads, load_decoder, usable_cores
-from pointsman.loadtests.bench_families import SHAPES, prepare, prompt_ids, step_bound
+from pointsman.loadtests.bench_families import SHAPES, WORK, prepare, prompt_ids, step_bound
 from pointsman.loadtests.bench_serving import raw_generate
 
 LAYOUTS = ("concat", "inplace")
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=WORK, help="bench_families' work folder (reused when present)")
     args = parser.parse_args(argv)
     from rich.console import Console
     from rich.table import Table
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"batch {args.batch} step ms old", "new", "old/new"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name in args.models:
-        folders = {layout: prepare(name, kv_cache=layout)[1] for layout in LAYOUTS}
+        folders = {layout: prepare(name, kv_cache=layout, work=args.work)[1] for layout in LAYOUTS}
         onnx = {layout: folders[layout] / "1" / "model.onnx" for layout in LAYOUTS}
         threads = default_threads(onnx["inplace"].stat().st_size, usable_cores())
         decoders = {layout: load_decoder(str(onnx[layout]), threads=threads, providers="cpu") for layout in LAYOUTS}

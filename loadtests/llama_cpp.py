@@ -162,23 +162,28 @@ def per_token_ms(url: str, ids: Sequence[int], tokens: int, repeats: int = 2) ->
 
 
 def concurrent_tps(url: str, ids: Sequence[int], tokens: int, concurrency: int) -> float:
-    """Tokens/s of `concurrency` requests sent together (prefill included), as bench_families measures ours."""
+    """Tokens/s of `concurrency` streamed requests sent together (prefill included), as bench_families measures ours."""
     spans: list[tuple[float, float, int]] = []
     errors: list[str] = []
     start = threading.Barrier(concurrency)
     lock = threading.Lock()
 
-    def one() -> None:
+    def one() -> None:  # streamed, as bench_families streams ours: each side pays for a message per token
+        count, status = 0, 200
         with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
             start.wait()
             sent = time.perf_counter()
-            response = client.post(f"{url}/completion", json=_body(ids, tokens, False))
+            with client.stream("POST", f"{url}/completion", json=_body(ids, tokens, True)) as response:
+                status = response.status_code
+                for line in response.iter_lines():
+                    if line.startswith("data: ") and (event := json.loads(line[6:])).get("stop"):
+                        count = int(event.get("tokens_predicted", 0))
             done = time.perf_counter()
         with lock:
-            if response.status_code != 200:
-                errors.append(response.text[:200])
+            if status != 200:
+                errors.append(f"status {status}")
             else:
-                spans.append((sent, done, int(response.json()["tokens_predicted"])))
+                spans.append((sent, done, count))
 
     workers = [threading.Thread(target=one) for _ in range(concurrency)]
     for w in workers:

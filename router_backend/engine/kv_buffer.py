@@ -12,6 +12,11 @@ decoding step copies no cache. Rows stay packed (a leaving sequence's row is ref
 from the last one), so any batch of live sequences is one contiguous slice. The buffer
 grows by doubling, in rows or in length, so a sequence's cache is copied O(log n) times
 in its life, not once per step; it is freed when the last sequence leaves.
+
+A decoding step reuses the previous step's I/O binding while the batch's rows and the
+buffer stay the same (only the four small inputs are rebound) and writes its logits
+into a preallocated array. A graph that takes `logit_positions` computes logits for the
+last position only, so a long prompt does not run the output projection at every one.
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ class InPlaceDecoder:
         self.context_length = context_length
         self._buffers: list[np.ndarray] = []
         self._slots: list[Slot] = []  # index = row
+        self._last_only = "logit_positions" in inputs  # graphs exported before it computed every position
+        logits = session.get_outputs()[0]
+        self._vocab = logits.shape[-1] if isinstance(logits.shape[-1], int) else None
+        self._logits_dtype = np.float16 if logits.type == "tensor(float16)" else np.float32
+        self._generation = 0  # bumped whenever the buffers are replaced: a kept binding points at the old ones
+        self._step: tuple[tuple, object, np.ndarray | None] | None = None  # (key, binding, logits) of the last step
 
     # -- buffer ---------------------------------------------------------------------
     @property
@@ -78,6 +89,7 @@ class InPlaceDecoder:
         for old, new in zip(self._buffers, fresh, strict=False):
             new[:used, :, :longest] = old[:used, :, :longest]
         self._buffers = fresh
+        self._generation += 1
 
     def release(self, cache: object) -> None:
         """Give the sequence's row back; the last row moves into it so rows stay packed."""
@@ -93,6 +105,8 @@ class InPlaceDecoder:
             self._slots[cache.row] = last
         if not self._slots:
             self._buffers = []  # idle: give the memory back
+            self._generation += 1
+            self._step = None
 
     def fork(self, slot: Slot) -> Slot:
         """A new sequence whose cache is a copy of `slot`'s (one row copied, no forward pass)."""
@@ -106,22 +120,43 @@ class InPlaceDecoder:
         return twin
 
     # -- steps ----------------------------------------------------------------------
-    def _run(self, ids: np.ndarray, positions: np.ndarray, seqlens: np.ndarray, first_row: int) -> np.ndarray:
-        binding = self._session.io_binding()
-        total = np.asarray([int(seqlens.max()) + 1], np.int32)
-        for name, array in (("input_ids", ids), ("position_ids", positions), ("seqlens_k", seqlens),
-                            ("total_sequence_length", total)):
-            binding.bind_cpu_input(name, array)
-        binding.bind_output("logits", "cpu")  # first: get_outputs() follows the binding order
-        batch = ids.shape[0]
+    def _bind_buffers(self, binding, batch: int, first_row: int) -> None:
         shape = (batch, self.kv_heads, self.capacity, self.head_dim)
         for past, present, buffer in zip(self.past_names, self.present_names, self._buffers, strict=True):
             rows = buffer[first_row:first_row + batch]  # contiguous: rows are the leading axis
             pointer = rows.ctypes.data
             binding.bind_input(past, "cpu", 0, self.kv_dtype, shape, pointer)
             binding.bind_output(present, "cpu", 0, self.kv_dtype, shape, pointer)  # in place
+
+    def _binding(self, batch: int, first_row: int, length: int):
+        """The step's binding and logits array: the last step's while rows and buffers are unchanged."""
+        key = (batch, first_row, length, self._generation)
+        if self._step is not None and self._step[0] == key:
+            return self._step[1], self._step[2]
+        binding = self._session.io_binding()
+        logits = None
+        if length == 1 and self._vocab is not None:  # a decoding step: the logits' shape is known
+            logits = np.empty((batch, 1, self._vocab), self._logits_dtype)
+            binding.bind_output("logits", "cpu", 0, logits.dtype, logits.shape, logits.ctypes.data)
+        else:
+            binding.bind_output("logits", "cpu")  # first: get_outputs() follows the binding order
+        self._bind_buffers(binding, batch, first_row)
+        if length == 1:
+            self._step = (key, binding, logits)
+        return binding, logits
+
+    def _run(self, ids: np.ndarray, positions: np.ndarray, seqlens: np.ndarray, first_row: int) -> np.ndarray:
+        batch, length = ids.shape
+        binding, logits = self._binding(batch, first_row, length)
+        total = np.asarray([int(seqlens.max()) + 1], np.int32)
+        feeds = [("input_ids", ids), ("position_ids", positions), ("seqlens_k", seqlens),
+                 ("total_sequence_length", total)]
+        if self._last_only:
+            feeds.append(("logit_positions", np.asarray([length - 1], np.int64)))
+        for name, array in feeds:
+            binding.bind_cpu_input(name, array)
         self._session.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()
+        return logits if logits is not None else binding.get_outputs()[0].numpy()
 
     def prefill(self, prompt_ids: Sequence[int]) -> tuple[np.ndarray, Slot]:
         n = len(prompt_ids)
@@ -135,7 +170,7 @@ class InPlaceDecoder:
             self.release(slot)
             raise
         slot.length = n
-        return logits[0, -1].astype(np.float32, copy=False), slot
+        return logits[0, -1].astype(np.float32), slot  # a copy: a one-token prompt used the kept logits array
 
     def decode_batch(self, steps: Sequence[tuple[int, Slot]]) -> tuple[np.ndarray, list[Slot]]:
         slots = [slot for _, slot in steps]

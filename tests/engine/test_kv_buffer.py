@@ -129,3 +129,30 @@ def test_a_forked_sequence_decodes_as_the_original_does(graphs) -> None:
         for out, (token, _) in zip(outs, steps, strict=True):
             out.append(token)
     assert outs[0] == outs[1] == no_cache_greedy(graphs["inplace"], PROMPTS[0], 11)
+
+
+def test_decoding_steps_reuse_one_binding_until_the_batch_changes(graphs) -> None:
+    decoder = load_decoder(str(graphs["inplace"]), threads=1, providers="cpu")
+    (_, first), (_, second) = decoder.prefill(PROMPTS[0]), decoder.prefill(PROMPTS[1])
+    decoder.decode_batch([(1, first), (1, second)])
+    binding = decoder._step[1]
+    decoder.decode_batch([(1, first), (1, second)])
+    assert decoder._step[1] is binding, "same rows, same buffer: the binding is kept"
+
+    decoder.release(first)  # second moves into row 0: a batch of one
+    decoder.decode_batch([(1, second)])
+    assert decoder._step[1] is not binding
+
+
+def test_prefill_logits_are_the_last_position_of_a_full_run(graphs) -> None:
+    import onnxruntime as ort
+
+    from pointsman.export.onnx_export import prompt_feeds
+
+    session = ort.InferenceSession(str(graphs["inplace"]), providers=["CPUExecutionProvider"])
+    ids = np.asarray([PROMPTS[2]], np.int64)
+    every = session.run(["logits"], prompt_feeds(session, ids))[0]
+    logits, _ = load_decoder(str(graphs["inplace"]), threads=1, providers="cpu").prefill(PROMPTS[2])
+
+    assert every.shape[1] == len(PROMPTS[2])
+    np.testing.assert_allclose(logits, every[0, -1], atol=1e-5)

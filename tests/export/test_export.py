@@ -98,8 +98,8 @@ def test_onnx_graph_has_the_names_the_engine_feeds(checkpoints, tmp_path):
 
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
-    assert inputs[:4] == ["input_ids", "position_ids", "seqlens_k", "total_sequence_length"]
-    assert inputs[4:] == [f"past_key_values.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+    assert inputs[:5] == ["input_ids", "position_ids", "seqlens_k", "total_sequence_length", "logit_positions"]
+    assert inputs[5:] == [f"past_key_values.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
     assert outputs == ["logits", *(f"present.{i}.{kv}" for i in range(2) for kv in ("key", "value"))]
 
 

@@ -1,0 +1,164 @@
+"""Graph rewrites after tracing: fewer, fused nodes for the same arithmetic, so a decoding step has less to run.
+
+    optimize_graph(Path("model_repository/tinyllama_stream/1/model.onnx"))   # rewritten in place
+
+A one-token decoding step of a small model is mostly fixed cost per node: the traced
+graph computes every reshape's target shape from `Shape` nodes at run time, and applies
+each RMSNorm and residual add as separate nodes. Two passes, each keeping the arithmetic:
+- onnxruntime's transformer optimizer (fusions only, opt_level 0, so the file stays
+  portable): RMSNorm and its residual add become SkipSimplifiedLayerNormalization,
+  LayerNorm and its add SkipLayerNormalization, GELU forms Gelu/FastGelu/BiasGelu;
+- shape folding: with symbolic shape inference, a transpose followed by its inverse goes,
+  a chain of reshapes becomes one, a reshape to the shape it already has goes, and the
+  rest get a constant target (0 copies a dimension); the shape arithmetic left unused
+  is pruned.
+Export checks parity on the rewritten graph, so a pass that changed the result is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+LOGGER = logging.getLogger(__name__)
+EXTERNAL_DATA_BYTES = 2**31 - 2**26  # above this the graph keeps its weights beside it (protobuf's 2 GB limit)
+
+
+def optimize_graph(path: Path) -> dict[str, int]:
+    """Rewrite the graph at `path` in place; return node counts by type, before and after (for the record)."""
+    import onnx
+
+    before = Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+    model = _fuse(path)
+    fold_shapes(model)
+    _save(model, path)
+    after = Counter(n.op_type for n in model.graph.node)
+    LOGGER.info("%s: %d nodes -> %d", path, sum(before.values()), sum(after.values()))
+    return {"nodes_before": sum(before.values()), "nodes_after": sum(after.values())}
+
+
+def _fuse(path: Path):
+    """The graph with onnxruntime's fusions, or as traced when they fail on it (codegen: a cycle in its GELU fusion)."""
+    import onnx
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("gpt2")
+    options.enable_attention = False  # attention is already one GroupQueryAttention node
+    try:
+        # num_heads/hidden_size 0: read from the graph where a fusion needs them (only attention does)
+        optimized = optimize_model(str(path), model_type="gpt2", num_heads=0, hidden_size=0, opt_level=0,
+                                   optimization_options=options, only_onnxruntime=False)
+        optimized.topological_sort()  # raises on a graph the fusions broke
+        return optimized.model
+    except RuntimeError as exc:
+        LOGGER.warning("%s: onnxruntime's fusions failed (%s); shape folding only", path, exc)
+        return onnx.load(str(path))
+
+
+def _save(model, path: Path) -> None:
+    import onnx
+
+    if model.ByteSize() > EXTERNAL_DATA_BYTES:
+        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=f"{path.name}.data")
+    else:
+        onnx.save(model, str(path))
+
+
+def _shapes(model) -> dict[str, list]:
+    """Symbolic shape of every tensor (int or symbol per dimension)."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    shapes = {}
+    for info in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
+        if info.type.tensor_type.HasField("shape"):
+            shapes[info.name] = [d.dim_param or d.dim_value for d in info.type.tensor_type.shape.dim]
+    return shapes
+
+
+def _static_target(source: list, target: list) -> list[int] | None:
+    """A constant Reshape target: ints kept, a dimension equal to the source's copied (0), one left as -1."""
+    out = []
+    for i, dim in enumerate(target):
+        if isinstance(dim, int) and dim > 0:
+            out.append(dim)
+        elif i < len(source) and source[i] == dim:
+            out.append(0)
+        else:
+            out.append(-1)
+    return out if out.count(-1) <= 1 else None
+
+
+def _perm(node) -> list[int]:
+    return list(next(a.ints for a in node.attribute if a.name == "perm"))
+
+
+def fold_shapes(model) -> None:
+    """Drop inverse transpose pairs and identity reshapes, fold reshape chains, prune dead shape arithmetic."""
+    shapes = _shapes(model)
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    rename: dict[str, str] = {}
+
+    def source(name: str) -> str:
+        while name in rename:
+            name = rename[name]
+        return name
+
+    for node in graph.node:
+        node.input[:] = [source(i) for i in node.input]
+        if node.op_type == "Transpose":
+            inner = producer.get(node.input[0])
+            if inner is not None and inner.op_type == "Transpose":
+                perm, inner_perm = _perm(node), _perm(inner)
+                if [inner_perm[p] for p in perm] == list(range(len(perm))):
+                    rename[node.output[0]] = source(inner.input[0])
+        elif node.op_type == "Reshape":
+            _fold_reshape(graph, node, producer, shapes, rename, source)
+    for out in graph.output:  # a graph output renamed away would lose its name: keep it on its node
+        rename.pop(out.name, None)
+    for node in graph.node:
+        node.input[:] = [source(i) for i in node.input]
+    _prune(graph)
+
+
+def _fold_reshape(graph, node, producer: dict, shapes: dict, rename: dict, source) -> None:
+    """Reshape straight from the chain's first input; drop it if that already has the shape, else a constant target."""
+    from onnx import numpy_helper
+
+    data = node.input[0]
+    while (inner := producer.get(data)) is not None and inner.op_type == "Reshape":
+        data = source(inner.input[0])  # reshape(reshape(x)) == reshape(x)
+    have, want = shapes.get(data), shapes.get(node.output[0])
+    if have is None or want is None:
+        return
+    if have == want and all(isinstance(d, str) or d > 0 for d in want):
+        rename[node.output[0]] = data
+        return
+    target = _static_target(have, want)
+    if target is None:
+        return
+    name = f"{node.name or node.output[0]}/static_shape"
+    graph.initializer.append(numpy_helper.from_array(np.asarray(target, np.int64), name))
+    node.input[:] = [data, name]
+
+
+def _prune(graph) -> None:
+    """Remove nodes and initializers nothing reads."""
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(graph.node):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+    kept = list(reversed(keep))
+    del graph.node[:]
+    graph.node.extend(kept)
+    initializers = [t for t in graph.initializer if t.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
