@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from pointsman.policy.admin import ADMIN_HEADER, ADMIN_KEY_ENV
@@ -92,8 +93,38 @@ def _run(server, args: argparse.Namespace, gateways: list) -> int:
             f"-d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"Write a poem\"}}]}}'\n",
             flush=True,
         )
-    # tritonserver exiting on its own (a crash, a signal of its own) ends serve too
-    return server.process.wait() or 0
+    return _supervise(server, args.ready_timeout)
+
+
+RESTARTS = 3  # crashes of tritonserver that serve restarts within RESTART_WINDOW_S before it gives up
+RESTART_WINDOW_S = 600.0
+
+
+def _supervise(server, ready_timeout: float) -> int:
+    """Wait on tritonserver, and start it again when it dies unasked (a crash), a few times.
+
+    Triton 2.51 can abort the whole server when a Python model's stub dies holding a
+    shared-memory lock (docs/faults.md), so one broken model must not end the service.
+    An exit with code 0 (someone stopped tritonserver itself) ends serve, as a stop does.
+    """
+    crashes: list[float] = []
+    while True:
+        code = server.process.wait()
+        if code == 0:
+            return 0
+        now = time.monotonic()
+        crashes = [t for t in crashes if now - t < RESTART_WINDOW_S] + [now]
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        if len(crashes) > RESTARTS:
+            print(f"pointsman serve: tritonserver died ({how}) {len(crashes)} times in "  # noqa: T201
+                  f"{RESTART_WINDOW_S:.0f} s; giving up", file=sys.stderr, flush=True)
+            return code if code > 0 else 128 - code
+        print(f"pointsman serve: tritonserver died ({how}); starting it again "  # noqa: T201
+              f"({len(crashes)} of {RESTARTS} restarts in {RESTART_WINDOW_S:.0f} s)", file=sys.stderr, flush=True)
+        server.stop()  # reaps the stubs it left behind
+        server.start()
+        server.wait_ready(timeout=ready_timeout)
+        print("pointsman serve: tritonserver is ready again", file=sys.stderr, flush=True)  # noqa: T201
 
 
 def _routing_flags(args: argparse.Namespace, parser: argparse.ArgumentParser):

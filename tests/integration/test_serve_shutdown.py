@@ -112,3 +112,43 @@ def test_sigterm_to_serve_mid_generation_ends_every_process_it_started(small_rep
             if group:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(group, signal.SIGKILL)
+
+
+def test_serve_starts_tritonserver_again_when_it_aborts(small_repository, tmp_path):
+    """Triton 2.51 can abort when a stub dies holding a shared-memory lock: serve brings it back."""
+    ports = ServerPorts.free()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "pointsman.launcher.cli", "serve", "--model-repository", str(small_repository),
+         "--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics),
+         "--no-gateway"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("wb"), start_new_session=True)
+    servers: list[int] = []
+
+    def current_server() -> int | None:
+        children = subprocess.run(["pgrep", "-P", str(serve.pid)], capture_output=True, text=True).stdout.split()
+        return int(children[0]) if children else None
+
+    try:
+        assert wait_until(lambda: ready(ports.http), timeout=120), "server never became ready"
+        servers.append(current_server())
+        os.kill(servers[0], signal.SIGABRT)  # what the upstream abort does to it
+
+        assert wait_until(lambda: current_server() not in (None, servers[0]) and ready(ports.http), timeout=120)
+        servers.append(current_server())
+        assert not group_members(servers[0]), "the crashed server's stubs were reaped"
+        body = b'{"text_input": "def add(a, b):", "max_tokens": 2}'
+        request = urllib.request.Request(f"http://127.0.0.1:{ports.http}/v2/models/distilgpt2/generate", data=body)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=STOP_GRACE_S + 30) == 0
+        assert not group_members(servers[1]), f"left behind: {group_members(servers[1])}"
+        said = (tmp_path / "serve.log").read_text(errors="replace")
+        assert "pointsman serve: tritonserver died (" in said and "starting it again" in said, said[-2000:]
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        for group in (serve.pid, *servers):
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.killpg(group, signal.SIGKILL)
