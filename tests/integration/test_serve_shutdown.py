@@ -121,15 +121,19 @@ def test_serve_starts_tritonserver_again_when_it_aborts(small_repository, tmp_pa
         [sys.executable, "-m", "pointsman.launcher.cli", "serve", "--model-repository", str(small_repository),
          "--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics),
          "--no-gateway"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("wb"), start_new_session=True)
+        cwd=tmp_path, stdout=(tmp_path / "serve.out").open("wb"), stderr=(tmp_path / "serve.log").open("wb"),
+        start_new_session=True)
     servers: list[int] = []
 
     def current_server() -> int | None:
         children = subprocess.run(["pgrep", "-P", str(serve.pid)], capture_output=True, text=True).stdout.split()
         return int(children[0]) if children else None
 
+    def serving() -> bool:  # serve has seen the server ready and now watches it (it says so)
+        return "Pointsman is ready" in (tmp_path / "serve.out").read_text(errors="replace")
+
     try:
-        assert wait_until(lambda: ready(ports.http), timeout=120), "server never became ready"
+        assert wait_until(serving, timeout=120), "serve never said the server was ready"
         servers.append(current_server())
         os.kill(servers[0], signal.SIGABRT)  # what the upstream abort does to it
 
