@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +27,11 @@ import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest, ModelUnavailable
 from pointsman.policy.contract import TensorSpec
+from pointsman.policy.selection.live import endpoints_from_env
 from pointsman.triton_adapters.loopback import LoopbackStream, TargetError
 from pointsman.triton_adapters.triton_io import FINAL, request_parameters, send_error
 
 LOGGER = logging.getLogger(__name__)
-GRPC_URL_ENV = "POINTSMAN_GRPC_URL"  # set by `pointsman serve`; Triton's default port otherwise
-DEFAULT_GRPC_URL = "127.0.0.1:8001"
 TARGET_UNAVAILABLE = re.compile(r"unknown model|is not found|is not ready|is not healthy|unavailable", re.IGNORECASE)
 TRITON_DATATYPES = {"TYPE_STRING": "BYTES", "TYPE_BOOL": "BOOL", "TYPE_INT32": "INT32", "TYPE_INT64": "INT64",
                     "TYPE_UINT64": "UINT64", "TYPE_FP32": "FP32", "TYPE_FP64": "FP64"}
@@ -60,7 +58,8 @@ class Twin:
         self._types = {spec.name: TRITON_DATATYPES[spec.data_type] for spec in inputs}
         self._inputs = list(self._types)
         self._outputs = [spec.name for spec in outputs]
-        self._link = LoopbackStream(grpc_url or os.environ.get(GRPC_URL_ENV, DEFAULT_GRPC_URL))
+        # $POINTSMAN_GRPC_URL (set by `pointsman serve`), else Triton's default port
+        self._link = LoopbackStream(grpc_url or endpoints_from_env().grpc_url)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{own_name}-twin")
 
     def execute(self, requests: list) -> None:
