@@ -28,7 +28,9 @@ class Outbox:
     """One thread that sends every response of one model instance, in order per request.
 
     Streamed pieces that queue up while a send is under way go out as one response (the
-    text of several tokens): when delivery is slower than decoding, fewer round trips.
+    text of several tokens): when delivery is slower than decoding, fewer round trips. A
+    request's first piece always goes out alone, so the time to first token never waits
+    for later tokens and a stream of several pieces always arrives as several responses.
     """
 
     def __init__(self) -> None:
@@ -36,8 +38,8 @@ class Outbox:
         self._thread = threading.Thread(target=self._run, name="response-outbox", daemon=True)
         self._thread.start()
 
-    def post_text(self, sender, piece: str) -> None:
-        self._queue.put((sender, piece, None, 0))
+    def post_text(self, sender, piece: str, first: bool = False) -> None:
+        self._queue.put((sender, piece, None, first))
 
     def post(self, sender, build: Callable[[], object], flags: int = 0) -> None:
         self._queue.put((sender, None, build, flags))
@@ -62,13 +64,15 @@ class Outbox:
     @staticmethod
     def _deliver(batch: list) -> None:
         texts: dict = {}  # sender -> pieces not yet sent (insertion order = arrival order)
-        for sender, piece, build, flags in batch:
-            if piece is not None:
+        for sender, piece, build, mark in batch:  # mark: a response's flags, or a text's "first" bit
+            if piece is not None and mark:  # a first piece: nothing of its request can be queued before it
+                _send_text(sender, [piece])
+            elif piece is not None:
                 texts.setdefault(sender, []).append(piece)
-                continue
-            if sender in texts:  # its earlier text goes first
-                _send_text(sender, texts.pop(sender))
-            _send(sender, build, flags)
+            else:
+                if sender in texts:  # its earlier text goes first
+                    _send_text(sender, texts.pop(sender))
+                _send(sender, build, mark)
         for sender, pieces in texts.items():
             _send_text(sender, pieces)
 
@@ -99,10 +103,11 @@ class ResponseSink:
         self._observe = observe
         self._checked_at = 0.0
         self._cancelled = False
+        self._first = True
 
     def on_text(self, piece: str) -> None:
-        self._outbox.post_text(self._sender, self._prefix + piece)
-        self._prefix = ""
+        self._outbox.post_text(self._sender, self._prefix + piece, first=self._first)
+        self._prefix, self._first = "", False
 
     def on_finish(self, result: GenerationResult) -> None:
         self._observe(result)
