@@ -14,9 +14,9 @@ whatever the target's outputs.
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -48,7 +48,6 @@ class LoopbackStream:
         self._lock = threading.Lock()
         self._outbox: queue.SimpleQueue | None = None
         self._waiters: dict[str, queue.SimpleQueue] = {}
-        self._ids = itertools.count()
         self._channel = None
 
     def call(self, model: str, arrays: Mapping[str, tuple[str, np.ndarray]], parameters: Mapping[str, Any],
@@ -56,14 +55,15 @@ class LoopbackStream:
         """Send one request; the outputs of its last response that had any (None if none had).
 
         The caller's `request_id` travels on (the router reports it), unless a request with
-        the same id is already in flight here: then the request gets an id of its own.
+        the same id is already in flight here: then the request gets an id of its own, a
+        random one, since replicas sharing a database key records and feedback by it.
         """
         from tritonclient.grpc import InferResult
 
         box: queue.SimpleQueue = queue.SimpleQueue()
         with self._lock:
             if not request_id or request_id in self._waiters:
-                request_id = f"twin-{next(self._ids)}"
+                request_id = uuid.uuid4().hex
             self._waiters[request_id] = box
         try:
             self._open().put(loopback_request(model, request_id, arrays, parameters))

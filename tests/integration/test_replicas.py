@@ -34,7 +34,7 @@ from pointsman.ops.usage.store import record_to_row
 from tests.integration.conftest import MODEL_REPOSITORY, READY_TIMEOUT_S, TritonHandle
 from tests.postgres.database import create_database, drop_database
 from tests.unit.conftest import build_record
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -228,6 +228,17 @@ def test_usage_summaries_on_either_replica_cover_both_replicas_records(replicas)
     assert summary_a["requests"] == summary_b["requests"] == sum(stored.values())
 
 
+def test_requests_without_an_id_get_ids_no_other_replica_gives(replicas):
+    # both replicas start counting from the same place: an id made from a per-process counter
+    # would name two records in the shared database, and feedback would reach either
+    sent = [route(handle)["request_id"] for handle in (replicas.a, replicas.b) for _ in range(3)]
+    wait_for(lambda: replicas.db("SELECT COUNT(*) FROM requests WHERE request_id = ANY(%s)", (sent,))[0][0] >= 6,
+             CONVERGE_TIMEOUT_S, "the records of the six requests are stored")
+
+    assert len(set(sent)) == 6
+    assert replicas.db("SELECT request_id FROM requests GROUP BY request_id HAVING COUNT(DISTINCT replica) > 1") == []
+
+
 def test_feedback_sent_to_the_other_replica_reaches_the_record_and_the_report(replicas, experiment):
     answer = wait_for(lambda: (lambda a: a if arm_of(a, experiment) else None)(route(replicas.a, "fb-user")),
                         CONVERGE_TIMEOUT_S, "replica A assigns to the experiment")
@@ -258,8 +269,9 @@ def test_requests_are_served_while_the_database_is_unreachable_and_the_router_re
     finally:
         replicas.block(False)
     # reconnected: what the queue held is written, and every record is either stored or counted as lost
-    wait_for(lambda: stored(served) + lost() == OUTAGE_REQUESTS, OUTAGE_TIMEOUT_S,
-               "the router reconnects and writes the records it held")
+    settled = wait_until(lambda: stored(served) + lost() == OUTAGE_REQUESTS, OUTAGE_TIMEOUT_S)
+    assert settled, (f"not within {OUTAGE_TIMEOUT_S:.0f} s: the router reconnects and writes the records it "
+                     f"held: {stored(served)} stored and {lost()} dropped of {OUTAGE_REQUESTS}")
     assert MAX_QUEUED < stored(served) < OUTAGE_REQUESTS  # the full queue plus the batch in hand
     after = route(replicas.a)["request_id"]
     wait_for(lambda: stored([after]), OUTAGE_TIMEOUT_S, "new records are stored again")
