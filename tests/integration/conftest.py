@@ -19,6 +19,7 @@ import os
 import queue
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,30 @@ _NUMPY_TYPES = {
 }
 
 
+# Triton 2.51's own abort when a Python backend stub dies holding a shared-memory lock
+# (docs/faults.md); `pointsman serve` starts tritonserver again after it, and so do the fixtures
+TRITON_LOCK_ABORT = "boost::interprocess::lock_exception"
+
+
+def start_until_ready(server: TritonServer, timeout: float = READY_TIMEOUT_S, attempts: int = 2) -> None:
+    """Start `server` and wait until it is ready; after Triton's lock abort, start it again (once).
+
+    Any other failure to start raises at once, with the log's tail.
+    """
+    for attempt in range(1, attempts + 1):
+        if server.process is None or server.process.poll() is not None:
+            server.start()
+        try:
+            server.wait_ready(timeout=timeout)
+            return
+        except ServerError as exc:
+            server.stop()
+            if attempt == attempts or TRITON_LOCK_ABORT not in str(exc):
+                raise
+            warnings.warn(f"tritonserver aborted while starting ({TRITON_LOCK_ABORT}); starting it again",
+                          stacklevel=2)
+
+
 def missing_demo_models(repository: Path) -> list[str]:
     return [name for name in DEMO_MODELS if not (repository / engine_name(name) / "1" / "model.onnx").exists()]
 
@@ -239,11 +264,10 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonHandle]:
     # own backend folder: never races another developer's server over .pointsman/
     server = TritonServer(repository, ports=ServerPorts.free(), state_dir=state, log_file=log_file)
     handle = TritonHandle(server=server, log_file=log_file, repository=repository)
-    server.start()
     try:
         failure = None
         try:
-            server.wait_ready(timeout=READY_TIMEOUT_S)
+            start_until_ready(server)
         except ServerError as exc:  # its message carries the log's tail
             failure = f"tritonserver did not become ready: {exc}\n(full log: {log_file})"
         if failure:

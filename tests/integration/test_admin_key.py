@@ -18,6 +18,7 @@ import pytest
 
 from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 from pointsman.policy.admin import ADMIN_GRPC_HEADER, ADMIN_HEADER, ADMIN_PARAMETER
+from tests.integration.conftest import start_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-admin-key"
@@ -38,9 +39,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     for folder in (ROOT / "model_repository").iterdir():
         if folder.name.startswith(("router", "distilgpt2")) or folder.name == "experiments":
             shutil.copytree(folder, repository / folder.name, ignore=shutil.ignore_patterns("__pycache__"))
-    with TritonServer(repository, ports=ServerPorts.free(), state_dir=base / "state", log_file=base / "server.log",
-                      admin_key=KEY) as running:
+    running = TritonServer(repository, ports=ServerPorts.free(), state_dir=base / "state", log_file=base / "server.log",
+                           admin_key=KEY)
+    try:
+        start_until_ready(running)
         yield running
+    finally:
+        running.stop()
 
 
 def call(server: TritonServer, method: str, path: str, body=None, key: str | None = None) -> tuple[int, object]:

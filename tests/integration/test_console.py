@@ -25,7 +25,7 @@ from pointsman.gateway.server import GatewayProcess
 from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 from pointsman.policy.admin import ADMIN_HEADER, ADMIN_KEY_ENV
 from tests.console.browser import chromium, screenshot
-from tests.integration.conftest import DEMO_MODELS, MODEL_REPOSITORY, READY_TIMEOUT_S, missing_demo_models
+from tests.integration.conftest import DEMO_MODELS, MODEL_REPOSITORY, missing_demo_models, start_until_ready
 from tests.waiting import wait_for, wait_until
 
 KEY = "console-test-key"
@@ -44,9 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     base = tmp_path_factory.mktemp("console")
     running = TritonServer(MODEL_REPOSITORY, ports=ServerPorts.free(), state_dir=base / "state",
                            log_file=base / "tritonserver.log", admin_key=KEY)
-    running.start()
     try:
-        running.wait_ready(timeout=READY_TIMEOUT_S)
+        start_until_ready(running)
         yield running
     finally:
         running.stop()

@@ -33,6 +33,7 @@ from pointsman.export.families import SUPPORTED_MODEL_TYPES
 from pointsman.export.pipeline import export_model
 from pointsman.export.random_checkpoints import END_OF_TURN, build_checkpoint, family_tokenizer
 from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
+from tests.integration.conftest import start_until_ready
 
 PROMPTS = ("def add(a, b):", "The capital of France is", "Once upon a time")
 NEW_TOKENS = 12
@@ -68,10 +69,9 @@ def family_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FamilySe
     state = root / "tritonserver"
     state.mkdir()
     server = TritonServer(repository, ports=ServerPorts.free(), state_dir=state, log_file=state / "tritonserver.log")
-    server.start()
     try:
         try:
-            server.wait_ready(timeout=READY_TIMEOUT_S)
+            start_until_ready(server)
         except ServerError as exc:
             pytest.fail(f"tritonserver did not become ready: {exc}", pytrace=False)
         yield FamilyServer(f"http://{server.host}:{server.ports.http}", checkpoints, tokenizer)

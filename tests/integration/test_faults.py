@@ -27,7 +27,7 @@ import pytest
 
 from pointsman.gateway.server import GatewayProcess
 from pointsman.launcher.tritonserver import STOP_GRACE_S, ServerPorts, TritonServer
-from tests.integration.conftest import MODEL_REPOSITORY, READY_TIMEOUT_S, TritonHandle, missing_demo_models
+from tests.integration.conftest import MODEL_REPOSITORY, TritonHandle, missing_demo_models, start_until_ready
 from tests.integration.test_serve_shutdown import group_members
 from tests.waiting import wait_until
 
@@ -109,9 +109,8 @@ def running_faulty(root: Path) -> Iterator[Faulty]:
     server = TritonServer(repository, ports=ServerPorts.free(), state_dir=root / "server", log_file=log_file,
                           env={"POINTSMAN_STATE_DIR": str(state)})
     handle = TritonHandle(server=server, log_file=log_file, repository=repository)
-    server.start()
     try:
-        server.wait_ready(timeout=READY_TIMEOUT_S)
+        start_until_ready(server)
         with GatewayProcess(handle.grpc_url, port=ServerPorts.free().http, log_file=root / "gateway.log") as gw:
             yield Faulty(handle, gw, state, disk)
     finally:

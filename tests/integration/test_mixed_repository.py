@@ -21,7 +21,7 @@ import pytest
 from pointsman.launcher.tritonserver import ServerPorts, TritonServer
 from pointsman.policy.routing_metadata import OVERLAY_FILE, routing_parameters
 from tests.fixtures.conventions import double_config, write_config, write_double
-from tests.integration.conftest import MODEL_REPOSITORY, READY_TIMEOUT_S, TritonHandle, missing_demo_models
+from tests.integration.conftest import MODEL_REPOSITORY, TritonHandle, missing_demo_models, start_until_ready
 from tests.waiting import wait_for, wait_until
 
 CODING = "def fibonacci(n):"
@@ -54,9 +54,8 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonHandle]:
     log_file = state / "tritonserver.log"
     server = TritonServer(repository, ports=ServerPorts.free(), state_dir=state, log_file=log_file)
     handle = TritonHandle(server=server, log_file=log_file, repository=repository)
-    server.start()
     try:
-        server.wait_ready(timeout=READY_TIMEOUT_S)
+        start_until_ready(server)
         yield handle
     finally:
         server.stop()

@@ -31,7 +31,7 @@ from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServ
 from pointsman.ops.usage import pg_store
 from pointsman.ops.usage.records import RequestRecord
 from pointsman.ops.usage.store import record_to_row
-from tests.integration.conftest import MODEL_REPOSITORY, READY_TIMEOUT_S, TritonHandle
+from tests.integration.conftest import MODEL_REPOSITORY, TritonHandle, start_until_ready
 from tests.postgres.database import create_database, drop_database
 from tests.unit.conftest import build_record
 from tests.waiting import wait_for, wait_until
@@ -113,7 +113,7 @@ def replicas(postgres_url, tmp_path_factory) -> Iterator[Replicas]:
             handle.server.start()
         for handle in handles:
             try:
-                handle.server.wait_ready(timeout=READY_TIMEOUT_S)
+                start_until_ready(handle.server)
             except ServerError as exc:
                 pytest.fail(f"{handle.log_file}: {exc}", pytrace=False)
         yield Replicas(handles[0], handles[1], url, old_request_id, block)
