@@ -6,6 +6,7 @@
     .venv/bin/python -m pointsman.loadtests.bench_classifier --tune        # threshold and weight sweeps only
     .venv/bin/python -m pointsman.loadtests.bench_classifier --features    # the head's settings, refitted
     .venv/bin/python -m pointsman.loadtests.bench_classifier --against-previous   # cost against the old encoder
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --serving     # tokens read and threads, compared
     .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server --final-test path/to/v3.jsonl
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
@@ -24,7 +25,9 @@ sets, and leave-one-writer-out: fitted on the templated train split and three of
 hand-written training files, scored on the fourth. --against-previous times the served
 classifier against the previous round's (per-tensor int8 encoder over 128 tokens, no
 n-grams; built in a temporary folder), interleaved on bench_selection's 99 router prompts,
-and prints the ratios. Latency: p50/p99 per
+and prints the ratios. --serving compares the tokens the served encoder reads and its
+onnxruntime threads: accuracy on tune and the development sets, and latency interleaved on
+the prompts the router sends the classifier, as ratios to 64 tokens, 1 thread. Latency: p50/p99 per
 short prompt in process (lexical, classifier, auto decision) and through Triton (one
 gRPC infer per prompt, sequential; then 8 concurrent clients, with the dynamic batcher's
 average batch size from Triton's statistics). Targets (issue 15): two-stage accuracy on fresh
@@ -279,6 +282,59 @@ def combine_weight_by_writer(fit, x, grams, fast, sets, writers, lexical: Lexica
     return lines
 
 
+SERVING_VARIANTS = ((64, 1), (32, 1), (32, 2))  # (tokens read, onnxruntime intra-op threads)
+# variants take turns by blocks of prompts, not prompt by prompt: a 2-thread session's pool
+# spins for a while after each run, and would slow whichever variant ran next
+SERVING_BLOCK = 25
+
+
+def serving_variants(lexical: LexicalAnalyzer, dev: dict[str, Sequence[LabelledPrompt]],
+                     variants: Sequence[tuple[int, int]] = SERVING_VARIANTS, count: int = 600) -> list[str]:
+    """Accuracy on tune and the development sets, and interleaved latency, per (tokens, threads) served.
+
+    The latency prompts are bench_selection's varied mix, those the lexical fast path does
+    not take (the ones the router sends the classifier); the variants take turns every
+    SERVING_BLOCK prompts, so that a busy spell of the machine falls on each alike.
+    """
+    from pointsman.loadtests.bench_selection import varied_prompts
+
+    models = {}
+    for tokens, threads in variants:
+        models[tokens, threads] = OnnxPromptClassifier.from_folder(FOLDER / "1", threads=threads)
+        models[tokens, threads].tokenizer.enable_truncation(max_length=tokens)
+    sets = {"tune": load_prompts("tune"), **dev}
+    lines = ["classifier / two-stage accuracy per tokens read (threads do not change it):"]
+    for tokens in sorted({t for t, _ in variants}, reverse=True):
+        model = next(m for (t, _), m in models.items() if t == tokens)
+        cells = []
+        for name, prompts in sets.items():
+            fast = [lexical.analyze(p.text) for p in prompts]
+            slow = [model.analyze(p.text) for p in prompts]
+            two = [f if lexical.is_confident(f) else combine(f, c) for f, c in zip(fast, slow, strict=True)]
+            cells.append(f"{name} {sum(c.task == p.label for c, p in zip(slow, prompts, strict=True))}"
+                         f" / {sum(a.task == p.label for a, p in zip(two, prompts, strict=True))} of {len(prompts)}")
+        lines.append(f"  {tokens:3d} tokens: " + ", ".join(cells))
+    prompts = [p for p in varied_prompts(count * 4, seed=7) if not lexical.is_confident(lexical.analyze(p))][:count]
+    samples: dict[tuple[int, int], list[float]] = {key: [] for key in models}
+    for prompt in prompts[:20]:
+        for model in models.values():
+            model.analyze(prompt)  # warm-up
+    for block in range(0, len(prompts), SERVING_BLOCK):
+        for key, model in models.items():
+            for prompt in prompts[block:block + SERVING_BLOCK]:
+                start = time.perf_counter()
+                model.analyze(prompt)
+                samples[key].append(time.perf_counter() - start)
+    base = np.percentile(samples[variants[0]], [50, 90, 99])
+    lines.append(f"classifier in process, {len(prompts)} prompts the router sends it, interleaved "
+                 f"(1-minute load average {os.getloadavg()[0]:.2f} at the end); ratios against the first row:")
+    for (tokens, threads), values in samples.items():
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        lines.append(f"  {tokens:3d} tokens, {threads} thread{'s' if threads > 1 else ' '}: {percentiles(values)}"
+                     f"   ({p50 / base[0]:.2f}x, {p90 / base[1]:.2f}x, {p99 / base[2]:.2f}x)")
+    return lines
+
+
 def against_previous(classifier: OnnxPromptClassifier, rounds: int = 5) -> list[str]:
     """Per-prompt cost of the served classifier against the previous one, same prompts, same run."""
     import onnxruntime as ort
@@ -402,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads in process")
     parser.add_argument("--tune", action="store_true", help="print the threshold and weight sweeps and stop")
     parser.add_argument("--features", action="store_true", help="print the head's settings grid and stop")
+    parser.add_argument("--serving", action="store_true",
+                        help="compare tokens read and threads (accuracy on tune and development sets, "
+                             "interleaved latency) and stop")
     parser.add_argument("--against-previous", action="store_true",
                         help="time the served classifier against the previous round's encoder and stop")
     parser.add_argument("--final-test", type=Path, default=FINAL_TEST_FILE,
@@ -422,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.features:
         print("\n".join(feature_grid(lexical)))  # noqa: T201
+        return 0
+    if args.serving:
+        print("\n".join(serving_variants(lexical, dev)))  # noqa: T201
         return 0
     if args.tune:
         sets = {"tune split": load_prompts("tune")} | dev

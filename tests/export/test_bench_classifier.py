@@ -79,3 +79,19 @@ def test_the_fast_path_sweep_picks_the_threshold_with_the_highest_lower_bound():
     assert "  0.850  dev 30/31  pooled 30/31 = 96.8%" in lines[1]
     assert "  0.900  dev 20/20  pooled 20/20 = 100.0%  lower bound 86.1%" in lines
     assert lines[-1] == "highest lower bound: 86.1% at 0.9 (does not clear 98%); the current threshold is 0.9"
+
+
+def test_the_serving_comparison_scores_each_token_length_and_times_each_variant_against_the_first():
+    from pointsman.export.dataset import load_development_sets
+    from pointsman.policy.analysis import LexicalAnalyzer
+
+    if not (bench_classifier.FOLDER / "1" / "model.onnx").exists():
+        pytest.skip("prompt_classifier is not built: run `pointsman build-classifier` (make setup does)")
+    lines = bench_classifier.serving_variants(LexicalAnalyzer(), load_development_sets(), count=10)
+
+    assert [line.split(":")[0] for line in lines[1:3]] == ["   64 tokens", "   32 tokens"]
+    assert all(", fresh v1 " in line and " of 233" in line for line in lines[1:3])
+    timings = lines[-3:]
+    assert [t.split(":")[0] for t in timings] == ["   64 tokens, 1 thread ", "   32 tokens, 1 thread ",
+                                                  "   32 tokens, 2 threads"]
+    assert timings[0].endswith("(1.00x, 1.00x, 1.00x)")

@@ -33,8 +33,9 @@ TOKENIZER_FILE = "tokenizer.json"
 # 128); the character n-grams read up to 2,000 characters. The head is fitted on embeddings
 # of the first TRAIN_MAX_TOKENS: refitted on 32 it lost 1 prompt on v1 and 2 on v2, while
 # serving 32 on the 64-token head lost 1 on v2 (220/233) and none on tune or v1. Against 64,
-# 32 cut the classifier's in-process p90 from 6.3 to 4.9 ms on the prompts the router sends
-# it (a loaded machine, interleaved). 64 had cost one prompt in 233 against 128.
+# 32 took the classifier's in-process p99 to 0.33-0.52x and p90 to 0.57-0.74x on the prompts
+# the router sends it (bench_classifier --serving, three runs on a loaded machine). 64 had
+# cost one prompt in 233 against 128.
 MAX_TOKENS = 32
 TRAIN_MAX_TOKENS = 64
 INPUT_NAMES = ("input_ids", "attention_mask", "char_ngrams")
