@@ -43,7 +43,13 @@ from pointsman.policy.analysis import char_ngrams
 from pointsman.policy.analysis import classifier as classifier_runtime
 from pointsman.policy.analysis.base import TASKS
 from pointsman.policy.analysis.char_ngrams import NGRAM_DIM, char_ngram_features
-from pointsman.policy.analysis.classifier import INPUT_NAMES, MAX_TOKENS, ONNX_FILE, OUTPUT_NAMES, TOKENIZER_FILE
+from pointsman.policy.analysis.classifier import (
+    INPUT_NAMES,
+    ONNX_FILE,
+    OUTPUT_NAMES,
+    TOKENIZER_FILE,
+    TRAIN_MAX_TOKENS,
+)
 
 LOGGER = logging.getLogger(__name__)
 NAME = "prompt_classifier"
@@ -131,7 +137,7 @@ def load_tokenizer(folder: Path):
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    tokenizer.enable_truncation(max_length=TRAIN_MAX_TOKENS)  # serving reads fewer: classifier.MAX_TOKENS
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     return tokenizer
 
@@ -286,7 +292,7 @@ def source_digest(minilm: Path) -> str:
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
     h.update(Path(char_ngrams.__file__).read_bytes())
-    h.update(Path(classifier_runtime.__file__).read_bytes())  # MAX_TOKENS and the inputs
+    h.update(Path(classifier_runtime.__file__).read_bytes())  # TRAIN_MAX_TOKENS and the inputs
     h.update(PROMPTS_FILE.read_bytes())
     for path in HANDWRITTEN_TRAIN_FILES + held_out_files():  # a new held-out set can take training prompts out
         h.update(path.read_bytes())

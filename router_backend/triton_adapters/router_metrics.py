@@ -43,6 +43,9 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...], list[float] | None]] = {
                                  "for longer than the writer holds them", ("reason",), None),
     "usage_records_waiting": ("GAUGE", "Usage records not yet stored (queued, or in a batch the database refuses)",
                               (), None),
+    "analyses_total": ("COUNTER", "Auto decisions by the analyser that decided: lexical, classifier, "
+                       "lexical>classifier, or lexical (classifier unavailable / not loaded) when it failed",
+                       ("analyzer",), None),
     "selection_seconds": ("HISTOGRAM", "Time the router spent deciding which model answers",
                           ("selection_mode",), SELECTION_BUCKETS_S),
     "time_to_first_token_seconds": ("HISTOGRAM", "Time from the model call to its first token, by model",
@@ -70,6 +73,8 @@ def updates(record: RequestRecord) -> list[tuple[str, dict[str, str], str, float
     if record.selection_mode:
         out.append(("selection_seconds", {"selection_mode": record.selection_mode}, "observe",
                     record.selection_ms / 1000.0))
+    if record.analyzer:  # "" on the manual path, which analyses nothing
+        out.append(("analyses_total", {"analyzer": _label(record.analyzer)}, "increment", 1.0))
     if record.fallback_used:
         out.append(("fallbacks_total", {"reason": _label(record.fallback_reason), "selected_model": model},
                     "increment", 1.0))

@@ -334,21 +334,28 @@ def test_a_model_unloaded_under_load_is_routed_around_and_manual_callers_are_tol
         sorted({e[:150] for e in refused})
 
 
-def test_with_the_classifier_stub_killed_auto_still_answers_on_the_lexical_path(faulty):
+def test_with_the_served_classifier_stub_killed_auto_keeps_its_in_process_classifier_and_the_stub_is_reloaded(
+        faulty):
+    # the router classifies in its own process (no BLS hop); the served model is for direct callers.
+    # A classifier failing inside the router falls back to lexical: tests/unit/test_in_process_classifier.py
     vague = {"text_input": "hello there", "auto_select": True, "max_tokens": 4}
+    direct = {"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1, 1], "data": ["hello there"]}]}
     status, body = faulty.triton.generate("router", vague)
-    assert status == 200 and "classifier" in body["analyzer"], body  # the classifier is consulted for it
+    assert status == 200 and body["analyzer"] in ("classifier", "lexical>classifier"), body
+    decided_by = body["analyzer"]
+    counted = faulty.metric(f'pointsman_analyses_total{{analyzer="{decided_by}"}}')
     victim = faulty.stub_pid("prompt_classifier")
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     answers = [faulty.triton.generate("router", vague) for _ in range(6)]
     assert all(s == 200 and "error" not in b for s, b in answers), answers
-    assert answers[0][1]["analyzer"] in ("lexical (classifier unavailable)", "lexical (classifier not loaded)")
-    # and the router has the classifier reloaded
+    assert {b["analyzer"] for _, b in answers} == {decided_by}  # the stub's death does not reach the decision
+    assert wait_until(lambda: faulty.metric(f'pointsman_analyses_total{{analyzer="{decided_by}"}}') >= counted + 6,
+                      timeout=20)
+    # the router's probe finds the dead stub and has it reloaded, so direct callers are served again
     assert wait_until(lambda: faulty.metric('pointsman_model_reloads_total{model="prompt_classifier"}') >= 1
                       and faulty.stub_pid("prompt_classifier") not in (None, victim), timeout=60)
-    assert wait_until(lambda: "classifier" in faulty.triton.generate("router", vague)[1]["analyzer"].replace(
-        "(classifier", ""), timeout=30)
+    assert wait_until(lambda: faulty.triton.post("/v2/models/prompt_classifier/infer", direct)[0] == 200, timeout=30)
 
 
 def test_with_the_state_disk_full_requests_are_served_and_analytics_say_what_they_lost(faulty):

@@ -79,6 +79,19 @@ def test_no_selection_field_means_auto(triton):
     assert answer["selection_mode"] == "auto" and answer["task"] == "qa" and answer["tokens"] <= 4
 
 
+def test_auto_asks_the_classifier_in_the_routers_own_process_not_the_served_model(triton):
+    def served_classifications() -> int:  # the router's probes are refused, so they never count as a success
+        status, body = triton.get("/v2/models/prompt_classifier/stats")
+        assert status == 200, body
+        return int(body["model_stats"][0]["inference_stats"]["success"]["count"])
+
+    before = served_classifications()
+    answers = [routed(triton, text_input=f"hello there, number {i}", auto_select=True) for i in range(5)]
+
+    assert {a["analyzer"] for a in answers} <= {"classifier", "lexical>classifier"}, answers
+    assert served_classifications() == before
+
+
 def test_preferred_model_is_used_when_ready(triton):
     answer = routed(triton, text_input=POEM_PROMPT, preferred_model="codegen")
     assert answer["selected_model"] == "codegen" and answer["selection_mode"] == "hybrid"

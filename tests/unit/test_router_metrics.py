@@ -130,3 +130,11 @@ def test_lost_usage_records_are_counted_by_reason_from_zero(families) -> None:
     assert {x.labels["reason"]: x.total for x in only(families, "usage_records_lost_total")} == {
         "queue_full": 1, "database_unavailable": 5}
     m.close()
+
+
+def test_auto_decisions_are_counted_by_the_analyser_that_decided(metrics, families, make_record) -> None:
+    for analyzer in ("classifier", "lexical (classifier unavailable)", "lexical (classifier unavailable)", "lexical"):
+        metrics.observe(make_record(analyzer=analyzer))
+    metrics.observe(make_record(selection_mode="manual", analyzer="", task=""))  # manual: nothing analysed
+    assert {m.labels["analyzer"]: m.total for m in only(families, "analyses_total")} == {
+        "classifier": 1, "lexical (classifier unavailable)": 2, "lexical": 1}

@@ -5,6 +5,10 @@
 
 Triton's dynamic batcher hands execute() the prompts of concurrent requests together;
 they run as one onnxruntime batch (pointsman.policy.analysis.classifier).
+
+For direct callers: the router and `recommend` run the same files in their own process
+(pointsman.policy.analysis.in_process), because a BLS call here added about 3 ms to the
+auto decision. The router probes this model and has a dead stub reloaded.
 """
 
 from __future__ import annotations

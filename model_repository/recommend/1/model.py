@@ -9,12 +9,12 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from pointsman.policy.analysis import LexicalAnalyzer, TwoStageAnalyzer
+from pointsman.policy.analysis.in_process import InProcessClassifier
 from pointsman.policy.contract import RECOMMEND_OUTPUTS, RecommendParams, input_tensors, parse_recommend
 from pointsman.policy.selection.live import start_live_status
 from pointsman.policy.selection.recommend import recommend
 from pointsman.policy.selection.scoring import Requirements
 from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
-from pointsman.triton_adapters.classifier_bls import BlsClassifier
 from pointsman.triton_adapters.model_config import complete_config
 from pointsman.triton_adapters.triton_io import request_fields, response, to_triton_error
 
@@ -32,9 +32,10 @@ class TritonPythonModel:
         # follows the repository index as the router does
         self.catalog, self.board, self.poller = start_live_status(Path(args["model_repository"]).parent,
                                                                   import_live=True)
-        # the router's analyser: lexical first, the served classifier when it is unsure
-        classify = BlsClassifier(is_ready=lambda: CLASSIFIER in self.poller.ready_names)
-        self.analyzer = TwoStageAnalyzer(LexicalAnalyzer(), classify)
+        # the router's analyser, built as the router builds it: lexical first, the classifier (in
+        # process, from the served model's files) when it is unsure
+        repository = Path(args["model_repository"]).parent
+        self.analyzer = TwoStageAnalyzer(LexicalAnalyzer(), InProcessClassifier.load(repository / CLASSIFIER / "1"))
 
     def execute(self, requests):
         return [self._answer(request) for request in requests]

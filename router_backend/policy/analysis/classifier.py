@@ -29,10 +29,15 @@ LOGGER = logging.getLogger(__name__)
 NAME = "classifier"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-# the encoder reads a prompt's first 64 tokens (all-MiniLM-L6-v2 takes up to 128); the
-# character n-grams read up to 2,000 characters. On the development sets 64 cost one prompt
-# in 233 against 128, and the classifier's p99 on the varied mix fell from 14.4 to 8.1 ms.
-MAX_TOKENS = 64
+# the encoder reads a prompt's first 32 tokens when serving (all-MiniLM-L6-v2 takes up to
+# 128); the character n-grams read up to 2,000 characters. The head is fitted on embeddings
+# of the first TRAIN_MAX_TOKENS: refitted on 32 it lost 1 prompt on v1 and 2 on v2, while
+# serving 32 on the 64-token head lost 1 on v2 (220/233) and none on tune or v1. Against 64,
+# 32 took the classifier's in-process p99 to 0.33-0.52x and p90 to 0.57-0.74x on the prompts
+# the router sends it (bench_classifier --serving, three runs on a loaded machine). 64 had
+# cost one prompt in 233 against 128.
+MAX_TOKENS = 32
+TRAIN_MAX_TOKENS = 64
 INPUT_NAMES = ("input_ids", "attention_mask", "char_ngrams")
 OUTPUT_NAMES = ("probabilities", "complexity")
 # combine() multiplies the classifier's probabilities by the lexical ones raised to this
