@@ -21,6 +21,8 @@ under build/bench-families/. For each model and prompt length, in the same run:
   each concurrency up to 16 (--llama-server and --llama-cpp-source; loadtests.llama_cpp).
 onnxruntime-genai's and llama.cpp's c=1 latency alternate run by run with the raw loop,
 which is printed beside them in brackets: their ratios are against that, same moment.
+llama-server runs beside tritonserver, and at each concurrency the two take turns for
+--rounds rounds (ours, then llama.cpp's), so each round's ratio shares the load of its moment.
 All paths use the engine's own thread choice (engine.decoder.default_threads). Rounds
 are best-of-N: other work on a shared machine only slows a run down. Figures are printed
 as measured; nothing is modelled.
@@ -29,6 +31,7 @@ as measured; nothing is modelled.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import queue
@@ -73,12 +76,14 @@ class Cell:
     peer_ms: float | None = None
     peer_threads: int | None = None
     served_tps: dict[int, float] = field(default_factory=dict)
+    served_rounds: dict[int, list[float]] = field(default_factory=dict)  # every round, in order
     bound_tps: dict[int, float] = field(default_factory=dict)
     genai_tps: dict[int, float] = field(default_factory=dict)
     llama_ms: float | None = None
     raw_by_genai_ms: float | None = None  # the raw loop, alternated run by run with onnxruntime-genai
     raw_by_llama_ms: float | None = None  # the raw loop, alternated request by request with llama-server
     llama_tps: dict[int, float] = field(default_factory=dict)
+    llama_rounds: dict[int, list[float]] = field(default_factory=dict)  # every round, alternated with ours
     notes: list[str] = field(default_factory=list)
 
 
@@ -241,70 +246,97 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     decoder = load_decoder(str(onnx), threads=threads, providers="cpu")
     tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
     cells = []
-    with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp, contextlib.ExitStack() as stack:
         repository = Path(tmp) / "repository"
         repository.mkdir()
         for served in (name, f"{name}_stream"):  # the twin and the engine model it forwards to
             (repository / served).symlink_to(args.work / "repository" / served, target_is_directory=True)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
-        with server:
-            for length in args.prompts:
-                prompt, ids = prompt_text(tokenizer, length)
-                cell = Cell(name, params_m, length, threads)
-                cells.append(cell)
-                _latency(cell, server.grpc_url, decoder, prompt, ids, args)
-                for c in args.concurrency:
-                    if time.monotonic() > deadline:
-                        cell.notes.append(f"c={c}+ not measured (time budget)")
-                        break
-                    cell.bound_tps[c] = step_bound(decoder, ids + [5] * (args.tokens // 2), c)
-                    served = served_concurrent(server.grpc_url, name, prompt, args.tokens, c)
-                    if served is None:
-                        cell.notes.append(f"c={c}: a request failed or waited > 120 s")
-                        break
-                    cell.served_tps[c] = served
-                    _print_progress(cell)
-                if args.genai_python and not quantized and family in GENAI_FAMILIES and time.monotonic() < deadline:
-                    _genai(cell, args, checkpoint, ids, threads, decoder)
-                if args.peer and not quantized and time.monotonic() < deadline:
-                    _peer(cell, checkpoint, prompt, args, Path(tmp))
+        stack.enter_context(server)
+        llama_url = _llama_cpp(stack, checkpoint, quantized, threads, args, Path(tmp))
+        for length in args.prompts:
+            prompt, ids = prompt_text(tokenizer, length)
+            cell = Cell(name, params_m, length, threads)
+            cells.append(cell)
+            if isinstance(llama_url, Exception):
+                cell.notes.append(f"llama.cpp failed: {llama_url}")
+            elif llama_url is None:
+                cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
+            _latency(cell, server.grpc_url, decoder, prompt, ids, args)
+            if isinstance(llama_url, str):
+                _llama_latency(cell, llama_url, decoder, ids, args)
+            for c in args.concurrency:
+                if time.monotonic() > deadline:
+                    cell.notes.append(f"c={c}+ not measured (time budget)")
+                    break
+                cell.bound_tps[c] = step_bound(decoder, ids + [5] * (args.tokens // 2), c)
+                if not _concurrent_rounds(cell, c, server.grpc_url, llama_url, prompt, ids, args):
+                    cell.notes.append(f"c={c}: a request failed or waited > 120 s")
+                    break
                 _print_progress(cell)
-        _llama_cpp(cells, checkpoint, tokenizer, quantized, args, Path(tmp), decoder)
+            if args.genai_python and not quantized and family in GENAI_FAMILIES and time.monotonic() < deadline:
+                _genai(cell, args, checkpoint, ids, threads, decoder)
+            if args.peer and not quantized and time.monotonic() < deadline:
+                _peer(cell, checkpoint, prompt, args, Path(tmp))
+            _print_progress(cell)
     return cells
 
 
-def _llama_cpp(cells: list[Cell], checkpoint: Path, tokenizer, quantized: bool, args, tmp: Path,
-               decoder: Decoder) -> None:
-    """llama-server on the same checkpoint and threads, after our server has stopped.
-
-    Its per-token latency alternates request by request with the raw loop, so the two
-    share the load of the moment (raw_by_llama_ms).
-    """
+def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, threads: int, args,
+               tmp: Path) -> str | Exception | None:
+    """Start llama-server on the same checkpoint and threads beside ours; its URL, the failure, or None (not asked)."""
     import httpx
 
-    from pointsman.loadtests.llama_cpp import LlamaCppPeer, concurrent_tps, per_token_ms
+    from pointsman.loadtests.llama_cpp import LlamaCppPeer
 
     peer = LlamaCppPeer.find(args.llama_server, args.llama_cpp_source, args.llama_cpp_python)
     if peer is None:
-        for cell in cells:
-            cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
-        return
+        return None
     try:
         gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", args.work / "gguf")
-        with peer.serve(gguf, threads=cells[0].threads, slots=16, context=CONTEXT, log=tmp / "llama.log") as url:
-            for cell in cells:
-                ids = prompt_text(tokenizer, cell.prompt)[1]
-                llama, raw = [], []
-                for _ in range(args.repeats):
-                    llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
-                    raw.append(_raw_ms(decoder, ids, args.tokens))
-                cell.llama_ms, cell.raw_by_llama_ms = min(llama), min(raw)
-                for c in [c for c in args.concurrency if c <= 16]:
-                    cell.llama_tps[c] = concurrent_tps(url, ids, args.tokens, c)
-                _print_progress(cell)
+        return stack.enter_context(peer.serve(gguf, threads=threads, slots=16, context=CONTEXT,
+                                              log=tmp / "llama.log"))
     except (RuntimeError, OSError, httpx.HTTPError) as exc:  # the peer failing is a note, not the end of the run
-        for cell in cells:
-            cell.notes.append(f"llama.cpp failed: {exc}")
+        return exc
+
+
+def _llama_latency(cell: Cell, url: str, decoder: Decoder, ids: list[int], args) -> None:
+    """llama.cpp's per-token latency at c=1, alternated request by request with the raw loop (raw_by_llama_ms)."""
+    import httpx
+
+    from pointsman.loadtests.llama_cpp import per_token_ms
+
+    llama, raw = [], []
+    try:
+        for _ in range(args.repeats):
+            llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
+            raw.append(_raw_ms(decoder, ids, args.tokens))
+    except (RuntimeError, httpx.HTTPError) as exc:
+        cell.notes.append(f"llama.cpp failed: {exc}")
+        return
+    cell.llama_ms, cell.raw_by_llama_ms = min(llama), min(raw)
+
+
+def _concurrent_rounds(cell: Cell, c: int, grpc_url: str, llama_url, prompt: str, ids: list[int], args) -> bool:
+    """--rounds rounds at concurrency c: ours, then llama.cpp's (up to its 16 slots); False if ours failed."""
+    import httpx
+
+    from pointsman.loadtests.llama_cpp import concurrent_tps
+
+    for _ in range(args.rounds):
+        served = served_concurrent(grpc_url, cell.model, prompt, args.tokens, c)
+        if served is None:
+            return False
+        cell.served_rounds.setdefault(c, []).append(served)
+        cell.served_tps[c] = max(cell.served_rounds[c])
+        if isinstance(llama_url, str) and c <= 16:
+            try:
+                cell.llama_rounds.setdefault(c, []).append(concurrent_tps(llama_url, ids, args.tokens, c))
+            except (RuntimeError, httpx.HTTPError) as exc:
+                cell.notes.append(f"llama.cpp c={c} failed: {exc}")
+                continue
+            cell.llama_tps[c] = max(cell.llama_rounds[c])
+    return True
 
 
 def _bos(folder: Path) -> int | None:
@@ -370,6 +402,11 @@ def _print_progress(cell: Cell) -> None:
     print(json.dumps(cell.__dict__, default=str), file=sys.stderr, flush=True)  # noqa: T201
 
 
+def _rounds(values: list[float] | None) -> str:
+    """Every round's figure, in order (a/b for two rounds)."""
+    return "/".join(f"{v:.1f}" for v in values) if values else "-"
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -395,8 +432,9 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
                         _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, llama,
                         _fmt(llama_ratio, 2) + ("x" if llama_ratio else ""))
     console.print(latency)
-    throughput = Table(title="tokens/s served (requests sent together, prefill included) | step-cost bound "
-                             "(batch / one bare decode step) | onnxruntime-genai static batch | llama.cpp")
+    throughput = Table(title="tokens/s served, each round (requests sent together, prefill included) | step-cost "
+                             "bound (batch / one bare decode step) | onnxruntime-genai static batch | llama.cpp, "
+                             "each round, taking turns with ours | ours/llama.cpp by round")
     throughput.add_column("model")
     throughput.add_column("prompt", justify="right")
     for c in concurrency:
@@ -405,11 +443,13 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
     for cell in cells:
         row = []
         for c in concurrency:
-            text = f"{_fmt(cell.served_tps.get(c))} | {_fmt(cell.bound_tps.get(c))}"
+            text = f"{_rounds(cell.served_rounds.get(c))} | {_fmt(cell.bound_tps.get(c))}"
             if c in cell.genai_tps:
                 text += f" | genai {_fmt(cell.genai_tps[c])}"
-            if c in cell.llama_tps:
-                text += f" | llama.cpp {_fmt(cell.llama_tps[c])}"
+            if c in cell.llama_rounds:
+                text += f" | llama.cpp {_rounds(cell.llama_rounds[c])}"
+                ours, theirs = cell.served_rounds.get(c, []), cell.llama_rounds[c]
+                text += " | ours/llama.cpp " + "/".join(f"{a / b:.2f}" for a, b in zip(ours, theirs, strict=False))
             row.append(text)
         throughput.add_row(cell.model, str(cell.prompt), *row, "; ".join(cell.notes))
     console.print(throughput)
@@ -423,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompts", nargs="+", type=int, default=[32, 512])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 32])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="c=1 latency requests per path (the best counts)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="turns at each concurrency, ours then llama.cpp's (every round is printed)")
     parser.add_argument("--genai-python", help="python of a venv with onnxruntime-genai 0.18 (else not measured)")
     parser.add_argument("--peer", action="store_true", help="also run the FastAPI + transformers peer")
     parser.add_argument("--llama-server", help="a built llama-server binary (else llama.cpp is not measured)")

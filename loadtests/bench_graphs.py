@@ -5,8 +5,9 @@ r"""Exported graphs of one checkpoint against each other, step by step in the sa
 
 Each graph is opened with the engine's decoder (engine.decoder.load_decoder, the same
 threads for all). For each prompt length every variant prefills the prompt, then the
-variants take turns, one decoding step each, for `--steps` steps (batch 1, greedy on
-token 5): drifting load on a shared machine lands on all of them alike. Printed per
+variants take turns, one decoding step each, for `--steps` steps (greedy on token 5;
+`--batch` sequences decoding together, the others forked from the prompt's cache):
+drifting load on a shared machine lands on all of them alike. Printed per
 variant: the median and 10th-percentile step time, the best prefill of `--rounds`, and
 the ratio of the first variant's median to each one's (above 1x: faster than the first).
 Extra variants of the last graph:
@@ -41,11 +42,11 @@ class Variant:
     apart: bool = False  # measured in blocks against the last graph (its threads spin)
 
 
-def _step(variant: Variant, slot) -> float:
+def _step(variant: Variant, slots: list) -> float:
     if variant.rebuild_binding:
         variant.decoder._step = None  # as before the binding was kept: a fresh one every step
     began = time.perf_counter()
-    variant.decoder.decode_batch([(5, slot)])
+    variant.decoder.decode_batch([(5, slot) for slot in slots])
     return time.perf_counter() - began
 
 
@@ -75,7 +76,13 @@ def variants(graphs: Sequence[str], threads: int, rebuild: bool, spinning: bool)
     return out
 
 
-def measure(runs: list[Variant], prompt: list[int], steps: int, rounds: int) -> dict[str, tuple[float, float, float]]:
+def _batch(decoder: Decoder, prompt: list[int], batch: int) -> list:
+    first = decoder.prefill(prompt)[1]
+    return [first] + [decoder.fork(first) for _ in range(batch - 1)]
+
+
+def measure(runs: list[Variant], prompt: list[int], steps: int, rounds: int,
+            batch: int = 1) -> dict[str, tuple[float, float, float]]:
     """Per variant label: (median step ms, p10 step ms, best prefill ms)."""
     prefill = {v.label: float("inf") for v in runs}
     for _ in range(rounds):
@@ -84,7 +91,7 @@ def measure(runs: list[Variant], prompt: list[int], steps: int, rounds: int) -> 
             _, slot = v.decoder.prefill(prompt)
             prefill[v.label] = min(prefill[v.label], time.perf_counter() - began)
             v.decoder.release(slot)
-    slots = {v.label: v.decoder.prefill(prompt)[1] for v in runs}
+    slots = {v.label: _batch(v.decoder, prompt, batch) for v in runs}
     times: dict[str, list[float]] = {v.label: [] for v in runs}
     together = [v for v in runs if not v.apart]
     for _ in range(steps):
@@ -98,7 +105,8 @@ def measure(runs: list[Variant], prompt: list[int], steps: int, rounds: int) -> 
             baseline += [_step(reference, slots[reference.label]) for _ in range(BLOCK)]
             times[v.label] += [_step(v, slots[v.label]) for _ in range(BLOCK)]
     for v in runs:
-        v.decoder.release(slots[v.label])
+        for slot in slots[v.label]:
+            v.decoder.release(slot)
     return {label: (statistics.median(t) * 1e3, sorted(t)[len(t) // 10] * 1e3, prefill[label] * 1e3)
             for label, t in times.items()}
 
@@ -113,18 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="default: the engine's rule for the first graph's size")
     parser.add_argument("--rebuild-binding", action="store_true")
     parser.add_argument("--spinning", action="store_true")
+    parser.add_argument("--batch", type=int, default=1, help="sequences decoding together in each step")
     args = parser.parse_args(argv)
     from rich.console import Console
     from rich.table import Table
 
     threads = args.threads or default_threads(Path(args.graphs[0]).stat().st_size, usable_cores())
     runs = variants(args.graphs, threads, args.rebuild_binding, args.spinning)
-    table = Table(title=f"decoding step at batch 1, {args.steps} interleaved steps; {threads} threads")
+    table = Table(title=f"decoding step at batch {args.batch}, {args.steps} interleaved steps; {threads} threads")
     for column in ("prompt", "variant", "median step ms", "p10 step ms", "first/this", "best prefill ms",
                    "first/this"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for length in args.prompt:
-        figures = measure(runs, [2 + i % 300 for i in range(length)], args.steps, args.rounds)
+        figures = measure(runs, [2 + i % 300 for i in range(length)], args.steps, args.rounds, args.batch)
         base = figures[runs[0].label]
         for label, (median, p10, prefill) in figures.items():
             table.add_row(str(length), label, f"{median:.2f}", f"{p10:.2f}", f"{base[0] / median:.2f}x",

@@ -47,7 +47,8 @@ class FakeDecoder:
     def __init__(self, eos_at_length: int | None = None) -> None:
         self.eos_at_length = eos_at_length
         self.batch_sizes: list[int] = []  # decode_batch calls, rows in each
-        self.events: list[tuple[str, int]] = []  # ("prefill", prompt length) / ("decode", rows)
+        # ("prefill", prompt length) / ("prefill_batch", prompts) / ("decode", rows)
+        self.events: list[tuple[str, int]] = []
         self.prefilled: list[KVCache] = []  # every cache prefill handed out
         self.released: list[KVCache] = []  # every cache given back through release
 
@@ -74,6 +75,15 @@ class FakeDecoder:
         cache = self._cache(prompt_ids)
         self.prefilled.append(cache)
         return self.logits(prompt_ids), cache
+
+    def prefill_batch(self, prompts: Sequence[Sequence[int]]) -> tuple[np.ndarray, list[KVCache]]:
+        """Several prompts in one pass: a poisoned one fails the whole pass, as a real batched run would."""
+        self.events.append(("prefill_batch", len(prompts)))
+        if any(POISON_PREFILL in p for p in prompts):
+            raise FakeDecoderError("poisoned prompt in a batched prefill")
+        caches = [self._cache(p) for p in prompts]
+        self.prefilled.extend(caches)
+        return np.stack([self.logits(p) for p in prompts]), caches
 
     def decode_batch(self, steps: Sequence[tuple[int, KVCache]]) -> tuple[np.ndarray, list[KVCache]]:
         self.batch_sizes.append(len(steps))

@@ -145,32 +145,58 @@ class InPlaceDecoder:
             self._step = (key, binding, logits)
         return binding, logits
 
-    def _run(self, ids: np.ndarray, positions: np.ndarray, seqlens: np.ndarray, first_row: int) -> np.ndarray:
+    def _run(self, ids: np.ndarray, positions: np.ndarray, seqlens: np.ndarray, first_row: int,
+             keep: np.ndarray | None = None) -> np.ndarray:
+        """One pass over rows first_row.. of the buffers; keep: the positions given logits (default: the last)."""
         batch, length = ids.shape
         binding, logits = self._binding(batch, first_row, length)
         total = np.asarray([int(seqlens.max()) + 1], np.int32)
         feeds = [("input_ids", ids), ("position_ids", positions), ("seqlens_k", seqlens),
                  ("total_sequence_length", total)]
         if self._last_only:
-            feeds.append(("logit_positions", np.asarray([length - 1], np.int64)))
+            feeds.append(("logit_positions", np.asarray([length - 1], np.int64) if keep is None else keep))
         for name, array in feeds:
             binding.bind_cpu_input(name, array)
         self._session.run_with_iobinding(binding)
         return logits if logits is not None else binding.get_outputs()[0].numpy()
 
     def prefill(self, prompt_ids: Sequence[int]) -> tuple[np.ndarray, Slot]:
-        n = len(prompt_ids)
-        self._reserve(len(self._slots) + 1, n)
-        slot = Slot(row=len(self._slots), length=0)
-        self._slots.append(slot)
+        logits, slots = self.prefill_batch([prompt_ids])
+        return logits[0], slots[0]
+
+    def prefill_batch(self, prompts: Sequence[Sequence[int]]) -> tuple[np.ndarray, list[Slot]]:
+        """Prefill several prompts in one pass: each one's last-position logits [prompts, vocab], and their slots.
+
+        The prompts are right-padded to the longest. GroupQueryAttention reads each row's
+        own length from seqlens_k (rotary positions too), so a row's logits equal its
+        prefill alone; what the padding writes past a row's length is overwritten by its
+        next token and never read.
+        """
+        lengths = [len(p) for p in prompts]
+        if not prompts or min(lengths) < 1:
+            raise ValueError("prefill_batch needs at least one prompt, each of at least one token")
+        longest = max(lengths)
+        self._reserve(len(self._slots) + len(prompts), longest)
+        slots = [Slot(row=len(self._slots) + i, length=0) for i in range(len(prompts))]
+        self._slots.extend(slots)
+        ids = np.zeros((len(prompts), longest), np.int64)
+        for row, prompt in enumerate(prompts):
+            ids[row, :len(prompt)] = prompt
+        last = np.asarray(lengths, np.int64) - 1
+        keep = np.unique(last)
+        positions = np.broadcast_to(np.arange(longest, dtype=np.int64), ids.shape).copy()
         try:
-            logits = self._run(np.asarray([prompt_ids], np.int64), np.arange(n, dtype=np.int64)[None, :],
-                               np.asarray([n - 1], np.int32), slot.row)
+            logits = self._run(ids, positions, last.astype(np.int32), slots[0].row, keep)
         except Exception:
-            self.release(slot)
+            for slot in reversed(slots):  # the last row first: no row moves
+                self.release(slot)
             raise
-        slot.length = n
-        return logits[0, -1].astype(np.float32), slot  # a copy: a one-token prompt used the kept logits array
+        for slot, n in zip(slots, lengths, strict=True):
+            slot.length = n
+        # the kept positions' logits (every position's, for a graph without logit_positions)
+        column = np.searchsorted(keep, last) if self._last_only else last
+        # fancy indexing copies, in float32: a one-token prompt used the kept logits array
+        return logits[np.arange(len(prompts)), column].astype(np.float32), slots
 
     def decode_batch(self, steps: Sequence[tuple[int, Slot]]) -> tuple[np.ndarray, list[Slot]]:
         slots = [slot for _, slot in steps]

@@ -4,7 +4,9 @@
     engine.start(); engine.submit(request, sink); ...; engine.stop()
 
 A new request is prefilled and joins the batch at the next step; a finished or
-cancelled one leaves at once, so nobody waits for the longest sequence.
+cancelled one leaves at once, so nobody waits for the longest sequence. Requests admitted
+together are prefilled together, in one pass per PREFILL_TOKENS padded tokens, when the
+decoder can (prefill_batch).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from pointsman.errors import GenerationFailed, Overloaded
 
 LOGGER = logging.getLogger(__name__)
 QUEUE_SWEEP_S = 0.05  # how often queued requests are asked whether their caller is still there
+# padded prompt tokens per batched prefill pass: attention's scores grow with rows x longest^2,
+# and a prompt at least this long goes alone (as it always did)
+PREFILL_TOKENS = 2048
 
 
 class Tokenizer(Protocol):
@@ -220,8 +225,8 @@ class GenerationEngine:
 
     def _admit_and_step(self) -> bool:
         self._drop_cancelled()
-        for seq in self._admit():
-            self._prefill(seq)
+        for group in prefill_groups(self._admit_live(), PREFILL_TOKENS):
+            self._prefill_group(group)
         if self._active:
             self._step()
         with self._wake:
@@ -243,10 +248,34 @@ class GenerationEngine:
                 admitted.append(seq)
         return admitted
 
-    def _prefill(self, seq: _Sequence) -> None:
-        if _is_cancelled(seq):
-            self._finish(seq, "cancelled")  # gone while it waited: never run it
+    def _admit_live(self) -> list[_Sequence]:
+        """The admitted sequences whose callers are still there; the others finish unrun."""
+        live = []
+        for seq in self._admit():
+            if _is_cancelled(seq):
+                self._finish(seq, "cancelled")  # gone while it waited: never run it
+            else:
+                live.append(seq)
+        return live
+
+    def _prefill_group(self, group: list[_Sequence]) -> None:
+        prefill_batch = getattr(self._decoder, "prefill_batch", None)
+        if len(group) == 1 or prefill_batch is None:
+            for seq in group:
+                self._prefill(seq)
             return
+        try:
+            logits, caches = prefill_batch([seq.request.prompt_ids for seq in group])
+        except Exception:  # noqa: BLE001 - retried one by one, so only the failing requests see it
+            LOGGER.warning("a prefill of %d prompts failed; retrying them one by one", len(group))
+            for seq in group:
+                self._prefill(seq)
+            return
+        for seq, cache in zip(group, caches, strict=True):
+            seq.cache = cache
+        self._choose(group, logits)
+
+    def _prefill(self, seq: _Sequence) -> None:
         try:
             logits, seq.cache = self._decoder.prefill(seq.request.prompt_ids)
             token = seq.sampler.choose(logits, seq.request.prompt_ids, seq.generated)
@@ -274,15 +303,27 @@ class GenerationEngine:
             return False
         self._steps += 1
         self._batched_rows += len(batch)
-        for seq, row, cache in zip(batch, logits, caches, strict=True):
+        for seq, cache in zip(batch, caches, strict=True):
+            seq.cache = cache
+        self._choose(batch, logits)
+        return True
+
+    def _choose(self, batch: list[_Sequence], logits: np.ndarray) -> None:
+        """Each sequence's next token from its row of logits [batch, vocab]; the greedy rows in one argmax."""
+        plain = np.asarray([s.sampler.params.greedy and not s.sampler.params.adjusts_logits for s in batch])
+        greedy = np.argmax(logits, axis=1) if plain.any() else None
+        logprobs = token_logprobs(logits, greedy) if greedy is not None else None
+        for i, seq in enumerate(batch):
+            if plain[i] and np.isfinite(logprobs[i]):
+                self._accept(seq, int(greedy[i]), float(logprobs[i]))
+                continue
+            row = logits[i]
             try:
                 token = seq.sampler.choose(row, seq.request.prompt_ids, seq.generated)
             except Exception as exc:  # noqa: BLE001 - e.g. non-finite logits: this request only
                 self._fail(seq, exc)
                 continue
-            seq.cache = cache
             self._accept(seq, token, token_logprob(row, token))
-        return True
 
     def _accept(self, seq: _Sequence, token: int, logprob: float = 0.0) -> None:
         now = time.perf_counter()
@@ -370,6 +411,29 @@ def _is_cancelled(seq: _Sequence) -> bool:
         return bool(seq.sink.cancelled())
     except Exception:  # noqa: BLE001 - a sink that cannot answer has lost its caller
         return True
+
+
+def prefill_groups(seqs: Sequence[_Sequence], max_tokens: int) -> list[list[_Sequence]]:
+    """Admission order cut into prefill passes of at most max_tokens padded tokens (rows x longest prompt)."""
+    groups: list[list[_Sequence]] = []
+    longest = 0
+    for seq in seqs:
+        n = len(seq.request.prompt_ids)
+        if groups and (len(groups[-1]) + 1) * max(longest, n) <= max_tokens:
+            groups[-1].append(seq)
+            longest = max(longest, n)
+        else:
+            groups.append([seq])
+            longest = n
+    return groups
+
+
+def token_logprobs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Log p(token) of each row's token [batch], as token_logprob row by row."""
+    rows = logits.astype(np.float64)
+    top = rows.max(axis=1, keepdims=True)
+    norm = np.log(np.exp(rows - top).sum(axis=1))
+    return rows[np.arange(len(tokens)), tokens] - top[:, 0] - norm
 
 
 def token_logprob(logits: np.ndarray, token: int) -> float:

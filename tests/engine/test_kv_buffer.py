@@ -156,3 +156,19 @@ def test_prefill_logits_are_the_last_position_of_a_full_run(graphs) -> None:
 
     assert every.shape[1] == len(PROMPTS[2])
     np.testing.assert_allclose(logits, every[0, -1], atol=1e-5)
+
+
+def test_prompts_prefilled_in_one_padded_pass_decode_as_each_alone(graphs) -> None:
+    decoder = load_decoder(str(graphs["inplace"]), threads=1, providers="cpu")
+    logits, caches = decoder.prefill_batch(PROMPTS)  # lengths 7, 3, 11 and 1: right-padded to 11
+    for i, prompt in enumerate(PROMPTS):
+        alone, cache = load_decoder(str(graphs["inplace"]), threads=1, providers="cpu").prefill(prompt)
+        np.testing.assert_allclose(logits[i], alone, atol=1e-5, err_msg=f"prompt {i}")
+    outs = [[int(np.argmax(row))] for row in logits]
+    for _ in range(11):
+        rows, caches = decoder.decode_batch([(out[-1], c) for out, c in zip(outs, caches, strict=True)])
+        for out, row in zip(outs, rows, strict=True):
+            out.append(int(np.argmax(row)))
+    for i, prompt in enumerate(PROMPTS):
+        assert outs[i] == no_cache_greedy(graphs["inplace"], prompt, 12), f"prompt {i}"
+    assert [c.length for c in caches] == [len(p) + 11 for p in PROMPTS]

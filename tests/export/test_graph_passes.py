@@ -59,6 +59,19 @@ def test_a_llama_graph_rotates_inside_the_operator_and_keeps_no_shape_arithmetic
     assert max(report.max_abs_diff, report.max_abs_diff_step) <= PARITY_TOLERANCE
 
 
+
+def test_a_llama_graph_packs_q_k_v_into_the_operator_and_gate_with_up(tokenizer, tmp_path):
+    report = _export("llama", tokenizer, tmp_path)
+    graph = _graph(report.onnx_path)
+    ops = Counter(n.op_type for n in graph.node)
+    attention = [n for n in graph.node if n.op_type == "GroupQueryAttention"]
+
+    # per layer: q/k/v as one MatMul read packed by the operator, o, gate/up as one (then a Split), down
+    assert all(n.input[0].endswith("/packed/output") and n.input[1] == n.input[2] == "" for n in attention)
+    assert ops["Split"] == len(attention)
+    assert ops["MatMul"] == 4 * len(attention) + 1  # + the output projection
+    assert max(report.max_abs_diff, report.max_abs_diff_step) <= PARITY_TOLERANCE
+
 @pytest.mark.parametrize(("family", "interleaved"), [("gpt_neox", 0), ("codegen", 1)])
 def test_partial_and_interleaved_rotary_pass_parity_inside_the_operator(family, interleaved, tokenizer, tmp_path):
     # head_dim 64: gpt_neox rotates 16 dims (rotary_pct 0.25), codegen 32 in pairs (rotate_every_two)

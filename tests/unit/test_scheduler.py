@@ -335,3 +335,54 @@ def test_token_logprob_is_the_log_softmax_of_the_chosen_token():
     expected = np.log(np.exp(logits) / np.exp(logits).sum())
     for token in range(4):
         assert token_logprob(logits, token) == pytest.approx(float(expected[token]), abs=1e-6)
+
+
+def test_token_logprobs_of_a_batch_equal_token_logprob_row_by_row():
+    import numpy as np
+
+    from pointsman.engine.scheduler import token_logprob, token_logprobs
+
+    logits = np.random.default_rng(3).standard_normal((5, 40)).astype(np.float32)
+    tokens = np.array([0, 7, 39, 7, 12])
+    got = token_logprobs(logits, tokens)
+    assert got == pytest.approx([token_logprob(row, int(t)) for row, t in zip(logits, tokens, strict=True)],
+                                abs=1e-9)
+
+
+def test_requests_admitted_together_are_prefilled_in_one_pass(make_engine, make_sink, fake_tokenizer,
+                                                              fake_decoder) -> None:
+    engine, decoder = make_engine()
+    texts = ["abc", "hello there", "x"]
+    sinks = [make_sink() for _ in texts]
+    for text, sink in zip(texts, sinks, strict=True):
+        engine.submit(request(fake_tokenizer, text, 5), sink)
+    engine.run_until_idle()
+    assert decoder.events[0] == ("prefill_batch", 3)
+    assert not [e for e in decoder.events if e[0] == "prefill"], "no prompt was prefilled alone"
+    for text, sink in zip(texts, sinks, strict=True):
+        assert sink.result.text == expected_text(fake_tokenizer, fake_decoder, text, 5)
+
+
+def test_a_failed_batched_prefill_is_retried_one_prompt_at_a_time(make_engine, make_sink, fake_tokenizer) -> None:
+    engine, decoder = make_engine()
+    good, bad = make_sink(), make_sink()
+    engine.submit(request(fake_tokenizer, "abc", 3), good)
+    engine.submit(request(fake_tokenizer, "ab?", 3), bad)
+    engine.run_until_idle()
+    assert decoder.events[:3] == [("prefill_batch", 2), ("prefill", 3), ("prefill", 3)]
+    assert good.result.tokens == 3 and "poisoned" in str(bad.errors[0])
+
+
+@pytest.mark.parametrize(("lengths", "groups"), [
+    ([10, 10, 30, 5], [[10, 10], [30], [5]]),  # 3 x 30 padded tokens would pass 40
+    ([5, 5, 5, 5, 5, 5, 5, 5, 5], [[5] * 8, [5]]),
+    ([50, 3], [[50], [3]]),  # a prompt longer than the pass goes alone
+    ([3, 50], [[3], [50]]),
+])
+def test_prefill_passes_hold_at_most_their_padded_tokens(fake_tokenizer, lengths, groups) -> None:
+    from pointsman.engine.scheduler import prefill_groups
+
+    seqs = [scheduler._Sequence(request=GenerationRequest(prompt_ids=(1,) * n, max_new_tokens=1), sink=None,
+                                sampler=None, detok=None, stops=None, submitted=0.0, budget=0) for n in lengths]
+    got = prefill_groups(seqs, max_tokens=40)
+    assert [[len(s.request.prompt_ids) for s in group] for group in got] == groups
