@@ -12,8 +12,8 @@
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
 classifier (one prompt per call, as the router sends them) and the auto policy the router
 uses (lexical when confident, else combine(lexical, classifier)), separately on the test
-split (whole templates never trained or tuned on), on the development sets (fresh v1 and
-v2: hand-written, never trained on, but judged on while choosing features and settings)
+split (whole templates never trained or tuned on), on the development sets (fresh v1, v2
+and v4: hand-written, never trained on, but judged on while choosing features and settings)
 and on the final test (--final-test, default export/data/fresh_prompts_v3.jsonl, scored once
 when it was added; without the file only the development sets are shown); the lexical
 fast path's precision at its threshold. --tune prints the sweeps on the tune split and the
