@@ -38,9 +38,11 @@ from pointsman.policy.catalog import TASKS
 DATA = Path(__file__).resolve().with_name("data")
 PROMPTS_FILE = DATA / "prompts.jsonl"
 # hand-written training prompts, by writers who saw none of the tune, test or fresh sets
-# (c and d: 800 more, many languages and border cases; python -m pointsman.export.dedup copied
-# them in, minus those close to a tune, test or development prompt)
-HANDWRITTEN_TRAIN_FILES = tuple(DATA / f"train_handwritten_{writer}.jsonl" for writer in "abcd")
+# (c and d: 800 more, many languages and border cases; e and f: 640 more border cases, after
+# v4: practical advice and a story writer's factual question as qa, programming questions in
+# other languages or in concepts as coding, creative with numbers, reasoning wrapped in a story.
+# python -m pointsman.export.dedup copied each in, minus those close to a tune, test or development prompt)
+HANDWRITTEN_TRAIN_FILES = tuple(DATA / f"train_handwritten_{writer}.jsonl" for writer in "abcdef")
 FRESH_V1_FILE = DATA / "fresh_prompts.jsonl"
 FRESH_V2_FILE = DATA / "fresh_prompts_v2.jsonl"
 FRESH_V4_FILE = DATA / "fresh_prompts_v4.jsonl"
