@@ -21,8 +21,8 @@ development sets that chose the threshold and the combine weight, and the fast p
 pooled precision on the development sets with its 95% lower bound per threshold. --features refits the
 head (export.classifier.fit_head, on the served encoder's embeddings) for each n-gram scale
 and weight decay, and prints the accuracy each reaches on the tune split and the development
-sets, and leave-one-writer-out: fitted on the templated train split and three of the four
-hand-written training files, scored on the fourth. --against-previous times the served
+sets, and leave-one-writer-out: fitted on the templated train split and all but one of the
+hand-written training files, scored on the one left out. --against-previous times the served
 classifier against the previous round's (per-tensor int8 encoder over 128 tokens, no
 n-grams; built in a temporary folder), interleaved on bench_selection's 99 router prompts,
 and prints the ratios. --serving compares the tokens the served encoder reads and its
@@ -248,7 +248,7 @@ def feature_grid(lexical: LexicalAnalyzer) -> list[str]:
     train = ["templated train"] + [f"writer {w}" for w in writers]
     shown = ["tune", *load_development_sets()]
     lines = ["classifier / two-stage accuracy; the head refitted per row (train: templated + writers "
-             + ", ".join(writers) + "; leave-one-writer-out: the mean over the four held-out writers)",
+             + ", ".join(writers) + f"; leave-one-writer-out: the mean over the {len(writers)} held-out writers)",
              "  ngram scale  weight decay  " + "".join(f"{n:>20}" for n in [*shown, "writer held out"])]
     for scale, l2 in FEATURE_GRID:
         head = fit(train, scale, l2)
