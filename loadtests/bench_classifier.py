@@ -223,7 +223,7 @@ def served_embeddings(texts: Sequence[str]) -> np.ndarray:
 
 def feature_grid(lexical: LexicalAnalyzer) -> list[str]:
     """Refit the head per (n-gram scale, weight decay); accuracy on tune, the dev sets, and per held-out writer."""
-    from pointsman.export.classifier import fit_head, head_outputs
+    from pointsman.export.classifier import L2, NGRAM_SCALE, fit_head, head_outputs
     from pointsman.export.dataset import HANDWRITTEN_TRAIN_FILES, load_handwritten_train
 
     writers = {path.stem[-1]: load_handwritten_train((path,)) for path in HANDWRITTEN_TRAIN_FILES}
@@ -250,12 +250,17 @@ def feature_grid(lexical: LexicalAnalyzer) -> list[str]:
     lines = ["classifier / two-stage accuracy; the head refitted per row (train: templated + writers "
              + ", ".join(writers) + f"; leave-one-writer-out: the mean over the {len(writers)} held-out writers)",
              "  ngram scale  weight decay  " + "".join(f"{n:>20}" for n in [*shown, "writer held out"])]
+    per_writer = "the built settings are not in FEATURE_GRID"
     for scale, l2 in FEATURE_GRID:
         head = fit(train, scale, l2)
         cells = [scores(head, name) for name in shown]
         held = [scores(fit([n for n in train if n != f"writer {w}"], scale, l2), f"writer {w}") for w in writers]
         cells.append(tuple(np.mean(held, axis=0)))
         lines.append(f"  {scale:11.1f}  {l2:12.0e}  " + "".join(f"{c:>12.1%} / {t:5.1%}" for c, t in cells))
+        if (scale, l2) == (NGRAM_SCALE, L2):
+            per_writer = ", ".join(f"{w} {c:.1%} / {t:.1%}" for w, (c, t) in zip(writers, held, strict=True))
+    lines.append(f"leave-one-writer-out per writer at the built settings (scale {NGRAM_SCALE:g}, decay {L2:g}): "
+                 + per_writer)
     return lines + combine_weight_by_writer(fit, x, grams, fast, sets, writers, lexical)
 
 
