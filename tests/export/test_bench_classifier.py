@@ -27,7 +27,8 @@ def test_the_final_test_is_scored_per_class_when_its_file_is_given(tmp_path, cap
     assert "final test 4" in out and "== final test (fresh_prompts_v3.jsonl) (4)" in out
     section = out.split("== final test (fresh_prompts_v3.jsonl) (4)")[1].split("\n\n")[0]
     assert section.count("accuracy") == 3 and "recall" in section and "lexical fast path" in section
-    assert "== fresh v1: development set" in out and "== fresh v2: development set" in out
+    assert all(f"== fresh {v}: development set" in out for v in ("v1", "v2", "v4"))
+    assert "== fresh v4: development set (chose features and settings; never trained on) (194)" in out
 
 
 def test_without_the_final_test_only_the_development_sets_are_shown(capsys, monkeypatch, tmp_path):

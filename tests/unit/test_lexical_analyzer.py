@@ -119,3 +119,37 @@ def test_confident_lexical_answers_are_almost_always_right():
 
     assert len(confident) >= 0.3 * len(answers)
     assert sum(a.task == label for a, label in confident) / len(confident) >= 0.98
+
+
+@pytest.mark.parametrize("prompt", [
+    "I'm working on a novel set on a 1700s whaling ship. How did sailors actually keep their food from rotting?",
+    "writing a short story about a lighthouse keeper, what was a keeper's daily routine like in 1900?",
+])
+def test_a_story_writers_factual_question_is_not_taken_as_creative(prompt):
+    analysis = ANALYZER.analyze(prompt)
+
+    # the deliverable is facts: qa leads, and the fast path leaves the rest to the classifier
+    assert analysis.task == "qa", analysis
+    assert not ANALYZER.is_confident(analysis), analysis
+
+
+def test_a_story_about_someone_who_was_something_stays_creative():
+    analysis = ANALYZER.analyze("Write a story for my daughter about a knight who was afraid of the dark")
+
+    assert analysis.task == "creative" and ANALYZER.is_confident(analysis), analysis
+
+
+@pytest.mark.parametrize("prompt", [
+    "write a short speech for my hockey team, we're down 2-1 after the second period",
+    "write me a pep talk for the team, we lost 4-0 last week",
+])
+def test_a_match_score_in_a_writing_request_is_not_arithmetic(prompt):
+    analysis = ANALYZER.analyze(prompt)
+
+    assert analysis.task == "creative", analysis
+
+
+def test_a_subtraction_written_without_spaces_is_still_arithmetic():
+    analysis = ANALYZER.analyze("Compute 45-17, then multiply the result by 3. Show each step.")
+
+    assert analysis.task == "reasoning" and ANALYZER.is_confident(analysis), analysis
