@@ -7,15 +7,15 @@
     .venv/bin/python -m pointsman.loadtests.bench_classifier --features    # the head's settings, refitted
     .venv/bin/python -m pointsman.loadtests.bench_classifier --against-previous   # cost against the old encoder
     .venv/bin/python -m pointsman.loadtests.bench_classifier --serving     # tokens read and threads, compared
-    .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server --final-test path/to/v3.jsonl
+    .venv/bin/python -m pointsman.loadtests.bench_classifier --no-server --final-test path/to/v5.jsonl
 
 Accuracy: per class and overall, with a confusion matrix, for the lexical analyser, the
 classifier (one prompt per call, as the router sends them) and the auto policy the router
 uses (lexical when confident, else combine(lexical, classifier)), separately on the test
-split (whole templates never trained or tuned on), on the development sets (fresh v1, v2
-and v4: hand-written, never trained on, but judged on while choosing features and settings)
-and on the final test (--final-test, default export/data/fresh_prompts_v3.jsonl, scored once
-when it was added; without the file only the development sets are shown); the lexical
+split (whole templates never trained or tuned on), on the development sets (fresh v1 to v4:
+hand-written, never trained on, but judged on while choosing features and settings) and on
+the final test (--final-test, default export/data/fresh_prompts_v5.jsonl, scored once when
+it was added; without the file only the development sets are shown); the lexical
 fast path's precision at its threshold. --tune prints the sweeps on the tune split and the
 development sets that chose the threshold and the combine weight, and the fast path's
 pooled precision on the development sets with its 95% lower bound per threshold. --features refits the

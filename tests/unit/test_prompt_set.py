@@ -24,8 +24,8 @@ from pointsman.export.dedup import NEAR_DUPLICATE_COSINE, filter_training, near_
 from pointsman.policy.analysis import TASKS
 
 PROMPTS = load_prompts()
-# fresh v1, v2 and v4 (hand-written, judged on, never trained on) and the final test
-FRESH_SETS = {**load_development_sets(), "final v3": load_fresh_prompts(FINAL_TEST_FILE)}
+# fresh v1 to v4 (hand-written, judged on, never trained on) and the final test
+FRESH_SETS = {**load_development_sets(), "final v5": load_fresh_prompts(FINAL_TEST_FILE)}
 FRESH = [p for prompts in FRESH_SETS.values() for p in prompts]
 HAND_TRAIN = load_handwritten_train()
 
@@ -92,9 +92,9 @@ def test_tune_and_test_each_hold_out_whole_templates_of_every_task():
 
 def test_no_normalised_text_appears_twice_anywhere():
     keys = Counter(normalise(p.text) for p in PROMPTS + FRESH + HAND_TRAIN)
-    # except a generated train-split prompt that the final test, written later, repeats:
-    # the classifier's build leaves such a prompt out (far_from_held_out)
-    final = {normalise(p.text) for p in FRESH_SETS["final v3"]}
+    # except a generated train-split prompt that v3, written later, repeats: the classifier's
+    # build leaves such a prompt out (far_from_held_out)
+    final = {normalise(p.text) for p in FRESH_SETS["fresh v3"]}
     generated_train = {normalise(p.text) for p in PROMPTS if p.split == "train"}
 
     assert [k for k, n in keys.items() if n > 1 and not (n == 2 and k in final and k in generated_train)] == []
@@ -105,9 +105,12 @@ def test_no_normalised_text_appears_twice_anywhere():
     ("fresh v2", ("train", "tune", "test", "fresh v1")),
     # v4 was written after v3; close copies of every earlier set were dropped from it, and its
     # close siblings in the training files are left out by the classifier's build
-    ("fresh v4", ("tune", "test", "fresh v1", "fresh v2", "final v3")),
-    # the final test's close siblings in the training files are left out by the classifier's build
-    ("final v3", ("tune", "test", "fresh v1", "fresh v2")),
+    ("fresh v4", ("tune", "test", "fresh v1", "fresh v2", "fresh v3")),
+    # v3's close siblings in the training files are left out by the classifier's build
+    ("fresh v3", ("tune", "test", "fresh v1", "fresh v2")),
+    # v5, the final test, was written last; close copies of every other set, training included,
+    # were dropped from it
+    ("final v5", ("train", "tune", "test", "fresh v1", "fresh v2", "fresh v3", "fresh v4")),
 ])
 def test_no_near_duplicates_across_splits(held_out, earlier):
     vectors = embeddings()
@@ -137,7 +140,10 @@ def test_every_split_holds_every_task():
 # v4 was a second final test, written to 200 and left with 194 once close copies of every earlier
 # set were dropped. It is a development set now, where 194 is enough: it has fewer pasted-code
 # prompts because its writer wrote more programming questions in words, in other languages.
-FRESH_MINIMUMS = {"fresh v4": (190, 44, 3)}
+# v5, the final test now, was written to 260 and left with 168 once close copies of every other
+# set, the training files included, were dropped: the prompts most like earlier ones went, so
+# what is left is the harder part. v3 (219) is the set of 200 the issue asks for.
+FRESH_MINIMUMS = {"fresh v4": (190, 44, 3), "final v5": (160, 34, 5)}
 
 
 @pytest.mark.parametrize("name", FRESH_SETS)
