@@ -19,6 +19,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,6 +100,24 @@ def record_from_row(row: Sequence) -> RequestRecord:
     return RequestRecord(**data)
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL, waiting out other connections that are creating or switching it.
+
+    SQLite answers "database is locked" at once, without its busy handler, when another
+    connection holds the file while it is created or its journal mode changes: routers
+    starting together on one state file would otherwise fail to start.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)  # back off before trying again; the other connection is mid-switch
+
+
 class StateStore:
     """Request records, feedback scores and experiment definitions in one SQLite file."""
 
@@ -111,7 +130,7 @@ class StateStore:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False,
                                      isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(self._conn, BUSY_TIMEOUT_S)
         # NORMAL is durable across process crashes in WAL mode; a power cut may lose the last commits
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
