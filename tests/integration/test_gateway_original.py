@@ -71,11 +71,18 @@ def test_models_lists_metadata_and_live_status(http):
 
 
 def test_recommend_by_query_parameters(http):
-    reply = http.get("/models/recommend", params={"prompt": CODE, "prefer_speed": "true", "max_response_time": "5"})
+    # min_quality leaves codegen the only model good enough at code: with speed preferred, the
+    # answer would otherwise follow the models' measured pace, which earlier tests' load moves
+    reply = http.get("/models/recommend", params={"prompt": CODE, "prefer_speed": "true", "max_response_time": "30",
+                                                  "min_quality": "0.5"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["recommended_model"] == "codegen" and 0 <= body["confidence"] <= 1
     assert all({"model", "score"} <= set(alt) for alt in body["alternatives"]) and body["reasoning"]
+    # each query parameter reached the decision
+    assert "speed preferred" in body["reasoning"] and "max_response_time 30s" in body["reasoning"]
+    assert "meets min_quality 0.5" in body["reasoning"]
+    assert [alt["eligible"] for alt in body["alternatives"]] == [False] * len(body["alternatives"])
 
 
 def test_recommend_by_json_with_the_plans_requirements(http):
