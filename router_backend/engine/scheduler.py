@@ -429,7 +429,7 @@ def prefill_groups(seqs: Sequence[_Sequence], max_tokens: int) -> list[list[_Seq
 
 
 def token_logprobs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """Log p(token) of each row's token [batch], as token_logprob row by row."""
+    """Log p(token) of each row's token [batch], under each row's softmax at temperature 1."""
     rows = logits.astype(np.float64)
     top = rows.max(axis=1, keepdims=True)
     norm = np.log(np.exp(rows - top).sum(axis=1))
@@ -438,9 +438,7 @@ def token_logprobs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
 
 def token_logprob(logits: np.ndarray, token: int) -> float:
     """Log p(token) under the model's own distribution (softmax at temperature 1)."""
-    row = logits.astype(np.float64)
-    top = row.max()
-    return float(row[token] - top - np.log(np.exp(row - top).sum()))
+    return float(token_logprobs(logits[None, :], np.asarray([token]))[0])
 
 
 def greedy_reference(decoder: Decoder, prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:
