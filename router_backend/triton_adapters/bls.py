@@ -185,9 +185,13 @@ def probe_twin_via_bls(model: str) -> str | None:
     No output is named: the router's twin has other outputs than a language model's, and
     Triton refuses an unknown output name before the stub is even asked.
     """
-    request = pb_utils.InferenceRequest(model_name=model, inputs=[_tensor("text_input", "probe"),
-                                                                  _tensor("stream", True)],
-                                        requested_output_names=[])
+    return error_of(pb_utils.InferenceRequest(model_name=model, inputs=[_tensor("text_input", "probe"),
+                                                                        _tensor("stream", True)],
+                                              requested_output_names=[]))
+
+
+def error_of(request: pb_utils.InferenceRequest) -> str | None:
+    """Run a request to a non-decoupled model; its error message (or Triton's exception), else None."""
     try:
         response = request.exec()
     except pb_utils.TritonModelException as exc:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from pointsman.triton_adapters.bls import error_of
+
 MODEL = "prompt_classifier"
 
 
@@ -23,9 +25,4 @@ def probe_classifier_via_bls(model: str = MODEL) -> str | None:
     Triton's "Stub process 'prompt_classifier_0_0' is not healthy." None: no error at all.
     """
     text = pb_utils.Tensor("text_input", np.array([[b""]], dtype=np.object_))  # [batch 1, 1]: the model batches
-    request = pb_utils.InferenceRequest(model_name=model, inputs=[text], requested_output_names=[])
-    try:
-        response = request.exec()
-    except pb_utils.TritonModelException as exc:
-        return str(exc)
-    return response.error().message() if response.has_error() else None
+    return error_of(pb_utils.InferenceRequest(model_name=model, inputs=[text], requested_output_names=[]))
