@@ -42,6 +42,7 @@ class LlmFolderSpec:
     bos_token_id: int | None = None  # prepended to every prompt when the tokenizer config says so
     instances: int = 1
     intra_op_threads: int | str = "auto"  # auto: engine.decoder.default_threads (cores and model size)
+    intra_op_spinning: str = "off"  # on: threads spin within a step (a model with the cores to itself)
     execution_providers: str = "auto"
     limits: EngineLimits = EngineLimits()
     export_record: dict[str, str] = field(default_factory=dict)  # digest and parity figures, as parameters
@@ -63,6 +64,7 @@ def llm_config(spec: LlmFolderSpec) -> mc.ModelConfig:
         "eos_token_id": _ids(spec.eos_token_id),
         "bos_token_id": "" if spec.bos_token_id is None else str(spec.bos_token_id),
         "intra_op_threads": str(spec.intra_op_threads),
+        "intra_op_spinning": spec.intra_op_spinning,
         "execution_providers": spec.execution_providers,
         **spec.limits.as_parameters(),
         **{f"export_{key}": value for key, value in spec.export_record.items()},

@@ -23,7 +23,9 @@ onnxruntime-genai's and llama.cpp's c=1 latency alternate run by run with the ra
 which is printed beside them in brackets: their ratios are against that, same moment.
 llama-server runs beside tritonserver, and at each concurrency the two take turns for
 --rounds rounds (ours, then llama.cpp's), so each round's ratio shares the load of its moment.
-All paths use the engine's own thread choice (engine.decoder.default_threads). Rounds
+All paths use the engine's own thread choice (engine.decoder.default_threads). Waiting
+for work, our threads block and llama.cpp's spin, as each does by default; compare at one
+policy with --spinning (ours spin within a step) or --llama-poll 0 (llama.cpp's block). Rounds
 are best-of-N: other work on a shared machine only slows a run down. Figures are printed
 as measured; nothing is modelled.
 """
@@ -243,14 +245,14 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
-    decoder = load_decoder(str(onnx), threads=threads, providers="cpu")
+    decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=args.spinning)
     tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp, contextlib.ExitStack() as stack:
         repository = Path(tmp) / "repository"
         repository.mkdir()
-        for served in (name, f"{name}_stream"):  # the twin and the engine model it forwards to
-            (repository / served).symlink_to(args.work / "repository" / served, target_is_directory=True)
+        (repository / name).symlink_to(args.work / "repository" / name, target_is_directory=True)  # the twin
+        _engine_folder(repository / f"{name}_stream", folder, args.spinning)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
         stack.enter_context(server)
         llama_url = _llama_cpp(stack, checkpoint, quantized, threads, args, Path(tmp))
@@ -282,6 +284,20 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     return cells
 
 
+def _engine_folder(target: Path, exported: Path, spinning: bool) -> None:
+    """The engine model's folder as exported, with intra_op_spinning set as --spinning says."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    target.mkdir()
+    for path in exported.iterdir():
+        if path.name != "config.pbtxt":
+            (target / path.name).symlink_to(path.resolve(), target_is_directory=path.is_dir())
+    config = text_format.Parse((exported / "config.pbtxt").read_text(), mc.ModelConfig())
+    config.parameters["intra_op_spinning"].string_value = "on" if spinning else "off"
+    (target / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
 def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, threads: int, args,
                tmp: Path) -> str | Exception | None:
     """Start llama-server on the same checkpoint and threads beside ours; its URL, the failure, or None (not asked)."""
@@ -295,7 +311,7 @@ def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, t
     try:
         gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", args.work / "gguf")
         return stack.enter_context(peer.serve(gguf, threads=threads, slots=16, context=CONTEXT,
-                                              log=tmp / "llama.log"))
+                                              log=tmp / "llama.log", poll=args.llama_poll))
     except (RuntimeError, OSError, httpx.HTTPError) as exc:  # the peer failing is a note, not the end of the run
         return exc
 
@@ -470,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peer", action="store_true", help="also run the FastAPI + transformers peer")
     parser.add_argument("--llama-server", help="a built llama-server binary (else llama.cpp is not measured)")
     parser.add_argument("--llama-cpp-source", help="the llama.cpp source it was built from (its GGUF converter)")
+    parser.add_argument("--spinning", action="store_true",
+                        help="our engine's threads spin within a step (intra_op_spinning on), as llama.cpp's do "
+                             "by default; the raw loop too")
+    parser.add_argument("--llama-poll", type=int,
+                        help="llama-server --poll (0: its threads block between operators, as ours do by default; "
+                             "default: llama.cpp's own, 50)")
     parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
     parser.add_argument("--work", type=Path, default=WORK,
                         help=f"checkpoints, exports, GGUF and genai models (default {WORK}); reused when present")
@@ -488,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         cells += measure(name, args, deadline)
     report(cells, args.concurrency, args.tokens)
+    print(f"threads waiting for work: ours {'spin (--spinning)' if args.spinning else 'block'}, llama.cpp "  # noqa: T201
+          f"{'default (--poll 50: spin)' if args.llama_poll is None else f'--poll {args.llama_poll}'}")
     return 0
 
 

@@ -12,8 +12,8 @@ variant: the median and 10th-percentile step time, the best prefill of `--rounds
 the ratio of the first variant's median to each one's (above 1x: faster than the first).
 Extra variants of the last graph:
 - `--rebuild-binding`: the I/O binding rebuilt every step (the engine before it kept it);
-- `--spinning`: onnxruntime's intra-op threads spin while waiting for work (the engine
-  does not, since several models share the cores). Spinning threads would also slow the
+- `--spinning`: onnxruntime's intra-op threads spin within a step (the engine's
+  intra_op_spinning on; off by default, since several models share the cores). Spinning threads would also slow the
   other variants down between their turns, so this one is measured apart: blocks of
   BLOCK steps, alternating with the last graph as the engine opens it, which is printed
   again from those blocks as the spinning variant's own baseline.
@@ -51,18 +51,13 @@ def _step(variant: Variant, slots: list) -> float:
 
 
 def _spinning_decoder(path: str, threads: int) -> Decoder:
-    import onnxruntime as ort
+    """The graph as the engine opens it with intra_op_spinning on."""
+    from pointsman.engine.kv_buffer import InPlaceDecoder
 
-    from pointsman.engine.kv_buffer import InPlaceDecoder, is_in_place_graph
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    if not is_in_place_graph(session):
+    decoder = load_decoder(path, threads=threads, providers="cpu", spinning=True)
+    if not isinstance(decoder, InPlaceDecoder):
         raise SystemExit(f"{path}: --spinning needs an in-place graph")
-    return InPlaceDecoder(session)
+    return decoder
 
 
 def variants(graphs: Sequence[str], threads: int, rebuild: bool, spinning: bool) -> list[Variant]:

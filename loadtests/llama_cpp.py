@@ -83,12 +83,17 @@ class LlamaCppPeer:
         return out
 
     @contextlib.contextmanager
-    def serve(self, gguf: Path, threads: int, slots: int, context: int, log: Path) -> Iterator[str]:
-        """Run llama-server on a free loopback port; yield its URL once /health answers 200."""
+    def serve(self, gguf: Path, threads: int, slots: int, context: int, log: Path,
+              poll: int | None = None) -> Iterator[str]:
+        """Run llama-server on a free loopback port; yield its URL once /health answers 200.
+
+        poll: llama-server's --poll (0-100: how much its threads spin waiting for work); None
+        leaves its default (50, spinning).
+        """
         port = _free_port()
         command = [str(self.binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
                    "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(slots * context),
-                   "--no-webui"]
+                   "--no-webui", *(["--poll", str(poll)] if poll is not None else [])]
         with open(log, "w") as sink:
             process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ})
         url = f"http://127.0.0.1:{port}"

@@ -82,6 +82,7 @@ def choose_providers(requested: str, available: Sequence[str], cache_dir: str) -
     return providers
 
 
+SPINNING = ("off", "on")  # intra_op_spinning in config.pbtxt
 BYTES_PER_THREAD = 32 * 2**20  # below ~32 MB of weights per thread, the threads' handoff costs more than it saves
 
 
@@ -120,24 +121,50 @@ def _graph_bytes(path: str) -> int:
     return sum(os.path.getsize(p) for p in data if os.path.isfile(p))
 
 
-def _session(path: str, threads: int | str, providers: str):
+def resolve_spinning(spinning: str | bool) -> bool:
+    """A config's intra_op_spinning ("off" or "on") as a flag."""
+    if isinstance(spinning, bool):
+        return spinning
+    text = str(spinning).strip().lower()
+    if text not in SPINNING:
+        raise ValueError(f"intra_op_spinning must be one of {', '.join(SPINNING)} (got {spinning!r})")
+    return text == "on"
+
+
+def session_options(threads: int, spinning: bool):
+    """The onnxruntime options of a decoder: `threads` intra-op threads, one inter-op thread.
+
+    By default the threads block between operators: several models share few cores, and a
+    spinning thread burns a core another model needs. With `spinning` they spin between the
+    operators of a run (as llama.cpp's threads do by default) and stop when the run returns
+    (force_spinning_stop), so an idle model never spins; for a model with the cores to itself.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = resolve_threads(threads, _graph_bytes(path), usable_cores())
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # several models share few cores: idle threads must not spin
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
+    return options
+
+
+def _session(path: str, threads: int | str, providers: str, spinning: str | bool = "off"):
+    import onnxruntime as ort
+
+    options = session_options(resolve_threads(threads, _graph_bytes(path), usable_cores()),
+                              resolve_spinning(spinning))
     chosen = choose_providers(providers, ort.get_available_providers(), os.path.dirname(path))
     LOGGER.info("loading %s with %s", path, chosen)
     return ort.InferenceSession(path, options, providers=chosen)
 
 
-def load_decoder(path: str, threads: int | str = "auto", providers: str = "auto") -> Decoder:
+def load_decoder(path: str, threads: int | str = "auto", providers: str = "auto",
+                 spinning: str | bool = "off") -> Decoder:
     """The decoder for this graph's layout; threads "auto" (or 0) follows default_threads."""
     from pointsman.engine.kv_buffer import InPlaceDecoder, is_in_place_graph
 
-    session = _session(path, threads, providers)
+    session = _session(path, threads, providers, spinning)
     return InPlaceDecoder(session) if is_in_place_graph(session) else OnnxDecoder(session)
 
 

@@ -10,7 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from pointsman.engine.decoder import BYTES_PER_THREAD, default_threads, resolve_threads
+from pointsman.engine.decoder import (
+    BYTES_PER_THREAD,
+    default_threads,
+    resolve_spinning,
+    resolve_threads,
+    session_options,
+)
 from pointsman.engine.scheduler import GenerationEngine, GenerationRequest, greedy_reference
 from pointsman.engine.tokenizer import parse_token_ids
 from pointsman.export.families import SUPPORTED_MODEL_TYPES, check_supported, context_length, end_of_sequence_ids
@@ -102,3 +108,18 @@ def test_configured_threads_override_the_rule_and_bad_values_name_the_parameter(
     assert resolve_threads(0, 10 * BYTES_PER_THREAD, 4) == 4
     with pytest.raises(ValueError, match="intra_op_threads must be auto or a positive integer"):
         resolve_threads("two", 10, 2)
+
+
+def test_spinning_is_off_unless_configured_and_bad_values_name_the_parameter() -> None:
+    assert (resolve_spinning("off"), resolve_spinning(" ON "), resolve_spinning(True)) == (False, True, True)
+    with pytest.raises(ValueError, match="intra_op_spinning must be one of off, on .got 'yes'."):
+        resolve_spinning("yes")
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_spinning_threads_stop_when_a_run_returns(spinning) -> None:
+    """Spinning or not, an idle model's threads never spin: force_spinning_stop is always set."""
+    options = session_options(2, spinning)
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spinning else "0")
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"

@@ -68,7 +68,8 @@ class TritonPythonModel:
         self.sampling_defaults = model_defaults(params)  # penalties a request leaves out (config.pbtxt)
         decoder = load_decoder(str(folder / params.get("onnx_file", "model.onnx")),
                                threads=params.get("intra_op_threads", "auto"),
-                               providers=params.get("execution_providers", "auto"))
+                               providers=params.get("execution_providers", "auto"),
+                               spinning=params.get("intra_op_spinning", "off"))
         self.engine = GenerationEngine(decoder, self.tokenizer, parse_token_ids("eos_token_id", params["eos_token_id"]),
                                        EngineLimits.from_parameters(params))
         self.engine.start()
