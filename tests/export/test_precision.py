@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import onnx
 import pytest
 
 pytest.importorskip("torch")
@@ -41,6 +42,27 @@ def test_int8_export_is_smaller_and_within_its_perplexity_limit(llama, tmp_path)
     assert float(int8["int8_perplexity_ratio"]) <= precision.INT8_MAX_PERPLEXITY_RATIO
     assert float(exact["max_abs_diff_decode"]) <= 1e-3  # the default stays exact
     assert not (tmp_path / "int8" / "m_stream" / "1" / "exact").exists()  # the float32 intermediate is gone
+    graph = onnx.load(str(tmp_path / "int8" / "m_stream" / "1" / "model.onnx")).graph
+    matmuls = [n for n in graph.node if n.op_type == "MatMulNBits"]
+    assert matmuls and not [n for n in graph.node if n.op_type == "MatMul"]  # every weight MatMul is 8-bit
+    for node in matmuls:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        # 8-bit blocks no wider than the narrowest input (64 here): a wider one is padded out to full size
+        assert (attributes["bits"], attributes["block_size"], attributes["accuracy_level"]) == (8, 64, 4)
+    embedding = next(n for n in graph.node if n.op_type == "Gather" and n.input[0].endswith("_quantized"))
+    assert embedding  # the embedding table is int8 too
+
+
+def test_int8_blocks_are_the_standard_width_or_the_narrowest_input():
+    def graph(*widths: int):
+        weights = [onnx.helper.make_tensor(f"w{i}", onnx.TensorProto.FLOAT, [w, 8], [0.0] * w * 8)
+                   for i, w in enumerate(widths)]
+        nodes = [onnx.helper.make_node("MatMul", ["x", f"w{i}"], [f"y{i}"]) for i in range(len(widths))]
+        return onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [], [], weights))
+
+    assert precision.int8_block(graph(768, 2048)) == precision.INT8_BLOCK == 256
+    assert precision.int8_block(graph(768, 96)) == 64
+    assert precision.int8_block(graph(8)) == 16  # MatMulNBits' smallest block
 
 
 def test_an_int8_model_over_its_perplexity_limit_is_refused_and_not_written(llama, tmp_path, monkeypatch):
