@@ -25,7 +25,10 @@ llama-server runs beside tritonserver, and at each concurrency the two take turn
 --rounds rounds (ours, then llama.cpp's), so each round's ratio shares the load of its moment.
 All paths use the engine's own thread choice (engine.decoder.default_threads). Waiting
 for work, our threads block and llama.cpp's spin, as each does by default; compare at one
-policy with --spinning (ours spin within a step) or --llama-poll 0 (llama.cpp's block). Rounds
+policy with --spinning (ours spin within a step) or --llama-poll 0 (llama.cpp's block).
+Our weights sit in malloc's huge pages (pointsman.launcher sets GLIBC_TUNABLES; this
+process runs itself again with it); llama.cpp maps its file in 4 KiB pages unless
+--llama-load-mode none reads it into memory, where the same setting reaches it. Rounds
 are best-of-N: other work on a shared machine only slows a run down. Figures are printed
 as measured; nothing is modelled.
 """
@@ -36,6 +39,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -311,7 +315,8 @@ def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, t
     try:
         gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", args.work / "gguf")
         return stack.enter_context(peer.serve(gguf, threads=threads, slots=16, context=CONTEXT,
-                                              log=tmp / "llama.log", poll=args.llama_poll))
+                                              log=tmp / "llama.log", poll=args.llama_poll,
+                                              load_mode=args.llama_load_mode))
     except (RuntimeError, OSError, httpx.HTTPError) as exc:  # the peer failing is a note, not the end of the run
         return exc
 
@@ -492,12 +497,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llama-poll", type=int,
                         help="llama-server --poll (0: its threads block between operators, as ours do by default; "
                              "default: llama.cpp's own, 50)")
+    parser.add_argument("--llama-load-mode", choices=["mmap", "none"],
+                        help="llama-server --load-mode: none reads the weights into memory, where malloc's huge "
+                             "pages reach them as they reach ours (default: llama.cpp's own, mmap)")
     parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
     parser.add_argument("--work", type=Path, default=WORK,
                         help=f"checkpoints, exports, GGUF and genai models (default {WORK}); reused when present")
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="stop starting new concurrency cells after this long (the machine is shared)")
     return parser
+
+
+def _with_huge_pages() -> None:
+    """Run again with malloc's huge pages when this process lacks them: the raw loop runs as the stubs do.
+
+    pointsman.launcher gives tritonserver (and so the model stubs) GLIBC_TUNABLES with
+    glibc.malloc.hugetlb=1, which glibc reads only when a process starts.
+    """
+    from pointsman.launcher.tritonserver import with_huge_pages
+
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if with_huge_pages(tunables) != tunables:
+        os.execve(sys.executable, [sys.executable, "-m", "pointsman.loadtests.bench_families", *sys.argv[1:]],
+                  {**os.environ, "GLIBC_TUNABLES": with_huge_pages(tunables)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -511,9 +533,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells += measure(name, args, deadline)
     report(cells, args.concurrency, args.tokens)
     print(f"threads waiting for work: ours {'spin (--spinning)' if args.spinning else 'block'}, llama.cpp "  # noqa: T201
-          f"{'default (--poll 50: spin)' if args.llama_poll is None else f'--poll {args.llama_poll}'}")
+          f"{'default (--poll 50: spin)' if args.llama_poll is None else f'--poll {args.llama_poll}'}; "
+          f"llama.cpp weights: {args.llama_load_mode or 'mmap (default)'}; malloc huge pages: "
+          f"{os.environ.get('GLIBC_TUNABLES', '')}")
     return 0
 
 
 if __name__ == "__main__":
+    _with_huge_pages()
     raise SystemExit(main())

@@ -98,8 +98,24 @@ def prepare_backends(state_dir: Path) -> Path:
     return backends
 
 
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+
+def with_huge_pages(tunables: str) -> str:
+    """GLIBC_TUNABLES with malloc asking for transparent huge pages, unless it already says.
+
+    A decoding step reads every weight once; in 2 MiB pages instead of 4 KiB ones the
+    weights cost far fewer TLB misses. llama-300M f32 at c=1: a step 1.1x faster
+    (docs/families.md). The model stubs inherit tritonserver's environment.
+    """
+    if "glibc.malloc.hugetlb" in tunables:
+        return tunables
+    return f"{tunables}:{HUGE_PAGES}" if tunables else HUGE_PAGES
+
+
 def server_env() -> dict[str, str]:
     env = dict(os.environ)
+    env["GLIBC_TUNABLES"] = with_huge_pages(env.get("GLIBC_TUNABLES", ""))
     libs = [sysconfig.get_config_var("LIBDIR"), str(pytriton_root().parent.parent / "nvidia_pytriton.libs")]
     env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

@@ -520,6 +520,13 @@ def test_image_sets_every_variable_the_local_launcher_sets():
     assert "POINTSMAN_GRPC_URL=127.0.0.1:8001" in image_env
 
 
+def test_image_gives_malloc_huge_pages_as_the_local_launcher_does():
+    from pointsman.launcher.tritonserver import with_huge_pages
+
+    image_env = " ".join(instructions("ENV", final_stage()))
+    assert f"GLIBC_TUNABLES={with_huge_pages('')}" in image_env.split()
+
+
 @pytest.mark.parametrize("name", ["deployment.yaml", "kserve-inferenceservice.yaml"])
 def test_pod_points_the_router_at_its_own_ports(name):
     c = container(manifest(name))
