@@ -278,11 +278,10 @@ class GenerationEngine:
     def _prefill(self, seq: _Sequence) -> None:
         try:
             logits, seq.cache = self._decoder.prefill(seq.request.prompt_ids)
-            token = seq.sampler.choose(logits, seq.request.prompt_ids, seq.generated)
         except Exception as exc:  # noqa: BLE001 - reported to this request only
             self._fail(seq, exc)
             return
-        self._accept(seq, token, token_logprob(logits, token))
+        self._choose([seq], logits[None, :])
 
     def _step(self) -> None:
         batch = list(self._active)
