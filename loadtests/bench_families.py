@@ -21,6 +21,8 @@ under build/bench-families/. For each model and prompt length, in the same run:
   each concurrency up to 16 (--llama-server and --llama-cpp-source; loadtests.llama_cpp).
 onnxruntime-genai's and llama.cpp's c=1 latency alternate run by run with the raw loop,
 which is printed beside them in brackets: their ratios are against that, same moment.
+llama.cpp's c=1 requests take turns with a served request and a raw loop too, and the
+median of those adjacent-pair ratios is printed beside the best-of ratio.
 llama-server runs beside tritonserver, and at each concurrency the two take turns for
 --rounds rounds (ours, then llama.cpp's), so each round's ratio shares the load of its moment.
 All paths use the engine's own thread choice (engine.decoder.default_threads). Waiting
@@ -90,6 +92,8 @@ class Cell:
     raw_by_llama_ms: float | None = None  # the raw loop, alternated request by request with llama-server
     llama_tps: dict[int, float] = field(default_factory=dict)
     llama_rounds: dict[int, list[float]] = field(default_factory=dict)  # every round, alternated with ours
+    llama_by_raw: list[float] = field(default_factory=list)  # llama.cpp/raw, each pair of adjacent requests
+    llama_by_served: list[float] = field(default_factory=list)  # llama.cpp/served, each pair of adjacent requests
     notes: list[str] = field(default_factory=list)
 
 
@@ -270,7 +274,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
                 cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
             _latency(cell, server.grpc_url, decoder, prompt, ids, args)
             if isinstance(llama_url, str):
-                _llama_latency(cell, llama_url, decoder, ids, args)
+                _llama_latency(cell, llama_url, server.grpc_url, decoder, prompt, ids, args)
             for c in args.concurrency:
                 if time.monotonic() > deadline:
                     cell.notes.append(f"c={c}+ not measured (time budget)")
@@ -321,20 +325,33 @@ def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, t
         return exc
 
 
-def _llama_latency(cell: Cell, url: str, decoder: Decoder, ids: list[int], args) -> None:
-    """llama.cpp's per-token latency at c=1, alternated request by request with the raw loop (raw_by_llama_ms)."""
+def _llama_latency(cell: Cell, url: str, grpc_url: str, decoder: Decoder, prompt: str, ids: list[int],
+                   args) -> None:
+    """llama.cpp's per-token latency at c=1, request by request in turn with our served model and the raw loop.
+
+    Best-of figures (llama_ms, raw_by_llama_ms) pick each side's least disturbed moment, which
+    need not be the same moment; the ratio of each adjacent pair (llama_by_raw, llama_by_served)
+    shares its moment's load, so their median is the steadier verdict on a shared machine.
+    """
     import httpx
 
     from pointsman.loadtests.llama_cpp import per_token_ms
 
     llama, raw = [], []
+    streamer = GrpcStreamer(grpc_url, f"{cell.model}_stream")
     try:
         for _ in range(args.repeats):
             llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
+            _, arrivals, count = streamer.generate(prompt, args.tokens)
+            served = (arrivals[-1] - arrivals[0]) / (count - 1) * 1e3
             raw.append(_raw_ms(decoder, ids, args.tokens))
+            cell.llama_by_served.append(llama[-1] / served)
+            cell.llama_by_raw.append(llama[-1] / raw[-1])
     except (RuntimeError, httpx.HTTPError) as exc:
         cell.notes.append(f"llama.cpp failed: {exc}")
         return
+    finally:
+        streamer.close()
     cell.llama_ms, cell.raw_by_llama_ms = min(llama), min(raw)
 
 
@@ -428,6 +445,14 @@ def _rounds(values: list[float] | None) -> str:
     return "/".join(f"{v:.1f}" for v in values) if values else "-"
 
 
+def _paired(cell: Cell) -> str:
+    """Median of the adjacent-pair ratios against the raw loop and the served model, and how many pairs."""
+    if not cell.llama_by_raw:
+        return "-"
+    return (f"{np.median(cell.llama_by_raw):.2f}x, {np.median(cell.llama_by_served):.2f}x "
+            f"(median of {len(cell.llama_by_raw)})")
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -439,7 +464,8 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
     console = Console(width=200)
     latency = Table(title=f"per-token latency at c=1, ms ({tokens} new tokens; best of the run's repeats)")
     for column in ("model", "params", "prompt", "threads", "raw ORT loop", "served", "served/raw",
-                   "ORT-genai (raw alt.)", "genai/raw", "peer (threads)", "llama.cpp (raw alt.)", "llama.cpp/raw"):
+                   "ORT-genai (raw alt.)", "genai/raw", "peer (threads)", "llama.cpp (raw alt.)", "llama.cpp/raw",
+                   "llama.cpp/ours by pair: raw, served"):
         latency.add_column(column, justify="left" if column == "model" else "right")
     for c in cells:
         ratio = c.served_ms / c.raw_ms if c.served_ms and c.raw_ms else None
@@ -451,7 +477,7 @@ def report(cells: list[Cell], concurrency: Sequence[int], tokens: int) -> None:
         latency.add_row(c.model, f"{c.params_m:.0f}M", str(c.prompt), str(c.threads), _fmt(c.raw_ms, 2),
                         _fmt(c.served_ms, 2), _fmt(ratio, 2) + ("x" if ratio else ""), genai,
                         _fmt(genai_ratio, 2) + ("x" if genai_ratio else ""), peer, llama,
-                        _fmt(llama_ratio, 2) + ("x" if llama_ratio else ""))
+                        _fmt(llama_ratio, 2) + ("x" if llama_ratio else ""), _paired(c))
     console.print(latency)
     throughput = Table(title="tokens/s served, each round (requests sent together, prefill included) | step-cost "
                              "bound (batch / one bare decode step) | onnxruntime-genai static batch | llama.cpp, "
@@ -484,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompts", nargs="+", type=int, default=[32, 512])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 32])
-    parser.add_argument("--repeats", type=int, default=3, help="c=1 latency requests per path (the best counts)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="c=1 latency requests per path (the best counts; llama.cpp's pairs also give a median)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="turns at each concurrency, ours then llama.cpp's (every round is printed)")
     parser.add_argument("--genai-python", help="python of a venv with onnxruntime-genai 0.18 (else not measured)")
