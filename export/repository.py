@@ -42,7 +42,8 @@ class LlmFolderSpec:
     bos_token_id: int | None = None  # prepended to every prompt when the tokenizer config says so
     instances: int = 1
     intra_op_threads: int | str = "auto"  # auto: engine.decoder.default_threads (cores and model size)
-    intra_op_spinning: str = "off"  # on: threads spin within a step (a model with the cores to itself)
+    # auto: threads spin within a step when the repository's engines have a core per thread
+    intra_op_spinning: str = "auto"
     execution_providers: str = "auto"
     limits: EngineLimits = EngineLimits()
     export_record: dict[str, str] = field(default_factory=dict)  # digest and parity figures, as parameters

@@ -26,8 +26,10 @@ median of those adjacent-pair ratios is printed beside the best-of ratio.
 llama-server runs beside tritonserver, and at each concurrency the two take turns for
 --rounds rounds (ours, then llama.cpp's), so each round's ratio shares the load of its moment.
 All paths use the engine's own thread choice (engine.decoder.default_threads). Waiting
-for work, our threads block and llama.cpp's spin, as each does by default; compare at one
-policy with --spinning (ours spin within a step) or --llama-poll 0 (llama.cpp's block).
+for work, llama.cpp's threads spin; ours spin too when the model has the cores to itself
+(intra_op_spinning auto, export's default, which this single-model repository meets), so
+--spinning off compares blocking with --llama-blocking (llama.cpp's sleep:
+--poll 0 and, for the barrier between operators in its OpenMP build, OMP_WAIT_POLICY=passive).
 Our weights sit in malloc's huge pages (pointsman.launcher sets GLIBC_TUNABLES; this
 process runs itself again with it); llama.cpp maps its file in 4 KiB pages unless
 --llama-load-mode none reads it into memory, where the same setting reaches it. Rounds
@@ -54,7 +56,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsman.engine.decoder import Decoder, default_threads, load_decoder, usable_cores
+from pointsman.engine.decoder import (
+    SPINNING,
+    Decoder,
+    default_threads,
+    load_decoder,
+    resolve_spinning,
+    spinning_fits,
+    usable_cores,
+)
 from pointsman.loadtests.bench_serving import GrpcStreamer, raw_generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,12 +258,12 @@ def peer_ms_per_token(checkpoint: Path, prompt: str, tokens: int, threads: int, 
 def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     from pointsman.engine.tokenizer import TextTokenizer
     from pointsman.launcher.tritonserver import ServerPorts, TritonServer
+    from pointsman.triton_adapters.repository_threads import engine_threads
 
     checkpoint, folder, params_m = prepare(name, work=args.work)
     family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
-    decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=args.spinning)
     tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp, contextlib.ExitStack() as stack:
@@ -261,6 +271,11 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
         repository.mkdir()
         (repository / name).symlink_to(args.work / "repository" / name, target_is_directory=True)  # the twin
         _engine_folder(repository / f"{name}_stream", folder, args.spinning)
+        # the raw loop waits as the served engine will: auto resolved as the stub resolves it
+        spinning = resolve_spinning(args.spinning, fits=spinning_fits(engine_threads(repository, usable_cores()),
+                                                                      usable_cores()))
+        args.resolved_spinning = spinning
+        decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=spinning)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
         stack.enter_context(server)
         llama_url = _llama_cpp(stack, checkpoint, quantized, threads, args, Path(tmp))
@@ -292,7 +307,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     return cells
 
 
-def _engine_folder(target: Path, exported: Path, spinning: bool) -> None:
+def _engine_folder(target: Path, exported: Path, spinning: str) -> None:
     """The engine model's folder as exported, with intra_op_spinning set as --spinning says."""
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
@@ -302,7 +317,7 @@ def _engine_folder(target: Path, exported: Path, spinning: bool) -> None:
         if path.name != "config.pbtxt":
             (target / path.name).symlink_to(path.resolve(), target_is_directory=path.is_dir())
     config = text_format.Parse((exported / "config.pbtxt").read_text(), mc.ModelConfig())
-    config.parameters["intra_op_spinning"].string_value = "on" if spinning else "off"
+    config.parameters["intra_op_spinning"].string_value = spinning
     (target / "config.pbtxt").write_text(text_format.MessageToString(config))
 
 
@@ -319,7 +334,7 @@ def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, t
     try:
         gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", args.work / "gguf")
         return stack.enter_context(peer.serve(gguf, threads=threads, slots=16, context=CONTEXT,
-                                              log=tmp / "llama.log", poll=args.llama_poll,
+                                              log=tmp / "llama.log", blocking=args.llama_blocking,
                                               load_mode=args.llama_load_mode))
     except (RuntimeError, OSError, httpx.HTTPError) as exc:  # the peer failing is a note, not the end of the run
         return exc
@@ -518,12 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peer", action="store_true", help="also run the FastAPI + transformers peer")
     parser.add_argument("--llama-server", help="a built llama-server binary (else llama.cpp is not measured)")
     parser.add_argument("--llama-cpp-source", help="the llama.cpp source it was built from (its GGUF converter)")
-    parser.add_argument("--spinning", action="store_true",
-                        help="our engine's threads spin within a step (intra_op_spinning on), as llama.cpp's do "
-                             "by default; the raw loop too")
-    parser.add_argument("--llama-poll", type=int,
-                        help="llama-server --poll (0: its threads block between operators, as ours do by default; "
-                             "default: llama.cpp's own, 50)")
+    parser.add_argument("--spinning", choices=SPINNING, default="auto",
+                        help="our intra_op_spinning (default auto, export's: one model with every core spins "
+                             "within a step, as llama.cpp's threads do); the raw loop waits the same way")
+    parser.add_argument("--llama-blocking", action="store_true",
+                        help="llama.cpp's threads sleep when they wait, as ours do by default: --poll 0 between "
+                             "steps and OMP_WAIT_POLICY=passive between operators (default: llama.cpp's own, spin)")
     parser.add_argument("--llama-load-mode", choices=["mmap", "none"],
                         help="llama-server --load-mode: none reads the weights into memory, where malloc's huge "
                              "pages reach them as they reach ours (default: llama.cpp's own, mmap)")
@@ -559,8 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         cells += measure(name, args, deadline)
     report(cells, args.concurrency, args.tokens)
-    print(f"threads waiting for work: ours {'spin (--spinning)' if args.spinning else 'block'}, llama.cpp "  # noqa: T201
-          f"{'default (--poll 50: spin)' if args.llama_poll is None else f'--poll {args.llama_poll}'}; "
+    ours = "spin" if getattr(args, "resolved_spinning", False) else "block"
+    print(f"threads waiting for work: ours {ours} (intra_op_spinning {args.spinning}), llama.cpp "  # noqa: T201
+          f"{'block (--poll 0, OMP_WAIT_POLICY=passive)' if args.llama_blocking else 'default (spin)'}; "
           f"llama.cpp weights: {args.llama_load_mode or 'mmap (default)'}; malloc huge pages: "
           f"{os.environ.get('GLIBC_TUNABLES', '')}")
     return 0

@@ -84,20 +84,25 @@ class LlamaCppPeer:
 
     @contextlib.contextmanager
     def serve(self, gguf: Path, threads: int, slots: int, context: int, log: Path,
-              poll: int | None = None, load_mode: str | None = None) -> Iterator[str]:
+              blocking: bool = False, load_mode: str | None = None) -> Iterator[str]:
         """Run llama-server on a free loopback port; yield its URL once /health answers 200.
 
-        poll: llama-server's --poll (0-100: how much its threads spin waiting for work); None
-        leaves its default (50, spinning). load_mode: its --load-mode (none reads the weights
-        into memory rather than mapping the file); None leaves its default (mmap).
+        blocking: its threads sleep when they wait, as onnxruntime's do with spinning off.
+        That takes two settings: --poll 0 for the wait between graphs, and, in an OpenMP build
+        (the sdist's default), OMP_WAIT_POLICY=passive for the barrier between operators,
+        which --poll does not reach. Without OpenMP, ggml's barrier always spins. False
+        leaves llama.cpp's defaults: --poll 50 and libgomp's spin-then-sleep barrier.
+        load_mode: its --load-mode (none reads the weights into memory rather than mapping
+        the file); None leaves its default (mmap).
         """
         port = _free_port()
         command = [str(self.binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
                    "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(slots * context),
-                   "--no-webui", *(["--poll", str(poll)] if poll is not None else []),
+                   "--no-webui", *(["--poll", "0"] if blocking else []),
                    *(["--load-mode", load_mode] if load_mode else [])]
+        env = {**os.environ, **({"OMP_WAIT_POLICY": "passive"} if blocking else {})}
         with open(log, "w") as sink:
-            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ})
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(url, process, log)

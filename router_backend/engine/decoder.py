@@ -82,7 +82,7 @@ def choose_providers(requested: str, available: Sequence[str], cache_dir: str) -
     return providers
 
 
-SPINNING = ("off", "on")  # intra_op_spinning in config.pbtxt
+SPINNING = ("auto", "off", "on")  # intra_op_spinning in config.pbtxt
 BYTES_PER_THREAD = 32 * 2**20  # below ~32 MB of weights per thread, the threads' handoff costs more than it saves
 
 
@@ -114,30 +114,41 @@ def resolve_threads(threads: int | str, model_bytes: int, cores: int) -> int:
     return int(text)
 
 
-def _graph_bytes(path: str) -> int:
+def graph_bytes(path: str) -> int:
     """The graph's size with its external weights (a >2 GB export keeps them beside model.onnx)."""
     folder = os.path.dirname(path) or "."
     data = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(os.path.basename(path))]
     return sum(os.path.getsize(p) for p in data if os.path.isfile(p))
 
 
-def resolve_spinning(spinning: str | bool) -> bool:
-    """A config's intra_op_spinning ("off" or "on") as a flag."""
+def spinning_fits(engine_threads: Sequence[int], cores: int) -> bool:
+    """True when every intra-op thread of the server's engines can have a core of its own.
+
+    Then a thread spinning between operators takes a core no other engine needs, and the
+    step gets faster (llama.cpp's threads spin so too). When engines share cores, a spinning
+    thread burns the core another engine's step waits for: two spinning models on two
+    cores took 1.5x to 2.2x as long per step (docs/families.md).
+    """
+    return sum(engine_threads) <= cores
+
+
+def resolve_spinning(spinning: str | bool, fits: bool = False) -> bool:
+    """A config's intra_op_spinning ("auto", "off" or "on") as a flag; auto is `fits` (spinning_fits)."""
     if isinstance(spinning, bool):
         return spinning
     text = str(spinning).strip().lower()
     if text not in SPINNING:
         raise ValueError(f"intra_op_spinning must be one of {', '.join(SPINNING)} (got {spinning!r})")
-    return text == "on"
+    return fits if text == "auto" else text == "on"
 
 
 def session_options(threads: int, spinning: bool):
     """The onnxruntime options of a decoder: `threads` intra-op threads, one inter-op thread.
 
-    By default the threads block between operators: several models share few cores, and a
-    spinning thread burns a core another model needs. With `spinning` they spin between the
-    operators of a run (as llama.cpp's threads do by default) and stop when the run returns
-    (force_spinning_stop), so an idle model never spins; for a model with the cores to itself.
+    Without `spinning` the threads block between operators: several models share few cores,
+    and a spinning thread burns a core another model needs. With it they spin between the
+    operators of a run (as llama.cpp's threads do) and stop when the run returns
+    (force_spinning_stop), so an idle model never spins; for engines with cores of their own.
     """
     import onnxruntime as ort
 
@@ -152,7 +163,7 @@ def session_options(threads: int, spinning: bool):
 def _session(path: str, threads: int | str, providers: str, spinning: str | bool = "off"):
     import onnxruntime as ort
 
-    options = session_options(resolve_threads(threads, _graph_bytes(path), usable_cores()),
+    options = session_options(resolve_threads(threads, graph_bytes(path), usable_cores()),
                               resolve_spinning(spinning))
     chosen = choose_providers(providers, ort.get_available_providers(), os.path.dirname(path))
     LOGGER.info("loading %s with %s", path, chosen)

@@ -29,6 +29,7 @@ pytest.importorskip("transformers")
 
 from rich.console import Console
 
+from pointsman.engine.decoder import usable_cores
 from pointsman.export.families import SUPPORTED_MODEL_TYPES
 from pointsman.export.pipeline import export_model
 from pointsman.export.random_checkpoints import END_OF_TURN, build_checkpoint, family_tokenizer
@@ -53,6 +54,7 @@ class FamilyServer:
     url: str
     checkpoints: dict[str, Path]
     tokenizer: object
+    log: Path
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +76,8 @@ def family_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FamilySe
             start_until_ready(server)
         except ServerError as exc:
             pytest.fail(f"tritonserver did not become ready: {exc}", pytrace=False)
-        yield FamilyServer(f"http://{server.host}:{server.ports.http}", checkpoints, tokenizer)
+        yield FamilyServer(f"http://{server.host}:{server.ports.http}", checkpoints, tokenizer,
+                           state / "tritonserver.log")
     finally:
         server.stop()
 
@@ -142,3 +145,14 @@ def test_served_config_carries_bos_every_eos_id_and_the_family_context(family_se
         assert params["eos_token_id"] == eos
         assert params["bos_token_id"] == str(tokenizer.bos_token_id)
         assert params["context_length"] == context
+
+
+def test_each_engine_counts_the_repository_threads_before_it_spins(family_server):
+    """intra_op_spinning auto (export's default): seven one-thread engines spin only on seven cores or more."""
+    decisions = [line for line in family_server.log.read_text().splitlines() if "intra_op_spinning auto" in line]
+    expected = "on" if usable_cores() >= len(SUPPORTED_MODEL_TYPES) else "off"
+    threads = ", ".join(["1"] * len(SUPPORTED_MODEL_TYPES))
+
+    assert len(decisions) == len(SUPPORTED_MODEL_TYPES), decisions
+    assert all(f"-> {expected} (engine threads [{threads}], {usable_cores()} cores)" in line
+               for line in decisions), decisions

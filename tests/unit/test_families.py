@@ -16,6 +16,7 @@ from pointsman.engine.decoder import (
     resolve_spinning,
     resolve_threads,
     session_options,
+    spinning_fits,
 )
 from pointsman.engine.scheduler import GenerationEngine, GenerationRequest, greedy_reference
 from pointsman.engine.tokenizer import parse_token_ids
@@ -110,10 +111,23 @@ def test_configured_threads_override_the_rule_and_bad_values_name_the_parameter(
         resolve_threads("two", 10, 2)
 
 
-def test_spinning_is_off_unless_configured_and_bad_values_name_the_parameter() -> None:
-    assert (resolve_spinning("off"), resolve_spinning(" ON "), resolve_spinning(True)) == (False, True, True)
-    with pytest.raises(ValueError, match="intra_op_spinning must be one of off, on .got 'yes'."):
+def test_spinning_follows_the_setting_auto_follows_the_fit_and_bad_values_name_the_parameter() -> None:
+    assert (resolve_spinning("off", fits=True), resolve_spinning(" ON "), resolve_spinning(True)) == (False, True, True)
+    assert (resolve_spinning("auto", fits=True), resolve_spinning("Auto", fits=False)) == (True, False)
+    assert resolve_spinning("auto") is False  # nothing known about the neighbours: block
+    with pytest.raises(ValueError, match="intra_op_spinning must be one of auto, off, on .got 'yes'."):
         resolve_spinning("yes")
+
+
+@pytest.mark.parametrize(("threads", "cores", "fits"), [
+    ([2], 2, True),         # one model with every core
+    ([1, 1], 2, True),      # two one-thread models, a core each
+    ([2, 1], 2, False),     # a second model shares a core
+    ([2, 2], 2, False),     # two models with every core each (1.5x to 2.2x slower steps when spinning)
+    ([], 2, True),
+])
+def test_spinning_fits_only_when_every_engine_thread_has_a_core(threads, cores, fits) -> None:
+    assert spinning_fits(threads, cores) is fits
 
 
 @pytest.mark.parametrize("spinning", [False, True])

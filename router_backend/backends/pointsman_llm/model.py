@@ -20,19 +20,21 @@ import json
 import time
 from pathlib import Path
 
+import triton_python_backend_utils as pb_utils
+
 from pointsman.engine.chat_template import ChatTemplate
-from pointsman.engine.decoder import load_decoder
+from pointsman.engine.decoder import load_decoder, resolve_spinning, spinning_fits, usable_cores
 from pointsman.engine.sampling import model_defaults
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine
 from pointsman.engine.tokenizer import TextTokenizer, build_generation_request, parse_token_ids
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors, parse_generate
 from pointsman.triton_adapters.engine_io import EngineGauges, Outbox, ResponseSink
 from pointsman.triton_adapters.model_config import complete_config
+from pointsman.triton_adapters.repository_threads import FORWARD_TO, engine_threads
 from pointsman.triton_adapters.triton_io import model_parameters, request_fields, require_decoupled, send_error
 from pointsman.triton_adapters.twin import Twin
 
 INPUTS = input_tensors(GenerateParams)
-FORWARD_TO = "forward_to"  # the parameter that makes a model folder a twin
 TWIN_WORKERS = 64
 
 
@@ -69,12 +71,23 @@ class TritonPythonModel:
         decoder = load_decoder(str(folder / params.get("onnx_file", "model.onnx")),
                                threads=params.get("intra_op_threads", "auto"),
                                providers=params.get("execution_providers", "auto"),
-                               spinning=params.get("intra_op_spinning", "off"))
+                               spinning=self._spinning(params.get("intra_op_spinning", "auto"), args))
         self.engine = GenerationEngine(decoder, self.tokenizer, parse_token_ids("eos_token_id", params["eos_token_id"]),
                                        EngineLimits.from_parameters(params))
         self.engine.start()
         self.outbox = Outbox()
         self.gauges = EngineGauges(self.name, self.engine, time.perf_counter() - began)
+
+    def _spinning(self, setting: str, args: dict) -> bool:
+        """intra_op_spinning as a flag; auto spins when the repository's engines have a core per thread."""
+        if str(setting).strip().lower() != "auto":
+            return resolve_spinning(setting)
+        cores = usable_cores()
+        threads = engine_threads(Path(args["model_repository"]).parent, cores)
+        spinning = resolve_spinning(setting, fits=spinning_fits(threads, cores))
+        pb_utils.Logger.log_info(f"pointsman engine {self.name}: intra_op_spinning auto -> "
+                                 f"{'on' if spinning else 'off'} (engine threads {threads}, {cores} cores)")
+        return spinning
 
     def execute(self, requests: list) -> None:
         if self.twin is not None:
