@@ -11,11 +11,13 @@ Engines of another server on the same cores are not seen; docs/families.md says 
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
+import sys
 from pathlib import Path
 
 from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2 as mc
 
 from pointsman.engine.decoder import graph_bytes, resolve_threads
 
@@ -27,9 +29,10 @@ FORWARD_TO = "forward_to"  # the parameter that makes a folder a twin: it runs n
 def engine_threads(repository: Path, cores: int) -> list[int]:
     """One entry per engine instance in the repository: the intra-op threads it will run."""
     threads: list[int] = []
+    model_config = _model_config_message()
     for path in sorted(repository.glob("*/config.pbtxt")):
         try:
-            config = text_format.Parse(path.read_text(), mc.ModelConfig())
+            config = text_format.Parse(path.read_text(), model_config())
         except (OSError, text_format.ParseError) as exc:  # Triton refuses that folder itself
             LOGGER.warning("%s: not counted (%s)", path, exc)
             continue
@@ -52,3 +55,22 @@ def _graph(folder: Path, onnx_file: str) -> Path | None:
     versions = sorted((int(v.name) for v in folder.iterdir() if v.name.isdigit() and (v / onnx_file).exists()),
                       reverse=True)
     return folder / str(versions[0]) / onnx_file if versions else None
+
+
+@functools.cache
+def _model_config_message() -> type:
+    """The ModelConfig message tritonclient generates, loaded from its own file.
+
+    Importing it as tritonclient.grpc.model_config_pb2 runs tritonclient.grpc's __init__,
+    which loads grpc and numpy helpers (a quarter of a second) into an engine stub that
+    needs neither. The file itself imports only protobuf, and protobuf shares its
+    descriptors with a later normal import.
+    """
+    loaded = sys.modules.get("tritonclient.grpc.model_config_pb2")
+    if loaded is None:
+        package = importlib.util.find_spec("tritonclient")
+        path = Path(package.submodule_search_locations[0]) / "grpc" / "model_config_pb2.py"
+        spec = importlib.util.spec_from_file_location("pointsman_model_config_pb2", path)
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+    return loaded.ModelConfig
