@@ -6,7 +6,8 @@
 # Idempotent, for `make test` and CI (root, Debian): installs the server from Debian's
 # packages when missing, starts the first cluster when it is down, creates a role named
 # after the current OS user (peer authentication over the Unix socket: no password) with
-# CREATEDB, so tests can make a database of their own, and a database pointsman_test.
+# CREATEDB, so tests can make a database of their own (and drop them, pg_signal_backend),
+# and a database pointsman_test.
 set -euo pipefail
 log() { echo "start_postgres: $*" >&2; }
 SOCKET_DIR=/var/run/postgresql
@@ -37,6 +38,9 @@ as_postgres() { runuser -u postgres -- psql -h "$SOCKET_DIR" -p "$PORT" -v ON_ER
 if [ -z "$(as_postgres "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" ]; then
     as_postgres "CREATE ROLE \"$ROLE\" LOGIN CREATEDB" >&2
 fi
+# a test's DROP DATABASE ... WITH (FORCE) must end every session on that database,
+# autovacuum's worker included, which runs as no role: only pg_signal_backend may end it
+as_postgres "GRANT pg_signal_backend TO \"$ROLE\"" >&2
 if [ -z "$(as_postgres "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
     as_postgres "CREATE DATABASE $DB OWNER \"$ROLE\"" >&2
 fi
