@@ -88,6 +88,7 @@ class Cell:
     params_m: float
     prompt: int
     threads: int
+    spinning: bool  # whether our threads spin within a step (intra_op_spinning resolved)
     raw_ms: float | None = None
     served_ms: float | None = None
     genai_ms: float | None = None
@@ -274,14 +275,13 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
         # the raw loop waits as the served engine will: auto resolved as the stub resolves it
         spinning = resolve_spinning(args.spinning, fits=spinning_fits(engine_threads(repository, usable_cores()),
                                                                       usable_cores()))
-        args.resolved_spinning = spinning
         decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=spinning)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
         stack.enter_context(server)
         llama_url = _llama_cpp(stack, checkpoint, quantized, threads, args, Path(tmp))
         for length in args.prompts:
             prompt, ids = prompt_text(tokenizer, length)
-            cell = Cell(name, params_m, length, threads)
+            cell = Cell(name, params_m, length, threads, spinning)
             cells.append(cell)
             if isinstance(llama_url, Exception):
                 cell.notes.append(f"llama.cpp failed: {llama_url}")
@@ -357,8 +357,7 @@ def _llama_latency(cell: Cell, url: str, grpc_url: str, decoder: Decoder, prompt
     try:
         for _ in range(args.repeats):
             llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
-            _, arrivals, count = streamer.generate(prompt, args.tokens)
-            served = (arrivals[-1] - arrivals[0]) / (count - 1) * 1e3
+            served = _served_ms(streamer, prompt, args.tokens)
             raw.append(_raw_ms(decoder, ids, args.tokens))
             cell.llama_by_served.append(llama[-1] / served)
             cell.llama_by_raw.append(llama[-1] / raw[-1])
@@ -405,14 +404,17 @@ def _latency(cell: Cell, url: str, decoder: Decoder, prompt: str, ids: list[int]
     served, raw = [], []
     try:
         for _ in range(args.repeats):
-            _, arrivals, count = streamer.generate(prompt, args.tokens)
-            # per token, not per piece: a character spanning tokens arrives as one piece
-            served.append((arrivals[-1] - arrivals[0]) / (count - 1))
-            _, times = raw_generate(decoder, ids, args.tokens)
-            raw.append((times[-1] - times[0]) / (len(times) - 1))
+            served.append(_served_ms(streamer, prompt, args.tokens))
+            raw.append(_raw_ms(decoder, ids, args.tokens))
     finally:
         streamer.close()
-    cell.served_ms, cell.raw_ms = min(served) * 1e3, min(raw) * 1e3
+    cell.served_ms, cell.raw_ms = min(served), min(raw)
+
+
+def _served_ms(streamer: GrpcStreamer, prompt: str, tokens: int) -> float:
+    _, arrivals, count = streamer.generate(prompt, tokens)
+    # per token, not per piece: a character spanning tokens arrives as one piece
+    return (arrivals[-1] - arrivals[0]) / (count - 1) * 1e3
 
 
 def _raw_ms(decoder: Decoder, ids: list[int], tokens: int) -> float:
@@ -574,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         cells += measure(name, args, deadline)
     report(cells, args.concurrency, args.tokens)
-    ours = "spin" if getattr(args, "resolved_spinning", False) else "block"
+    ours = "/".join(sorted({"spin" if cell.spinning else "block" for cell in cells})) or "-"
     print(f"threads waiting for work: ours {ours} (intra_op_spinning {args.spinning}), llama.cpp "  # noqa: T201
           f"{'block (--poll 0, OMP_WAIT_POLICY=passive)' if args.llama_blocking else 'default (spin)'}; "
           f"llama.cpp weights: {args.llama_load_mode or 'mmap (default)'}; malloc huge pages: "

@@ -20,9 +20,9 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from pointsman.engine.decoder import graph_bytes, resolve_threads
+from pointsman.launcher.tritonserver import LLM_BACKEND
 
 LOGGER = logging.getLogger(__name__)
-ENGINE_BACKEND = "pointsman_llm"
 FORWARD_TO = "forward_to"  # the parameter that makes a folder a twin: it runs no engine of its own
 
 
@@ -37,7 +37,7 @@ def engine_threads(repository: Path, cores: int) -> list[int]:
             LOGGER.warning("%s: not counted (%s)", path, exc)
             continue
         params = {key: value.string_value for key, value in config.parameters.items()}
-        if config.backend != ENGINE_BACKEND or params.get(FORWARD_TO):
+        if config.backend != LLM_BACKEND or params.get(FORWARD_TO):
             continue
         graph = _graph(path.parent, params.get("onnx_file", "model.onnx"))
         size = graph_bytes(str(graph)) if graph else 0
