@@ -39,6 +39,16 @@ DEMO_MODELS = ("gpt2", "distilgpt2", "codegen")
 REPOSITORY_VARIABLE = "POINTSMAN_TEST_REPOSITORY"  # serve another repository instead (debugging)
 READY_TIMEOUT_S = 240.0  # every model loads at start; more models on 2 cores take longer
 LOG_TAIL_LINES = 60
+CLASSIFIER_PROBE_S = 2.0  # how often the router probes the served classifier (router_stream's twin_probe_s default)
+
+
+def classifier_probes_within(seconds: float) -> int:
+    """How many of the router's liveness probes can reach prompt_classifier in `seconds`.
+
+    Triton counts each probe in the classifier's statistics (the stub refuses its empty
+    prompt, but the request ran), so a test that counts the classifier's requests allows for them.
+    """
+    return int(seconds // CLASSIFIER_PROBE_S) + 1
 
 
 @dataclass(frozen=True)
