@@ -55,7 +55,7 @@ class TimingSink:
         self.error: Exception | None = None
         self.done = threading.Event()
 
-    def on_text(self, piece: str) -> None:
+    def on_text(self, piece: str, tokens: int) -> None:
         self.times.append(time.perf_counter())
 
     def on_finish(self, result: GenerationResult) -> None:

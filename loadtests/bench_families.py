@@ -201,11 +201,11 @@ def served_concurrent(url: str, model: str, prompt: str, tokens: int, concurrenc
     def one(streamer: GrpcStreamer) -> None:
         start.wait()
         try:
-            sent, arrivals, count = streamer.generate(prompt, tokens)
+            answer = streamer.generate(prompt, tokens)
         except (queue.Empty, SystemExit):  # timed out or answered with an error: the cell reports None
             return
         with lock:
-            spans.append((sent, arrivals[-1], count))
+            spans.append((answer.sent, answer.arrivals[-1], answer.tokens))
 
     threads = [threading.Thread(target=one, args=(s,)) for s in streamers]
     try:
@@ -412,9 +412,8 @@ def _latency(cell: Cell, url: str, decoder: Decoder, prompt: str, ids: list[int]
 
 
 def _served_ms(streamer: GrpcStreamer, prompt: str, tokens: int) -> float:
-    _, arrivals, count = streamer.generate(prompt, tokens)
-    # per token, not per piece: a character spanning tokens arrives as one piece
-    return (arrivals[-1] - arrivals[0]) / (count - 1) * 1e3
+    # per decoding step, each piece dated by its token count: a character spanning tokens arrives as one piece
+    return streamer.generate(prompt, tokens).step_s() * 1e3
 
 
 def _raw_ms(decoder: Decoder, ids: list[int], tokens: int) -> float:

@@ -36,6 +36,29 @@ TARGET = 1.3
 
 
 @dataclass(frozen=True)
+class Streamed:
+    """One streamed request as the client saw it."""
+
+    sent: float
+    arrivals: list[float]  # when each piece with text arrived
+    counts: list[int | None]  # the tokens generated when each piece went out (the engine's `tokens`), if sent
+    tokens: int  # the final response's count
+
+    def step_s(self) -> float:
+        """Seconds per decoding step, first piece to last, each dated by its own token count.
+
+        (last - first arrival) / (tokens - 1) would count a step for every token outside
+        that span: a first or last piece that waited for a character's last byte.
+        """
+        first, last = self.counts[0], self.counts[-1]
+        if first is None or last is None:
+            raise SystemExit("the streamed pieces carry no token counts (an engine model sends them)")
+        if last == first:
+            raise SystemExit("the stream sent its text in one piece; no step to time")
+        return (self.arrivals[-1] - self.arrivals[0]) / (last - first)
+
+
+@dataclass(frozen=True)
 class Timings:
     """Per-token gaps (seconds) and times to first token of every measured request."""
 
@@ -66,15 +89,15 @@ class GrpcStreamer:
         tensor.set_data_from_numpy(array)
         return tensor
 
-    def generate(self, prompt: str, tokens: int) -> tuple[float, list[float], int]:
-        """Send one streaming request; return (sent at, piece arrival times, tokens reported)."""
+    def generate(self, prompt: str, tokens: int) -> Streamed:
+        """Send one streaming request; read it to its final response."""
         inputs = [self._input("text_input", prompt.encode(), np.object_),
                   self._input("max_tokens", tokens, np.int32),
                   self._input("stream", True, np.bool_),
                   self._input("ignore_eos", True, np.bool_)]
         sent = time.perf_counter()
         self._client.async_stream_infer(self.model, inputs, enable_empty_final_response=True)
-        arrivals, count = [], 0
+        arrivals, counts, count = [], [], 0
         while True:
             at, result, error = self._answers.get(timeout=120)
             if error is not None:
@@ -86,8 +109,9 @@ class GrpcStreamer:
             text = result.as_numpy("text_output")
             if text is not None and text.reshape(-1)[0]:
                 arrivals.append(at)
+                counts.append(None if reported is None else count)
             if response.parameters["triton_final_response"].bool_param:
-                return sent, arrivals, count
+                return Streamed(sent, arrivals, counts, count)
 
     def close(self) -> None:
         self._client.stop_stream()
@@ -130,12 +154,12 @@ def run(url: str, model: str, folder: Path, requests: int, tokens: int, warmup: 
     raw: list[tuple[float, list[float]]] = []
     try:
         for index in range(warmup + requests):
-            sent, arrivals, count = streamer.generate(PROMPT, tokens)
-            if count != tokens:
-                raise SystemExit(f"{model} made {count} tokens, asked for {tokens}")
+            answer = streamer.generate(PROMPT, tokens)
+            if answer.tokens != tokens:
+                raise SystemExit(f"{model} made {answer.tokens} tokens, asked for {tokens}")
             start, times = raw_generate(decoder, prompt_ids, tokens)
             if index >= warmup:
-                served.append((sent, arrivals))
+                served.append((answer.sent, answer.arrivals))
                 raw.append((start, times))
     finally:
         streamer.close()

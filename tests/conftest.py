@@ -117,6 +117,7 @@ class RecordingSink:
                  cancel_after: int | None = None) -> None:
         self.pieces: list[str] = []
         self.piece_times: list[float] = []
+        self.piece_tokens: list[int] = []  # tokens generated when each piece was sent
         self.results: list[GenerationResult] = []
         self.errors: list[Exception] = []
         self.done = threading.Event()
@@ -124,8 +125,9 @@ class RecordingSink:
         self._on_piece = on_piece
         self._cancelled = False
 
-    def on_text(self, piece: str) -> None:
+    def on_text(self, piece: str, tokens: int) -> None:
         self.pieces.append(piece)
+        self.piece_tokens.append(tokens)
         self.piece_times.append(time.perf_counter())
         if self.cancel_after is not None and len(self.pieces) >= self.cancel_after:
             self._cancelled = True

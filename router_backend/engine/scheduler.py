@@ -43,8 +43,13 @@ class Tokenizer(Protocol):
 class TokenSink(Protocol):
     """Where a sequence's output goes (the adapter wraps Triton's response sender)."""
 
-    def on_text(self, piece: str) -> None:
-        """A streamed piece of new text (called only for streaming requests)."""
+    def on_text(self, piece: str, tokens: int) -> None:
+        """A streamed piece of new text (called only for streaming requests).
+
+        tokens: how many tokens the sequence has generated, this piece's included. A piece
+        can cover several tokens (a character spanning tokens waits for its last byte), so
+        only this count dates a piece to its decoding step.
+        """
 
     def on_finish(self, result: GenerationResult) -> None:
         """The final result; called exactly once unless on_error is."""
@@ -337,7 +342,7 @@ class GenerationEngine:
         piece, stopped = seq.stops.push(seq.detok.push(token))
         if seq.request.stream and piece:
             try:
-                seq.sink.on_text(piece)
+                seq.sink.on_text(piece, len(seq.generated))
             except Exception as exc:  # noqa: BLE001 - a broken sender ends only its own request
                 self._fail(seq, exc)
                 return
@@ -386,7 +391,7 @@ class GenerationEngine:
             tail, stopped = seq.stops.push(seq.detok.flush())
             tail += seq.stops.flush()
             if seq.request.stream and tail:
-                seq.sink.on_text(tail)
+                seq.sink.on_text(tail, len(seq.generated))
             seq.sink.on_finish(GenerationResult(
                 text=seq.stops.text, tokens=len(seq.generated), finish_reason="stop" if stopped else reason,
                 time_to_first_token_s=first - seq.submitted, duration_s=now - seq.submitted,

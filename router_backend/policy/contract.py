@@ -190,7 +190,8 @@ _TOKENS = TensorSpec("tokens", "TYPE_INT32", optional=False)
 _FINISH = TensorSpec("finish_reason", "TYPE_STRING", optional=False)
 _PROMPT_TOKENS = TensorSpec("prompt_tokens", "TYPE_INT32", optional=False)  # as the model's tokenizer counts them
 
-# a language model: streamed pieces carry text_output only; the final response all four
+# a language model: streamed pieces carry text_output and tokens (generated so far, the piece's
+# included: a piece can hold several tokens); the final response all five
 LLM_OUTPUTS: tuple[TensorSpec, ...] = (
     _TEXT_OUTPUT, _TOKENS, _FINISH, _PROMPT_TOKENS,
     TensorSpec("mean_logprob", "TYPE_FP32", optional=False),  # NaN when no token was generated

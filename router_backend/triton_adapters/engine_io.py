@@ -28,7 +28,8 @@ class Outbox:
     """One thread that sends every response of one model instance, in order per request.
 
     Streamed pieces that queue up while a send is under way go out as one response (the
-    text of several tokens): when delivery is slower than decoding, fewer round trips. A
+    text of several tokens, with the latest token count): when delivery is slower than
+    decoding, fewer round trips. A
     request's first piece always goes out alone, so the time to first token never waits
     for later tokens and a stream of several pieces always arrives as several responses.
     """
@@ -38,8 +39,8 @@ class Outbox:
         self._thread = threading.Thread(target=self._run, name="response-outbox", daemon=True)
         self._thread.start()
 
-    def post_text(self, sender, piece: str, first: bool = False) -> None:
-        self._queue.put((sender, piece, None, first))
+    def post_text(self, sender, piece: str, tokens: int, first: bool = False) -> None:
+        self._queue.put((sender, (piece, tokens), None, first))
 
     def post(self, sender, build: Callable[[], object], flags: int = 0) -> None:
         self._queue.put((sender, None, build, flags))
@@ -63,7 +64,7 @@ class Outbox:
 
     @staticmethod
     def _deliver(batch: list) -> None:
-        texts: dict = {}  # sender -> pieces not yet sent (insertion order = arrival order)
+        texts: dict = {}  # sender -> (text, tokens) pieces not yet sent (insertion order = arrival order)
         for sender, piece, build, mark in batch:  # mark: a response's flags, or a text's "first" bit
             if piece is not None and mark:  # a first piece: nothing of its request can be queued before it
                 _send_text(sender, [piece])
@@ -77,9 +78,10 @@ class Outbox:
             _send_text(sender, pieces)
 
 
-def _send_text(sender, pieces: list[str]) -> None:
-    joined = "".join(pieces)
-    _send(sender, lambda: response(text_output=joined), 0)
+def _send_text(sender, pieces: list[tuple[str, int]]) -> None:
+    """One streamed response: the pieces' text, and the token count of the last (tokens generated so far)."""
+    joined, tokens = "".join(text for text, _ in pieces), pieces[-1][1]
+    _send(sender, lambda: response(text_output=joined, tokens=tokens), 0)
 
 
 def _send(sender, build: Callable[[], object], flags: int) -> None:
@@ -105,8 +107,8 @@ class ResponseSink:
         self._cancelled = False
         self._first = True
 
-    def on_text(self, piece: str) -> None:
-        self._outbox.post_text(self._sender, self._prefix + piece, first=self._first)
+    def on_text(self, piece: str, tokens: int) -> None:
+        self._outbox.post_text(self._sender, self._prefix + piece, tokens, first=self._first)
         self._prefix, self._first = "", False
 
     def on_finish(self, result: GenerationResult) -> None:

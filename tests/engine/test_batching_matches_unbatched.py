@@ -51,7 +51,7 @@ class Collect:
         self.pieces = 0
         self._after_pieces = after_pieces
 
-    def on_text(self, piece: str) -> None:
+    def on_text(self, piece: str, tokens: int) -> None:
         self.pieces += 1
         if self._after_pieces is not None:
             self._after_pieces(self.pieces)

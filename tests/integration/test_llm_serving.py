@@ -106,7 +106,9 @@ def test_generate_stream_pieces_concatenate_to_the_non_streamed_greedy_text(trit
     assert not [e for e in events if "error" in e], events
     pieces, final = events[:-1], events[-1]
     assert len(pieces) >= 2, events
-    assert all("tokens" not in e for e in pieces)
+    # each piece dates itself: tokens generated so far, rising, never past the final count
+    counts = [e["tokens"] for e in pieces]
+    assert counts == sorted(set(counts)) and 1 <= counts[0] and counts[-1] <= 16, counts
     assert final["tokens"] == whole["tokens"] == 16
     assert final["finish_reason"] == whole["finish_reason"] == "length"
     assert "".join(e["text_output"] for e in events) == whole["text_output"]

@@ -57,6 +57,26 @@ def test_streamed_pieces_concatenate_to_the_final_text(make_engine, make_sink, f
     engine.run_until_idle()
     assert "".join(sink.pieces) == sink.result.text
     assert len(sink.pieces) == sink.result.tokens
+    assert sink.piece_tokens == list(range(1, sink.result.tokens + 1))  # one token per piece here
+
+
+def test_a_held_back_piece_carries_the_count_of_the_step_that_released_it(make_engine, make_sink,
+                                                                         fake_tokenizer) -> None:
+    engine, _ = make_engine()
+    plain = make_sink()
+    engine.submit(request(fake_tokenizer, "abc", 30, stream=True), plain)
+    engine.run_until_idle()
+    # a stop sequence that starts like the text at 10 but does not match: the matcher holds
+    # its first character back until the next one rules the match out
+    near_miss = plain.result.text[10] + "\x00"
+    sink = make_sink()
+    engine.submit(GenerationRequest(tuple(fake_tokenizer.encode("abc")), 30, stream=True, stop=(near_miss,)), sink)
+    engine.run_until_idle()
+
+    assert "".join(sink.pieces) == plain.result.text and sink.result.tokens == 30
+    sent = [len("".join(sink.pieces[: i + 1])) for i in range(len(sink.pieces))]  # one character per token
+    assert sink.piece_tokens == sent  # each piece counts the tokens generated when it went out
+    assert any(len(piece) > 1 for piece in sink.pieces)  # and one of them held two
 
 
 def test_non_streaming_request_gets_only_the_final_result(make_engine, make_sink, fake_tokenizer) -> None:
