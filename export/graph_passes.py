@@ -4,7 +4,7 @@
 
 A one-token decoding step of a small model is mostly fixed cost per node: the traced
 graph computes every reshape's target shape from `Shape` nodes at run time, and applies
-each RMSNorm and residual add as separate nodes. Two passes, each keeping the arithmetic:
+each RMSNorm and residual add as separate nodes. Passes that each keep the arithmetic:
 - onnxruntime's transformer optimizer (fusions only, opt_level 0, so the file stays
   portable): RMSNorm and its residual add become SkipSimplifiedLayerNormalization,
   LayerNorm and its add SkipLayerNormalization, GELU forms Gelu/FastGelu/BiasGelu;
@@ -12,11 +12,15 @@ each RMSNorm and residual add as separate nodes. Two passes, each keeping the ar
   a chain of reshapes becomes one, a reshape to the shape it already has goes, and the
   rest get a constant target (0 copies a dimension); the shape arithmetic left unused
   is pruned.
+- Gemm unflattening: a gpt2 Conv1D traces as reshape to 2-D, Gemm, and a reshape back whose
+  target is computed at run time from Shape, Gather, Unsqueeze and Concat nodes (ten nodes
+  per projection). A MatMul takes the 3-D tensor as it is; the bias becomes an Add, which
+  a following SkipLayerNormalization takes as its own bias input.
 - MatMul packing (as onnxruntime-genai's model builder does): the projections that read one
   tensor (q, k and v; gate and up) become one MatMul over their weights side by side, then a
-  Split; where the split feeds a GroupQueryAttention as query, key and value, the operator
-  takes the packed tensor itself. One wider GEMM instead of three narrow ones, so a step
-  has fewer operators to schedule over the threads.
+  Split; where a split (this one, or a traced one: gpt2's c_attn) feeds a GroupQueryAttention
+  as query, key and value, the operator takes the packed tensor itself. One wider GEMM
+  instead of three narrow ones, so a step has fewer operators to schedule over the threads.
 Export checks parity on the rewritten graph, so a pass that changed the result is refused.
 """
 
@@ -39,6 +43,8 @@ def optimize_graph(path: Path) -> dict[str, int]:
     before = Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
     model = _fuse(path)
     fold_shapes(model)
+    unflatten_gemms(model)
+    fold_bias_into_skip_norm(model)
     pack_matmuls(model)
     _save(model, path)
     after = Counter(n.op_type for n in model.graph.node)
@@ -170,6 +176,79 @@ def _prune(graph) -> None:
     graph.initializer.extend(initializers)
 
 
+def _consumers(graph) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            out.setdefault(name, []).append(node)
+    return out
+
+
+def unflatten_gemms(model) -> int:
+    """Reshape to 2-D -> Gemm -> reshape back, as MatMul (+ Add of the bias) on the tensor as it is; how many."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    shapes = _shapes(model)
+    weights = {t.name: t for t in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers = _consumers(graph)
+    replaced: dict[int, list] = {}
+    for gemm in [n for n in graph.node if n.op_type == "Gemm" and len(n.input) == 3]:
+        attributes = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+        flatten = producer.get(gemm.input[0])
+        after = consumers.get(gemm.output[0], [])
+        weight, bias = weights.get(gemm.input[1]), weights.get(gemm.input[2])
+        if (attributes.get("alpha", 1.0) != 1.0 or attributes.get("beta", 1.0) != 1.0 or attributes.get("transA", 0)
+                or flatten is None or flatten.op_type != "Reshape" or len(consumers[flatten.output[0]]) != 1
+                or len(after) != 1 or after[0].op_type != "Reshape" or weight is None or bias is None
+                or len(bias.dims) != 1):
+            continue
+        data, unflatten = flatten.input[0], after[0]
+        have, want = shapes.get(data), shapes.get(unflatten.output[0])
+        if not have or not want or len(have) < 2 or have[:-1] != want[:-1]:
+            continue  # the reshape back must restore the leading dimensions exactly
+        matrix = numpy_helper.to_array(weight)
+        if attributes.get("transB", 0):
+            matrix = matrix.T
+        name = gemm.name or gemm.output[0]
+        graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(matrix), f"{name}/weight"))
+        replaced[id(unflatten)] = [
+            helper.make_node("MatMul", [data, f"{name}/weight"], [f"{name}/product"], name=f"{name}/matmul"),
+            helper.make_node("Add", [f"{name}/product", gemm.input[2]], [unflatten.output[0]], name=f"{name}/bias"),
+        ]
+    rewritten = []
+    for node in graph.node:
+        rewritten.extend(replaced.get(id(node), [node]))
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    _prune(graph)
+    return len(replaced)
+
+
+def fold_bias_into_skip_norm(model) -> int:
+    """Add(x, constant 1-D bias) read only by a SkipLayerNormalization without a bias: its bias input instead."""
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    consumers = _consumers(graph)
+    dropped: set[int] = set()
+    for add in [n for n in graph.node if n.op_type == "Add"]:
+        bias = weights.get(add.input[1])
+        readers = consumers.get(add.output[0], [])
+        if bias is None or len(bias.dims) != 1 or len(readers) != 1:
+            continue
+        norm = readers[0]
+        if norm.op_type != "SkipLayerNormalization" or len(norm.input) != 4 or add.output[0] not in norm.input[:2]:
+            continue
+        norm.input[list(norm.input[:2]).index(add.output[0])] = add.input[0]
+        norm.input.append(add.input[1])  # input, skip, gamma, beta, bias: the sum output includes the bias too
+        dropped.add(id(add))
+    kept = [n for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return len(dropped)
+
+
 def pack_matmuls(model) -> int:
     """Merge MatMuls that read the same tensor with constant 2-D weights of one dtype; return how many groups."""
     from onnx import helper, numpy_helper
@@ -212,11 +291,13 @@ def pack_matmuls(model) -> int:
 
 def _feed_packed_qkv(graph) -> None:
     """A Split giving exactly a GroupQueryAttention's query, key and value: let it take the packed tensor."""
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    for split in [n for n in graph.node if n.op_type == "Split" and n.name.endswith("/packed/split")]:
+    from onnx import helper
+
+    consumers = _consumers(graph)
+    for split in [n for n in graph.node if n.op_type == "Split"]:
+        axis = next((helper.get_attribute_value(a) for a in split.attribute if a.name == "axis"), 0)
+        if axis not in (-1, 2):  # the operator's inputs are [batch, sequence, hidden]
+            continue
         outs = list(split.output)
         readers = {id(r): r for o in outs for r in consumers.get(o, [])}
         if len(outs) != 3 or len(readers) != 1:

@@ -72,6 +72,21 @@ def test_a_llama_graph_packs_q_k_v_into_the_operator_and_gate_with_up(tokenizer,
     assert ops["MatMul"] == 4 * len(attention) + 1  # + the output projection
     assert max(report.max_abs_diff, report.max_abs_diff_step) <= PARITY_TOLERANCE
 
+def test_a_gpt2_graph_runs_its_conv1d_projections_as_matmuls_with_no_shape_arithmetic(tokenizer, tmp_path):
+    report = _export("gpt2", tokenizer, tmp_path)
+    graph = _graph(report.onnx_path)
+    ops = Counter(n.op_type for n in graph.node)
+    attention = [n for n in graph.node if n.op_type == "GroupQueryAttention"]
+    norms = [n for n in graph.node if n.op_type == "SkipLayerNormalization"]
+
+    # traced: reshape to 2-D, Gemm, reshape back by Shape/Gather/Unsqueeze/Concat; c_attn then a Split
+    assert ops["Gemm"] == ops["Shape"] == ops["Reshape"] == ops["Concat"] == ops["Split"] == 0
+    assert all(n.input[1] == n.input[2] == "" for n in attention)  # q, k and v read packed
+    assert ops["MatMul"] == 4 * len(attention) + 1  # c_attn, c_proj, c_fc, c_proj; + the output projection
+    assert len(norms) == 2 * len(attention) and all(len(n.input) == 5 for n in norms)  # both c_proj biases in
+    assert max(report.max_abs_diff, report.max_abs_diff_step) <= PARITY_TOLERANCE
+
+
 @pytest.mark.parametrize(("family", "interleaved"), [("gpt_neox", 0), ("codegen", 1)])
 def test_partial_and_interleaved_rotary_pass_parity_inside_the_operator(family, interleaved, tokenizer, tmp_path):
     # head_dim 64: gpt_neox rotates 16 dims (rotary_pct 0.25), codegen 32 in pairs (rotate_every_two)
