@@ -8,7 +8,9 @@ Random-weight checkpoints of the llama and gpt2 families (~89 M and ~300 M param
 vocabulary 512, so nearly every weight sits in the layers) are built and exported once
 under build/bench-families/. For each model and prompt length, in the same run:
 - the raw in-process onnxruntime loop (the engine's decoder, greedy, one decode step per token);
-- the model served by tritonserver (gRPC streaming, ignore_eos), at concurrency 1 the
+- the model served by tritonserver (streamed with ignore_eos: Triton's generate_stream
+  read with httpx, the client that reads llama-server, or tritonclient gRPC with
+  --client grpc, which costs the shared cores twice the CPU per piece), at concurrency 1 the
   per-token latency (alternating request by request with the raw loop) and at every
   concurrency the tokens/s of that many requests sent together, next to the step-cost
   bound: batch / (time of one bare decode_batch step at that batch);
@@ -43,6 +45,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import os
 import queue
 import subprocess
@@ -65,7 +68,7 @@ from pointsman.engine.decoder import (
     spinning_fits,
     usable_cores,
 )
-from pointsman.loadtests.bench_serving import GrpcStreamer, raw_generate
+from pointsman.loadtests.bench_serving import GrpcStreamer, HttpStreamer, raw_generate
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench-families"
@@ -187,22 +190,36 @@ def step_bound(decoder: Decoder, prompt_ids: Sequence[int], batch: int, steps: i
     return batch / min(times[2:])
 
 
-def served_concurrent(url: str, model: str, prompt: str, tokens: int, concurrency: int) -> float | None:
+Streamer = GrpcStreamer | HttpStreamer
+# --client: how this bench streams from our server; llama-server is always read with httpx
+CLIENTS = {"http": (HttpStreamer, "http_url"), "grpc": (GrpcStreamer, "grpc_url")}
+
+
+def connect(server, model: str, client: str) -> Streamer:
+    """A stream to the engine model `model`_stream of a running TritonServer, over --client."""
+    kind, address = CLIENTS[client]
+    return kind(getattr(server, address), f"{model}_stream")
+
+
+def served_concurrent(server, model: str, prompt: str, tokens: int, concurrency: int,
+                      client: str = "http") -> float | None:
     """Tokens/s of `concurrency` streaming requests sent together (prefill included); None if one failed.
 
     A request that waits over bench_serving's 120 s for a response counts as failed: on a
     loaded 2-core machine that is what c=32 with 512-token prompts can do.
     """
-    streamers = [GrpcStreamer(url, f"{model}_stream") for _ in range(concurrency)]
+    import httpx
+
+    streamers = [connect(server, model, client) for _ in range(concurrency)]
     spans: list[tuple[float, float, int]] = []
     lock = threading.Lock()
     start = threading.Barrier(concurrency)
 
-    def one(streamer: GrpcStreamer) -> None:
+    def one(streamer: Streamer) -> None:
         start.wait()
         try:
             answer = streamer.generate(prompt, tokens)
-        except (queue.Empty, SystemExit):  # timed out or answered with an error: the cell reports None
+        except (queue.Empty, SystemExit, httpx.HTTPError):  # timed out or an error: the cell reports None
             return
         with lock:
             spans.append((answer.sent, answer.arrivals[-1], answer.tokens))
@@ -287,15 +304,15 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
                 cell.notes.append(f"llama.cpp failed: {llama_url}")
             elif llama_url is None:
                 cell.notes.append("llama.cpp not measured (no --llama-server/--llama-cpp-source)")
-            _latency(cell, server.grpc_url, decoder, prompt, ids, args)
+            _latency(cell, server, decoder, prompt, ids, args)
             if isinstance(llama_url, str):
-                _llama_latency(cell, llama_url, server.grpc_url, decoder, prompt, ids, args)
+                _llama_latency(cell, llama_url, server, decoder, prompt, ids, args)
             for c in args.concurrency:
                 if time.monotonic() > deadline:
                     cell.notes.append(f"c={c}+ not measured (time budget)")
                     break
                 cell.bound_tps[c] = step_bound(decoder, ids + [5] * (args.tokens // 2), c)
-                if not _concurrent_rounds(cell, c, server.grpc_url, llama_url, prompt, ids, args):
+                if not _concurrent_rounds(cell, c, server, llama_url, prompt, ids, args):
                     cell.notes.append(f"c={c}: a request failed or waited > 120 s")
                     break
                 _print_progress(cell)
@@ -340,8 +357,7 @@ def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, t
         return exc
 
 
-def _llama_latency(cell: Cell, url: str, grpc_url: str, decoder: Decoder, prompt: str, ids: list[int],
-                   args) -> None:
+def _llama_latency(cell: Cell, url: str, server, decoder: Decoder, prompt: str, ids: list[int], args) -> None:
     """llama.cpp's per-token latency at c=1, request by request in turn with our served model and the raw loop.
 
     Best-of figures (llama_ms, raw_by_llama_ms) pick each side's least disturbed moment, which
@@ -353,7 +369,7 @@ def _llama_latency(cell: Cell, url: str, grpc_url: str, decoder: Decoder, prompt
     from pointsman.loadtests.llama_cpp import per_token_ms
 
     llama, raw = [], []
-    streamer = GrpcStreamer(grpc_url, f"{cell.model}_stream")
+    streamer = connect(server, cell.model, args.client)
     try:
         for _ in range(args.repeats):
             llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
@@ -369,14 +385,14 @@ def _llama_latency(cell: Cell, url: str, grpc_url: str, decoder: Decoder, prompt
     cell.llama_ms, cell.raw_by_llama_ms = min(llama), min(raw)
 
 
-def _concurrent_rounds(cell: Cell, c: int, grpc_url: str, llama_url, prompt: str, ids: list[int], args) -> bool:
+def _concurrent_rounds(cell: Cell, c: int, server, llama_url, prompt: str, ids: list[int], args) -> bool:
     """--rounds rounds at concurrency c: ours, then llama.cpp's (up to its 16 slots); False if ours failed."""
     import httpx
 
     from pointsman.loadtests.llama_cpp import concurrent_tps
 
     for _ in range(args.rounds):
-        served = served_concurrent(grpc_url, cell.model, prompt, args.tokens, c)
+        served = served_concurrent(server, cell.model, prompt, args.tokens, c, args.client)
         if served is None:
             return False
         cell.served_rounds.setdefault(c, []).append(served)
@@ -398,9 +414,9 @@ def _bos(folder: Path) -> int | None:
     return int(value) if value else None
 
 
-def _latency(cell: Cell, url: str, decoder: Decoder, prompt: str, ids: list[int], args) -> None:
+def _latency(cell: Cell, server, decoder: Decoder, prompt: str, ids: list[int], args) -> None:
     """Per-token latency at concurrency 1, served and raw, alternating request by request."""
-    streamer = GrpcStreamer(url, f"{cell.model}_stream")
+    streamer = connect(server, cell.model, args.client)
     served, raw = [], []
     try:
         for _ in range(args.repeats):
@@ -411,7 +427,7 @@ def _latency(cell: Cell, url: str, decoder: Decoder, prompt: str, ids: list[int]
     cell.served_ms, cell.raw_ms = min(served), min(raw)
 
 
-def _served_ms(streamer: GrpcStreamer, prompt: str, tokens: int) -> float:
+def _served_ms(streamer: Streamer, prompt: str, tokens: int) -> float:
     # per decoding step, each piece dated by its token count: a character spanning tokens arrives as one piece
     return streamer.generate(prompt, tokens).step_s() * 1e3
 
@@ -546,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
     parser.add_argument("--work", type=Path, default=WORK,
                         help=f"checkpoints, exports, GGUF and genai models (default {WORK}); reused when present")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="http",
+                        help="how ours is streamed: http (generate_stream read with httpx, as llama-server's "
+                             "stream is; the default) or grpc (tritonclient)")
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="stop starting new concurrency cells after this long (the machine is shared)")
     return parser
@@ -567,6 +586,7 @@ def _with_huge_pages() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request (export logs at INFO)
     deadline = time.monotonic() + 60 * args.budget_minutes
     cells: list[Cell] = []
     for name in args.models:
@@ -579,7 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"threads waiting for work: ours {ours} (intra_op_spinning {args.spinning}), llama.cpp "  # noqa: T201
           f"{'block (--poll 0, OMP_WAIT_POLICY=passive)' if args.llama_blocking else 'default (spin)'}; "
           f"llama.cpp weights: {args.llama_load_mode or 'mmap (default)'}; malloc huge pages: "
-          f"{os.environ.get('GLIBC_TUNABLES', '')}")
+          f"{os.environ.get('GLIBC_TUNABLES', '')}; ours streamed over {args.client} "
+          f"({'generate_stream read with httpx, as llama-server is' if args.client == 'http' else 'tritonclient'}); "
+          "per-token figures time each decoding step by the pieces' token counts")
     return 0
 
 

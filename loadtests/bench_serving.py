@@ -17,6 +17,7 @@ only the benchmarked model, and stops it at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import queue
 import sys
 import tempfile
@@ -115,6 +116,44 @@ class GrpcStreamer:
 
     def close(self) -> None:
         self._client.stop_stream()
+        self._client.close()
+
+
+class HttpStreamer:
+    """Triton's generate_stream (server-sent events) read with httpx, as bench_families reads llama-server's stream.
+
+    On a machine whose cores the server uses, the client's own work per piece slows the
+    server down, and tritonclient's gRPC stream costs about twice the CPU per piece of this
+    (issue 13, session 7), so comparing two servers takes the same client for both.
+    """
+
+    def __init__(self, url: str, model: str) -> None:
+        import httpx
+
+        self.model = model
+        self._url = f"http://{url}/v2/models/{model}/generate_stream"
+        self._client = httpx.Client(timeout=120.0)
+
+    def generate(self, prompt: str, tokens: int) -> Streamed:
+        """Send one streaming request; read it to its final event."""
+        body = {"text_input": prompt, "max_tokens": tokens, "stream": True, "ignore_eos": True}
+        sent = time.perf_counter()
+        arrivals, counts, count = [], [], 0
+        with self._client.stream("POST", self._url, json=body) as response:
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                at, event = time.perf_counter(), json.loads(line[5:])
+                if "error" in event:
+                    raise SystemExit(f"{self.model} answered with an error: {event['error']}")
+                if "finish_reason" in event:
+                    count = int(event["tokens"])
+                elif event.get("text_output"):
+                    arrivals.append(at)
+                    counts.append(event.get("tokens"))
+        return Streamed(sent, arrivals, counts, count)
+
+    def close(self) -> None:
         self._client.close()
 
 
