@@ -29,9 +29,9 @@ class Outbox:
 
     Streamed pieces that queue up while a send is under way go out as one response (the
     text of several tokens, with the latest token count): when delivery is slower than
-    decoding, fewer round trips. A
-    request's first piece always goes out alone, so the time to first token never waits
-    for later tokens and a stream of several pieces always arrives as several responses.
+    decoding, fewer round trips. A request's first piece always goes out alone, so the
+    time to first token never waits for later tokens and a stream of several pieces
+    always arrives as several responses.
     """
 
     def __init__(self) -> None:
