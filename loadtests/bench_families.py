@@ -56,6 +56,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -69,6 +70,9 @@ from pointsman.engine.decoder import (
     usable_cores,
 )
 from pointsman.loadtests.bench_serving import GrpcStreamer, HttpStreamer, raw_generate
+
+if TYPE_CHECKING:
+    from pointsman.launcher.tritonserver import TritonServer
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench-families"
@@ -195,13 +199,13 @@ Streamer = GrpcStreamer | HttpStreamer
 CLIENTS = {"http": (HttpStreamer, "http_url"), "grpc": (GrpcStreamer, "grpc_url")}
 
 
-def connect(server, model: str, client: str) -> Streamer:
+def connect(server: TritonServer, model: str, client: str) -> Streamer:
     """A stream to the engine model `model`_stream of a running TritonServer, over --client."""
     kind, address = CLIENTS[client]
     return kind(getattr(server, address), f"{model}_stream")
 
 
-def served_concurrent(server, model: str, prompt: str, tokens: int, concurrency: int,
+def served_concurrent(server: TritonServer, model: str, prompt: str, tokens: int, concurrency: int,
                       client: str = "http") -> float | None:
     """Tokens/s of `concurrency` streaming requests sent together (prefill included); None if one failed.
 
@@ -357,7 +361,8 @@ def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, t
         return exc
 
 
-def _llama_latency(cell: Cell, url: str, server, decoder: Decoder, prompt: str, ids: list[int], args) -> None:
+def _llama_latency(cell: Cell, url: str, server: TritonServer, decoder: Decoder, prompt: str, ids: list[int],
+                   args) -> None:
     """llama.cpp's per-token latency at c=1, request by request in turn with our served model and the raw loop.
 
     Best-of figures (llama_ms, raw_by_llama_ms) pick each side's least disturbed moment, which
@@ -385,7 +390,7 @@ def _llama_latency(cell: Cell, url: str, server, decoder: Decoder, prompt: str, 
     cell.llama_ms, cell.raw_by_llama_ms = min(llama), min(raw)
 
 
-def _concurrent_rounds(cell: Cell, c: int, server, llama_url, prompt: str, ids: list[int], args) -> bool:
+def _concurrent_rounds(cell: Cell, c: int, server: TritonServer, llama_url, prompt: str, ids: list[int], args) -> bool:
     """--rounds rounds at concurrency c: ours, then llama.cpp's (up to its 16 slots); False if ours failed."""
     import httpx
 
@@ -414,7 +419,7 @@ def _bos(folder: Path) -> int | None:
     return int(value) if value else None
 
 
-def _latency(cell: Cell, server, decoder: Decoder, prompt: str, ids: list[int], args) -> None:
+def _latency(cell: Cell, server: TritonServer, decoder: Decoder, prompt: str, ids: list[int], args) -> None:
     """Per-token latency at concurrency 1, served and raw, alternating request by request."""
     streamer = connect(server, cell.model, args.client)
     served, raw = [], []
