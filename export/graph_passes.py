@@ -42,8 +42,9 @@ def optimize_graph(path: Path) -> dict[str, int]:
 
     before = Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
     model = _fuse(path)
-    fold_shapes(model)
-    unflatten_gemms(model)
+    shapes = _shapes(model)  # once (seconds, and a copy of the model): both passes read tensors that outlive folding
+    fold_shapes(model, shapes)
+    unflatten_gemms(model, shapes)
     fold_bias_into_skip_norm(model)
     pack_matmuls(model)
     _save(model, path)
@@ -110,9 +111,11 @@ def _perm(node) -> list[int]:
     return list(next(a.ints for a in node.attribute if a.name == "perm"))
 
 
-def fold_shapes(model) -> None:
-    """Drop inverse transpose pairs and identity reshapes, fold reshape chains, prune dead shape arithmetic."""
-    shapes = _shapes(model)
+def fold_shapes(model, shapes: dict[str, list]) -> None:
+    """Drop inverse transpose pairs and identity reshapes, fold reshape chains, prune dead shape arithmetic.
+
+    shapes: _shapes of the model as it comes in.
+    """
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
     rename: dict[str, str] = {}
@@ -184,12 +187,14 @@ def _consumers(graph) -> dict[str, list]:
     return out
 
 
-def unflatten_gemms(model) -> int:
-    """Reshape to 2-D -> Gemm -> reshape back, as MatMul (+ Add of the bias) on the tensor as it is; how many."""
+def unflatten_gemms(model, shapes: dict[str, list]) -> int:
+    """Reshape to 2-D -> Gemm -> reshape back, as MatMul (+ Add of the bias) on the tensor as it is; how many.
+
+    shapes: _shapes from before fold_shapes, which renames no tensor that survives it.
+    """
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    shapes = _shapes(model)
     weights = {t.name: t for t in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
     consumers = _consumers(graph)
