@@ -1,18 +1,19 @@
-"""Triton side of a language model's engine: response delivery off the decode loop, and gauges.
+"""Triton side of a language model's engine: responses and cancellation off the decode loop, and gauges.
 
-    outbox = Outbox(); sink = ResponseSink(sender, request, streamed=True, outbox=outbox, observe=gauges.observe)
+    outbox, watch = Outbox(), CancelWatch()
+    sink = ResponseSink(sender, request, streamed=True, outbox=outbox, watch=watch, observe=gauges.observe)
     engine.submit(generation, sink)
 
-A response_sender.send is a round trip to the server process. Done on the engine thread it
-would stall every sequence in the batch once per token; the outbox thread sends instead, in
-order, while the engine computes the next step.
+A response_sender.send and a request.is_cancelled are each a round trip to the server
+process (2 ms and 0.4 ms measured while the engine computes on every core). Done on the
+engine thread they would stall every sequence in the batch: the outbox thread sends, in
+order, and the watch thread asks about cancellation, while the engine computes the next step.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 import triton_python_backend_utils as pb_utils
@@ -21,7 +22,7 @@ from pointsman.engine.scheduler import GenerationEngine, GenerationResult
 from pointsman.errors import GenerationFailed, PointsmanError
 from pointsman.triton_adapters.triton_io import FINAL, error_response, response
 
-CANCEL_CHECK_S = 0.02  # asking Triton whether a request was cancelled is a round trip too
+CANCEL_CHECK_S = 0.02  # how often the watch asks Triton whether each caller is still there
 
 
 class Outbox:
@@ -91,10 +92,56 @@ def _send(sender, build: Callable[[], object], flags: int) -> None:
         return
 
 
+class CancelWatch:
+    """One thread that asks Triton, every CANCEL_CHECK_S, whether the callers of requests have gone.
+
+    The engine asks a sink before each step of its sequence (a queued request now and then);
+    the sink answers from the flag this thread keeps, without a round trip. The thread asks
+    Triton only about the sinks the engine asked about since its last round, so a long
+    queue costs the server no more round trips than the engine's own sweeps of it did.
+    """
+
+    def __init__(self, every_s: float = CANCEL_CHECK_S) -> None:
+        self._every_s = every_s
+        self._watched: dict[int, ResponseSink] = {}
+        self._changed = threading.Condition()
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="cancel-watch", daemon=True)
+        self._thread.start()
+
+    def add(self, sink: ResponseSink) -> None:
+        with self._changed:
+            self._watched[id(sink)] = sink
+            self._changed.notify()
+
+    def remove(self, sink: ResponseSink) -> None:
+        with self._changed:
+            self._watched.pop(id(sink), None)
+
+    def close(self) -> None:
+        with self._changed:
+            self._running = False
+            self._changed.notify()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:  # nothing running: no polling until a request arrives
+                self._changed.wait_for(lambda: self._watched or not self._running)
+                if not self._running:
+                    return
+                sinks = list(self._watched.values())
+            for sink in sinks:
+                if sink.asked:
+                    sink.check_cancelled()
+            with self._changed:  # the next round, early only at close
+                self._changed.wait_for(lambda: not self._running, timeout=self._every_s)
+
+
 class ResponseSink:
     """Engine output -> Triton responses for one request (the engine's TokenSink)."""
 
-    def __init__(self, sender, request, streamed: bool, outbox: Outbox,
+    def __init__(self, sender, request, streamed: bool, outbox: Outbox, watch: CancelWatch,
                  observe: Callable[[GenerationResult], None], prompt_tokens: int = 0, prefix: str = "") -> None:
         self._sender = sender
         self._prompt_tokens = prompt_tokens
@@ -103,15 +150,18 @@ class ResponseSink:
         self._streamed = streamed  # streamed text went out piece by piece already
         self._outbox = outbox
         self._observe = observe
-        self._checked_at = 0.0
+        self._watch = watch
         self._cancelled = False
+        self.asked = False  # the engine asked since the watch last checked
         self._first = True
+        watch.add(self)
 
     def on_text(self, piece: str, tokens: int) -> None:
         self._outbox.post_text(self._sender, self._prefix + piece, tokens, first=self._first)
         self._prefix, self._first = "", False
 
     def on_finish(self, result: GenerationResult) -> None:
+        self._watch.remove(self)
         self._observe(result)
         if result.finish_reason == "cancelled":  # the log line tests and operators look for
             pb_utils.Logger.log_info(f"pointsman engine: request {self._request.request_id()!r} cancelled "
@@ -124,16 +174,22 @@ class ResponseSink:
                                                           mean_logprob=logprob), flags=FINAL)
 
     def on_error(self, error: Exception) -> None:
+        self._watch.remove(self)
         # the package's own errors (Overloaded) keep their kind, so the caller sees "retry"
         failure = error if isinstance(error, PointsmanError) else GenerationFailed(f"generation failed: {error}")
         self._outbox.post(self._sender, lambda: error_response(failure), flags=FINAL)
 
     def cancelled(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked_at >= CANCEL_CHECK_S:
-            self._checked_at = now
-            self._cancelled = self._request.is_cancelled()
-        return self._cancelled
+        self.asked = True
+        return self._cancelled  # kept by the CancelWatch thread
+
+    def check_cancelled(self) -> None:
+        """Ask Triton (a round trip); called on the CancelWatch thread."""
+        self.asked = False
+        try:
+            self._cancelled = self._cancelled or bool(self._request.is_cancelled())
+        except Exception:  # noqa: BLE001 - the request is gone: treat it as cancelled
+            self._cancelled = True
 
 
 class EngineGauges:

@@ -28,7 +28,7 @@ from pointsman.engine.sampling import model_defaults
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine
 from pointsman.engine.tokenizer import TextTokenizer, build_generation_request, parse_token_ids
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors, parse_generate
-from pointsman.triton_adapters.engine_io import EngineGauges, Outbox, ResponseSink
+from pointsman.triton_adapters.engine_io import CancelWatch, EngineGauges, Outbox, ResponseSink
 from pointsman.triton_adapters.model_config import complete_config
 from pointsman.triton_adapters.repository_threads import FORWARD_TO, engine_threads
 from pointsman.triton_adapters.triton_io import model_parameters, request_fields, require_decoupled, send_error
@@ -76,6 +76,7 @@ class TritonPythonModel:
                                        EngineLimits.from_parameters(params))
         self.engine.start()
         self.outbox = Outbox()
+        self.watch = CancelWatch()
         self.gauges = EngineGauges(self.name, self.engine, time.perf_counter() - began)
 
     def _spinning(self, setting: str, args: dict) -> bool:
@@ -102,7 +103,7 @@ class TritonPythonModel:
                 send_error(sender, exc)
                 continue
             prefix = "" if params.exclude_input_in_output else self._prompt_text(params, generation)
-            self.engine.submit(generation, ResponseSink(sender, request, generation.stream, self.outbox,
+            self.engine.submit(generation, ResponseSink(sender, request, generation.stream, self.outbox, self.watch,
                                                         self.gauges.observe, len(generation.prompt_ids), prefix))
         return None
 
@@ -118,4 +119,5 @@ class TritonPythonModel:
             return
         self.gauges.stop()
         self.engine.stop()
+        self.watch.close()
         self.outbox.close()
