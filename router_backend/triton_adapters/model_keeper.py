@@ -24,6 +24,7 @@ from pointsman.policy.call_guard import guarded
 from pointsman.policy.health import HealthRegistry, HealthState, ModelHealth, Reason, dead_stub_model
 
 LOGGER = logging.getLogger(__name__)
+TWIN_PROBE_S = 2.0  # how often a TwinWatch probes each twin (router_stream's twin_probe_s default)
 UNLOAD_WAIT_S = 30.0  # a dead stub's instance takes a while to finalize
 LOAD_TIMEOUT_S = 120.0
 TICK_S = 0.25  # how often the keeper looks for due reloads and republishes the gauges
@@ -201,7 +202,7 @@ class TwinWatch:
     """
 
     def __init__(self, health: HealthRegistry, twins: Iterable[str] | Callable[[], Iterable[str]],
-                 probe: Callable[[str], str | None], interval: float = 2.0, timeout_s: float = 10.0) -> None:
+                 probe: Callable[[str], str | None], interval: float = TWIN_PROBE_S, timeout_s: float = 10.0) -> None:
         self.health = health
         self.timeout_s = timeout_s
         # a callable is asked at every check: models join and leave the repository at run time

@@ -32,6 +32,7 @@ from pointsman.client.request import scalar
 from pointsman.export.repository import engine_name
 from pointsman.gateway.server import GatewayProcess
 from pointsman.launcher.tritonserver import ServerError, ServerPorts, TritonServer
+from pointsman.triton_adapters.model_keeper import TWIN_PROBE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_REPOSITORY = ROOT / "model_repository"
@@ -39,7 +40,6 @@ DEMO_MODELS = ("gpt2", "distilgpt2", "codegen")
 REPOSITORY_VARIABLE = "POINTSMAN_TEST_REPOSITORY"  # serve another repository instead (debugging)
 READY_TIMEOUT_S = 240.0  # every model loads at start; more models on 2 cores take longer
 LOG_TAIL_LINES = 60
-CLASSIFIER_PROBE_S = 2.0  # how often the router probes the served classifier (router_stream's twin_probe_s default)
 
 
 def classifier_probes_within(seconds: float) -> int:
@@ -48,7 +48,7 @@ def classifier_probes_within(seconds: float) -> int:
     Triton counts each probe in the classifier's statistics (the stub refuses its empty
     prompt, but the request ran), so a test that counts the classifier's requests allows for them.
     """
-    return int(seconds // CLASSIFIER_PROBE_S) + 1
+    return int(seconds // TWIN_PROBE_S) + 1
 
 
 @dataclass(frozen=True)
