@@ -20,9 +20,7 @@ import triton_python_backend_utils as pb_utils
 
 from pointsman.engine.scheduler import GenerationEngine, GenerationResult
 from pointsman.errors import GenerationFailed, PointsmanError
-from pointsman.triton_adapters.triton_io import FINAL, error_response, response
-
-CANCEL_CHECK_S = 0.02  # how often the watch asks Triton whether each caller is still there
+from pointsman.triton_adapters.triton_io import CANCEL_CHECK_S, FINAL, error_response, response
 
 
 class Outbox:

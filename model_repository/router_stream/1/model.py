@@ -27,11 +27,12 @@ from pointsman.triton_adapters.bls import ModelCaller, probe_twin_via_bls, probe
 from pointsman.triton_adapters.classifier_bls import MODEL as CLASSIFIER
 from pointsman.triton_adapters.classifier_bls import probe_classifier_via_bls
 from pointsman.triton_adapters.model_config import complete_config
-from pointsman.triton_adapters.model_keeper import HealthGauges, ModelKeeper, RepositoryClient, TwinWatch
+from pointsman.triton_adapters.model_keeper import TWIN_PROBE_S, HealthGauges, ModelKeeper, RepositoryClient, TwinWatch
 from pointsman.triton_adapters.router_metrics import RouterMetrics
 from pointsman.triton_adapters.status_gauges import StatusGauges
 from pointsman.triton_adapters.triton_io import (
     FINAL,
+    cancel_check,
     model_parameters,
     request_fields,
     require_decoupled,
@@ -117,14 +118,14 @@ class TritonPythonModel:
         def twins() -> list[str]:  # followed live, as the catalog is
             return [TWIN, *(entry.name for entry in catalog if entry.call_name != entry.name)]
 
-        self.twin_watch = TwinWatch(self.twin_health, twins, probe_twin_via_bls,
-                                    interval=float(params.get("twin_probe_s", "2")))
+        probe_s = float(params.get("twin_probe_s", TWIN_PROBE_S))
+        self.twin_watch = TwinWatch(self.twin_health, twins, probe_twin_via_bls, interval=probe_s)
         self.twin_keeper.start()
         self.twin_watch.start()
         # the served classifier is for direct callers now; probed so a dead stub is reloaded by self.keeper
         self.classifier_watch = TwinWatch(self.health, lambda: [CLASSIFIER] if CLASSIFIER in self.poller.ready_names
                                           else [], probe_classifier_via_bls,
-                                          interval=float(params.get("twin_probe_s", "2")))
+                                          interval=probe_s)
         self.classifier_watch.start()
         analyzers = {"lexical": lexical, "classifier": ClassifierAnalyzer(classify, fallback=lexical)}
         self.admission = Admission(max_in_flight=int(params.get("max_in_flight", "256")),
@@ -161,7 +162,7 @@ class TritonPythonModel:
         try:
             fields = request_fields(request, INPUTS)
             self.service.handle(fields, _Sink(sender), request_id=request.request_id(),
-                                is_cancelled=request.is_cancelled, arrived=arrived)
+                                is_cancelled=cancel_check(request), arrived=arrived)
         except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
             send_error(sender, exc)
         finally:
