@@ -34,7 +34,10 @@ for work, llama.cpp's threads spin; ours spin too when the model has the cores t
 --poll 0 and, for the barrier between operators in its OpenMP build, OMP_WAIT_POLICY=passive).
 Our weights sit in malloc's huge pages (pointsman.launcher sets GLIBC_TUNABLES; this
 process runs itself again with it); llama.cpp maps its file in 4 KiB pages unless
---llama-load-mode none reads it into memory, where the same setting reaches it. Rounds
+--llama-load-mode none reads it into memory, where the same setting reaches it.
+llama.cpp keeps its KV cache in f16 by default; ours is float32 in every variant (the
+int8 one quantises weights only), so llama-server gets --cache-type-k/-v f32 and the
+two compare at the same precision (--llama-kv-cache f16 gives it its own default). Rounds
 are best-of-N: other work on a shared machine only slows a run down. Figures are printed
 as measured; nothing is modelled.
 """
@@ -356,7 +359,8 @@ def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, t
         gguf = peer.convert(checkpoint, "q8_0" if quantized else "f32", args.work / "gguf")
         return stack.enter_context(peer.serve(gguf, threads=threads, slots=16, context=CONTEXT,
                                               log=tmp / "llama.log", blocking=args.llama_blocking,
-                                              load_mode=args.llama_load_mode))
+                                              load_mode=args.llama_load_mode,
+                                              kv_cache=args.llama_kv_cache))
     except (RuntimeError, OSError, httpx.HTTPError) as exc:  # the peer failing is a note, not the end of the run
         return exc
 
@@ -564,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llama-load-mode", choices=["mmap", "none"],
                         help="llama-server --load-mode: none reads the weights into memory, where malloc's huge "
                              "pages reach them as they reach ours (default: llama.cpp's own, mmap)")
+    parser.add_argument("--llama-kv-cache", choices=["f32", "f16"], default="f32",
+                        help="llama-server's KV cache type: f32 (default) as ours, so both compare at the same "
+                             "precision; f16 is llama.cpp's own default, half the bytes per cached token")
     parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
     parser.add_argument("--work", type=Path, default=WORK,
                         help=f"checkpoints, exports, GGUF and genai models (default {WORK}); reused when present")
@@ -603,7 +610,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours = "/".join(sorted({"spin" if cell.spinning else "block" for cell in cells})) or "-"
     print(f"threads waiting for work: ours {ours} (intra_op_spinning {args.spinning}), llama.cpp "  # noqa: T201
           f"{'block (--poll 0, OMP_WAIT_POLICY=passive)' if args.llama_blocking else 'default (spin)'}; "
-          f"llama.cpp weights: {args.llama_load_mode or 'mmap (default)'}; malloc huge pages: "
+          f"llama.cpp weights: {args.llama_load_mode or 'mmap (default)'}, KV cache: {args.llama_kv_cache} "
+          f"(ours: float32); malloc huge pages: "
           f"{os.environ.get('GLIBC_TUNABLES', '')}; ours streamed over {args.client} "
           f"({'generate_stream read with httpx, as llama-server is' if args.client == 'http' else 'tritonclient'}); "
           "per-token figures time each decoding step by the pieces' token counts")

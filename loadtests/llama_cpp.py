@@ -86,7 +86,7 @@ class LlamaCppPeer:
 
     @contextlib.contextmanager
     def serve(self, gguf: Path, threads: int, slots: int, context: int, log: Path,
-              blocking: bool = False, load_mode: str | None = None) -> Iterator[str]:
+              blocking: bool = False, load_mode: str | None = None, kv_cache: str | None = None) -> Iterator[str]:
         """Run llama-server on a free loopback port; yield its URL once /health answers 200.
 
         blocking: its threads sleep when they wait, as onnxruntime's do with spinning off.
@@ -96,12 +96,15 @@ class LlamaCppPeer:
         leaves llama.cpp's defaults: --poll 50 and libgomp's spin-then-sleep barrier.
         load_mode: its --load-mode (none reads the weights into memory rather than mapping
         the file); None leaves its default (mmap).
+        kv_cache: the type of its KV cache (--cache-type-k and -v, e.g. f32); None leaves its
+        default, f16, which reads half the bytes per cached token of a float32 cache.
         """
         port = _free_port()
         command = [str(self.binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
                    "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(slots * context),
                    "--no-webui", *(["--poll", "0"] if blocking else []),
-                   *(["--load-mode", load_mode] if load_mode else [])]
+                   *(["--load-mode", load_mode] if load_mode else []),
+                   *(["--cache-type-k", kv_cache, "--cache-type-v", kv_cache] if kv_cache else [])]
         env = {**os.environ, **({"OMP_WAIT_POLICY": "passive"} if blocking else {})}
         with open(log, "w") as sink:
             process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
