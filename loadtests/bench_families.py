@@ -35,9 +35,10 @@ for work, llama.cpp's threads spin; ours spin too when the model has the cores t
 Our weights sit in malloc's huge pages (pointsman.launcher sets GLIBC_TUNABLES; this
 process runs itself again with it); llama.cpp maps its file in 4 KiB pages unless
 --llama-load-mode none reads it into memory, where the same setting reaches it.
-llama.cpp keeps its KV cache in f16 by default; ours is float32 in every variant (the
-int8 one quantises weights only), so llama-server gets --cache-type-k/-v f32 and the
-two compare at the same precision (--llama-kv-cache f16 gives it its own default). Rounds
+llama.cpp keeps its KV cache in f16 by default, and so it runs here (--llama-kv-cache
+f16: the peer as its users run it). Ours is float32 in every variant (the int8 one
+quantises weights only): --llama-kv-cache f32 compares at the same precision throughout,
+a setting llama.cpp runs much slower (session 8 measured it). Rounds
 are best-of-N: other work on a shared machine only slows a run down. Figures are printed
 as measured; nothing is modelled.
 """
@@ -568,9 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llama-load-mode", choices=["mmap", "none"],
                         help="llama-server --load-mode: none reads the weights into memory, where malloc's huge "
                              "pages reach them as they reach ours (default: llama.cpp's own, mmap)")
-    parser.add_argument("--llama-kv-cache", choices=["f32", "f16"], default="f32",
-                        help="llama-server's KV cache type: f32 (default) as ours, so both compare at the same "
-                             "precision; f16 is llama.cpp's own default, half the bytes per cached token")
+    parser.add_argument("--llama-kv-cache", choices=["f16", "f32"], default="f16",
+                        help="llama-server's KV cache type: f16 (default), llama.cpp's own; f32 as ours, the "
+                             "same precision throughout, which llama.cpp runs much slower")
     parser.add_argument("--llama-cpp-python", help="a python with the converter's requirements (default: this one)")
     parser.add_argument("--work", type=Path, default=WORK,
                         help=f"checkpoints, exports, GGUF and genai models (default {WORK}); reused when present")
