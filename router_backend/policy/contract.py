@@ -184,6 +184,14 @@ class RecommendParams(BaseModel):
     prefer_speed: bool = RouterParams.model_fields["prefer_speed"]
 
 
+# -- stopping a routed request ---------------------------------------------------------
+# Triton 2.51's BLS cannot cancel a request it started, so the router names each request it
+# sends an engine model ROUTED_ID_PREFIX + a random hex, and stops one by sending that model
+# a request with no inputs and the id as the ROUTED_CANCEL parameter. Only ids with the
+# prefix can be stopped this way: a caller's own request ids cannot be.
+ROUTED_ID_PREFIX = "pointsman-routed-"
+ROUTED_CANCEL = "pointsman_cancel"
+
 # -- outputs ---------------------------------------------------------------------------
 _TEXT_OUTPUT = TensorSpec("text_output", "TYPE_STRING", optional=False)
 _TOKENS = TensorSpec("tokens", "TYPE_INT32", optional=False)

@@ -10,8 +10,10 @@ only turns them into tensors and back.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,11 +21,12 @@ import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest
 from pointsman.policy.catalog import Catalog, ModelEntry
-from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors
+from pointsman.policy.contract import LLM_OUTPUTS, ROUTED_CANCEL, ROUTED_ID_PREFIX, GenerateParams, input_tensors
 from pointsman.policy.conventions import ResponseReader, TensorValue, request_tensors
 from pointsman.policy.routing import ModelCallError, ModelOutput
 from pointsman.triton_adapters.model_config import NUMPY_TYPES, numpy_types
 
+LOGGER = logging.getLogger(__name__)
 # generation fields forwarded to a language model, typed as the contract declares them
 LLM_FIELD_TYPES = numpy_types(input_tensors(GenerateParams))
 LLM_OUTPUT_NAMES = [spec.name for spec in LLM_OUTPUTS]
@@ -58,15 +61,31 @@ def _checked(model: str, response) -> Any:
     return response
 
 
-def _checked_until_cancelled(model: str, responses, is_cancelled) -> Iterator:
-    """Each response, checked for an error, until the caller cancels (the model is told to stop then)."""
+def _checked_until_cancelled(model: str, responses, is_cancelled,
+                             stop: Callable[[], None] | None = None) -> Iterator:
+    """Each response, checked for an error, until the caller cancels (the model is told to stop then).
+
+    stop: how to tell the model where Triton's BLS cannot cancel (2.51's response iterator has no cancel).
+    """
     for response in responses:
         if is_cancelled():
-            cancel = getattr(responses, "cancel", None)
+            cancel = getattr(responses, "cancel", None) or stop
             if cancel is not None:
                 cancel()
             return
         yield _checked(model, response)
+
+
+def stop_routed(model: str, request_id: str) -> None:
+    """Ask an engine model to stop a request the router started (policy.contract.ROUTED_CANCEL)."""
+    request = pb_utils.InferenceRequest(model_name=model, inputs=[], requested_output_names=[],
+                                        parameters={ROUTED_CANCEL: request_id})
+    try:
+        for response in request.exec(decoupled=True):
+            if response.has_error():
+                LOGGER.warning("%s did not stop request %s: %s", model, request_id, response.error().message())
+    except pb_utils.TritonModelException as exc:  # e.g. the model is gone: nothing left to stop
+        LOGGER.warning("could not ask %s to stop request %s: %s", model, request_id, exc)
 
 
 def _output(response, name: str) -> Any:
@@ -81,12 +100,15 @@ def generate_via_bls(model: str, fields: Mapping[str, Any], is_cancelled=lambda:
                      ) -> Iterator[tuple[str, ModelOutput | None]]:
     """Call a decoupled language model; yield (text piece, None) then ("", ModelOutput)."""
     inputs = [_tensor(name, value) for name, value in fields.items() if value is not None]
-    request = pb_utils.InferenceRequest(model_name=model, inputs=inputs, requested_output_names=LLM_OUTPUT_NAMES)
+    request_id = f"{ROUTED_ID_PREFIX}{uuid.uuid4().hex}"  # the name stop_routed stops it by
+    request = pb_utils.InferenceRequest(model_name=model, inputs=inputs, requested_output_names=LLM_OUTPUT_NAMES,
+                                        request_id=request_id)
     try:
         responses = request.exec(decoupled=True)
     except pb_utils.TritonModelException as exc:  # e.g. the model was unloaded a moment ago
         raise BlsError(model, str(exc)) from None
-    for response in _checked_until_cancelled(model, responses, is_cancelled):
+    for response in _checked_until_cancelled(model, responses, is_cancelled,
+                                             stop=lambda: stop_routed(model, request_id)):
         if not response.output_tensors():
             continue  # a bare final flag
         reason = _output(response, "finish_reason")

@@ -12,6 +12,7 @@ order, and the watch thread asks about cancellation, while the engine computes t
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from collections.abc import Callable
@@ -19,8 +20,11 @@ from collections.abc import Callable
 import triton_python_backend_utils as pb_utils
 
 from pointsman.engine.scheduler import GenerationEngine, GenerationResult
-from pointsman.errors import GenerationFailed, PointsmanError
-from pointsman.triton_adapters.triton_io import CANCEL_CHECK_S, FINAL, error_response, response
+from pointsman.errors import GenerationFailed, InvalidRequest, PointsmanError
+from pointsman.policy.contract import ROUTED_CANCEL, ROUTED_ID_PREFIX
+from pointsman.triton_adapters.triton_io import CANCEL_CHECK_S, FINAL, error_response, request_parameters, response
+
+EARLY_STOPS = 256  # stops kept for routed requests not seen yet (another instance may not have run them)
 
 
 class Outbox:
@@ -97,11 +101,15 @@ class CancelWatch:
     the sink answers from the flag this thread keeps, without a round trip. The thread asks
     Triton only about the sinks the engine asked about since its last round, so a long
     queue costs the server no more round trips than the engine's own sweeps of it did.
+    A routed request is also stopped by name (stop), as the router asks: Triton 2.51 does
+    not pass a cancel through BLS.
     """
 
     def __init__(self, every_s: float = CANCEL_CHECK_S) -> None:
         self._every_s = every_s
         self._watched: dict[int, ResponseSink] = {}
+        self._routed: dict[str, ResponseSink] = {}  # request id -> sink, for routed requests
+        self._early: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._changed = threading.Condition()
         self._running = True
         self._thread = threading.Thread(target=self._run, name="cancel-watch", daemon=True)
@@ -110,11 +118,32 @@ class CancelWatch:
     def add(self, sink: ResponseSink) -> None:
         with self._changed:
             self._watched[id(sink)] = sink
+            if sink.request_id.startswith(ROUTED_ID_PREFIX):
+                self._routed[sink.request_id] = sink
+                if sink.request_id in self._early:  # its stop came first
+                    del self._early[sink.request_id]
+                    sink.stop()
             self._changed.notify()
 
     def remove(self, sink: ResponseSink) -> None:
         with self._changed:
             self._watched.pop(id(sink), None)
+            if self._routed.get(sink.request_id) is sink:
+                del self._routed[sink.request_id]
+
+    def stop(self, request_id: str) -> None:
+        """Cancel the routed request of this id, now or when it arrives."""
+        if not request_id.startswith(ROUTED_ID_PREFIX):
+            raise InvalidRequest(ROUTED_CANCEL, f"only a routed request can be stopped (an id starting "
+                                                f"{ROUTED_ID_PREFIX!r})")
+        with self._changed:
+            sink = self._routed.get(request_id)
+            if sink is not None:
+                sink.stop()
+                return
+            self._early[request_id] = None
+            while len(self._early) > EARLY_STOPS:
+                self._early.popitem(last=False)
 
     def close(self) -> None:
         with self._changed:
@@ -151,6 +180,7 @@ class ResponseSink:
         self._watch = watch
         self._cancelled = False
         self.asked = False  # the engine asked since the watch last checked
+        self.request_id = request.request_id()
         self._first = True
         watch.add(self)
 
@@ -181,6 +211,10 @@ class ResponseSink:
         self.asked = True
         return self._cancelled  # kept by the CancelWatch thread
 
+    def stop(self) -> None:
+        """The router gave up on this request (CancelWatch.stop)."""
+        self._cancelled = True
+
     def check_cancelled(self) -> None:
         """Ask Triton (a round trip); called on the CancelWatch thread."""
         self.asked = False
@@ -188,6 +222,12 @@ class ResponseSink:
             self._cancelled = self._cancelled or bool(self._request.is_cancelled())
         except Exception:  # noqa: BLE001 - the request is gone: treat it as cancelled
             self._cancelled = True
+
+
+def routed_stop(request) -> str | None:
+    """The routed request id a control request asks to stop (its ROUTED_CANCEL parameter), else None."""
+    value = request_parameters(request).get(ROUTED_CANCEL)
+    return None if value is None else str(value)
 
 
 class EngineGauges:

@@ -326,6 +326,36 @@ def test_cancelling_a_stream_stops_its_generation_in_the_engine(triton):
     assert wait_until(lambda: engine_active(triton, engine) == 0, timeout=30)
 
 
+def test_cancelling_a_routed_stream_stops_its_generation_in_the_engine(triton):
+    """A client's cancel of a routed stream reaches the engine: the router stops its request by id (BLS cannot)."""
+    cancelled = re.compile(r"pointsman engine: request 'pointsman-routed-[0-9a-f]+' cancelled after (\d+) tokens")
+    before = len(cancelled.findall(triton.log_file.read_text(errors="replace")))
+    pieces: queue.Queue = queue.Queue()
+    inputs, parameters = triton.grpc_inputs("router_stream", {"text_input": PROMPT, "model": "distilgpt2",
+                                                              "max_tokens": 480, "stream": True, "ignore_eos": True})
+    with triton.grpc_client() as client:
+        client.start_stream(callback=lambda result, error: pieces.put((result, error)))
+        client.async_stream_infer("router_stream", inputs, parameters=parameters or None)
+        for _ in range(3):
+            result, error = pieces.get(timeout=60)
+            assert error is None, error
+        client.stop_stream(cancel_requests=True)
+
+    def engine_counts() -> list[int]:
+        return [int(n) for n in cancelled.findall(triton.log_file.read_text(errors="replace"))[before:]]
+
+    assert wait_until(engine_counts, timeout=60), "the engine never saw the routed request cancelled"
+    assert all(3 <= n < 480 for n in engine_counts()), engine_counts()
+
+
+def test_only_a_routed_request_can_be_stopped_by_its_id(triton):
+    """pointsman_cancel stops requests the router started (ids it makes); any other id is refused, by name."""
+    status, body = triton.generate(stream_model("distilgpt2"), {"pointsman_cancel": "cancel-someone-else"})
+
+    assert status == 400, body
+    assert "pointsman_cancel" in body["error"] and "pointsman-routed-" in body["error"], body
+
+
 def test_every_model_in_the_repository_is_ready(triton):
     folders = {p.parent.name for p in Path(triton.repository).glob("*/config.pbtxt")}
     index = {entry["name"]: entry.get("state") for entry in triton.repository_index()}

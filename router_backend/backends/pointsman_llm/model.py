@@ -28,10 +28,10 @@ from pointsman.engine.sampling import model_defaults
 from pointsman.engine.scheduler import EngineLimits, GenerationEngine
 from pointsman.engine.tokenizer import TextTokenizer, build_generation_request, parse_token_ids
 from pointsman.policy.contract import LLM_OUTPUTS, GenerateParams, input_tensors, parse_generate
-from pointsman.triton_adapters.engine_io import CancelWatch, EngineGauges, Outbox, ResponseSink
+from pointsman.triton_adapters.engine_io import CancelWatch, EngineGauges, Outbox, ResponseSink, routed_stop
 from pointsman.triton_adapters.model_config import complete_config
 from pointsman.triton_adapters.repository_threads import FORWARD_TO, engine_threads
-from pointsman.triton_adapters.triton_io import model_parameters, request_fields, require_decoupled, send_error
+from pointsman.triton_adapters.triton_io import FINAL, model_parameters, request_fields, require_decoupled, send_error
 from pointsman.triton_adapters.twin import Twin
 
 INPUTS = input_tensors(GenerateParams)
@@ -95,6 +95,9 @@ class TritonPythonModel:
             return self.twin.execute(requests)
         for request in requests:
             sender = request.get_response_sender()
+            if (stopped := routed_stop(request)) is not None:  # the router gave up on a request it sent
+                self._stop(sender, stopped)
+                continue
             try:
                 params = parse_generate(request_fields(request, INPUTS))
                 generation = build_generation_request(params, self.tokenizer, self.context_length, self.name,
@@ -106,6 +109,14 @@ class TritonPythonModel:
             self.engine.submit(generation, ResponseSink(sender, request, generation.stream, self.outbox, self.watch,
                                                         self.gauges.observe, len(generation.prompt_ids), prefix))
         return None
+
+    def _stop(self, sender, request_id: str) -> None:
+        try:
+            self.watch.stop(request_id)
+        except Exception as exc:  # noqa: BLE001 - reported to this request, others go on
+            send_error(sender, exc)
+            return
+        sender.send(flags=FINAL)
 
     def _prompt_text(self, params, generation) -> str:
         """The prompt as the model read it: the text, or the chat rendered with its template."""
