@@ -117,7 +117,7 @@ def fold_shapes(model, shapes: dict[str, list]) -> None:
     shapes: _shapes of the model as it comes in.
     """
     graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
+    producer = _producers(graph)
     rename: dict[str, str] = {}
 
     def source(name: str) -> str:
@@ -187,6 +187,20 @@ def _consumers(graph) -> dict[str, list]:
     return out
 
 
+def _producers(graph) -> dict[str, object]:
+    return {out: node for node in graph.node for out in node.output}
+
+
+def _rewrite_nodes(graph, replaced: dict[int, list], dropped: set[int] = frozenset()) -> None:
+    """The graph's nodes in order, each replaced by its list in `replaced` (by id), those in `dropped` left out."""
+    rewritten = []
+    for node in graph.node:
+        if id(node) not in dropped:
+            rewritten.extend(replaced.get(id(node), [node]))
+    del graph.node[:]
+    graph.node.extend(rewritten)
+
+
 def unflatten_gemms(model, shapes: dict[str, list]) -> int:
     """Reshape to 2-D -> Gemm -> reshape back, as MatMul (+ Add of the bias) on the tensor as it is; how many.
 
@@ -196,7 +210,7 @@ def unflatten_gemms(model, shapes: dict[str, list]) -> int:
 
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
+    producer = _producers(graph)
     consumers = _consumers(graph)
     replaced: dict[int, list] = {}
     for gemm in [n for n in graph.node if n.op_type == "Gemm" and len(n.input) == 3]:
@@ -222,11 +236,7 @@ def unflatten_gemms(model, shapes: dict[str, list]) -> int:
             helper.make_node("MatMul", [data, f"{name}/weight"], [f"{name}/product"], name=f"{name}/matmul"),
             helper.make_node("Add", [f"{name}/product", gemm.input[2]], [unflatten.output[0]], name=f"{name}/bias"),
         ]
-    rewritten = []
-    for node in graph.node:
-        rewritten.extend(replaced.get(id(node), [node]))
-    del graph.node[:]
-    graph.node.extend(rewritten)
+    _rewrite_nodes(graph, replaced)
     _prune(graph)
     return len(replaced)
 
@@ -248,9 +258,7 @@ def fold_bias_into_skip_norm(model) -> int:
         norm.input[list(norm.input[:2]).index(add.output[0])] = add.input[0]
         norm.input.append(add.input[1])  # input, skip, gamma, beta, bias: the sum output includes the bias too
         dropped.add(id(add))
-    kept = [n for n in graph.node if id(n) not in dropped]
-    del graph.node[:]
-    graph.node.extend(kept)
+    _rewrite_nodes(graph, {}, dropped)
     return len(dropped)
 
 
@@ -283,12 +291,7 @@ def pack_matmuls(model) -> int:
         ]
         dropped.update(id(n) for n in nodes[1:])
         packed += 1
-    rewritten = []
-    for node in graph.node:
-        if id(node) not in dropped:
-            rewritten.extend(replaced.get(id(node), [node]))
-    del graph.node[:]
-    graph.node.extend(rewritten)
+    _rewrite_nodes(graph, replaced, dropped)
     _feed_packed_qkv(graph)
     _prune(graph)
     return packed
