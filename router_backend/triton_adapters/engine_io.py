@@ -180,6 +180,8 @@ class ResponseSink:
         self._watch = watch
         self._cancelled = False
         self.asked = False  # the engine asked since the watch last checked
+        self._asking = threading.Lock()  # a watch's question against the request's end
+        self._ended = False  # the final response may be on its way: Triton must not be asked any more
         self.request_id = request.request_id()
         self._first = True
         watch.add(self)
@@ -189,7 +191,7 @@ class ResponseSink:
         self._prefix, self._first = "", False
 
     def on_finish(self, result: GenerationResult) -> None:
-        self._watch.remove(self)
+        self._end()
         self._observe(result)
         if result.finish_reason == "cancelled":  # the log line tests and operators look for
             pb_utils.Logger.log_info(f"pointsman engine: request {self._request.request_id()!r} cancelled "
@@ -202,7 +204,7 @@ class ResponseSink:
                                                           mean_logprob=logprob), flags=FINAL)
 
     def on_error(self, error: Exception) -> None:
-        self._watch.remove(self)
+        self._end()
         # the package's own errors (Overloaded) keep their kind, so the caller sees "retry"
         failure = error if isinstance(error, PointsmanError) else GenerationFailed(f"generation failed: {error}")
         self._outbox.post(self._sender, lambda: error_response(failure), flags=FINAL)
@@ -216,12 +218,26 @@ class ResponseSink:
         self._cancelled = True
 
     def check_cancelled(self) -> None:
-        """Ask Triton (a round trip); called on the CancelWatch thread."""
+        """Ask Triton (a round trip); called on the CancelWatch thread, never once the request has ended."""
         self.asked = False
-        try:
-            self._cancelled = self._cancelled or bool(self._request.is_cancelled())
-        except Exception:  # noqa: BLE001 - the request is gone: treat it as cancelled
-            self._cancelled = True
+        with self._asking:
+            if self._ended:
+                return
+            try:
+                self._cancelled = self._cancelled or bool(self._request.is_cancelled())
+            except Exception:  # noqa: BLE001 - the request is gone: treat it as cancelled
+                self._cancelled = True
+
+    def _end(self) -> None:
+        """Stop asking Triton about this request; called before its final response is posted.
+
+        Once Triton has sent the final response, the request's response factory is freed, and
+        is_cancelled on it crashes tritonserver (SIGSEGV in TRITONBACKEND_ResponseFactoryIsCancelled,
+        seen in CI). A question already under way is waited out.
+        """
+        with self._asking:
+            self._ended = True
+        self._watch.remove(self)
 
 
 def routed_stop(request) -> str | None:
