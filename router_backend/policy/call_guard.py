@@ -22,9 +22,47 @@ from typing import Any
 
 from pointsman.errors import DeadlineExceeded
 
+CANCEL_CHECK_S = 0.02  # how often a request's cancellation is asked of Triton (each time a round trip)
 POLL_S = 0.1  # how often a waiting request looks at its deadline and the model's health
 STALL_S = 0.25  # no output this long: ask whether the model is still alive (Triton answers a dead stub in ~1 s)
 _END = object()
+
+
+class CallerCheck:
+    """Whether a request's caller has gone: `ask()` (a round trip) at most once per `every_s`; once True, always.
+
+    A model-call reader thread asks this while the router's thread ends the request, so the
+    router calls `end()` before it sends the request's final response: a question under way
+    is waited out, and none is asked after (the answer is then True: nobody listens). Triton
+    frees a request's response factory with its final response, and asking then crashes
+    tritonserver (SIGSEGV in TRITONBACKEND_ResponseFactoryIsCancelled).
+    """
+
+    def __init__(self, ask: Callable[[], bool], every_s: float = CANCEL_CHECK_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ask = ask
+        self._every_s = every_s
+        self._clock = clock
+        self._asked_at = float("-inf")
+        self._cancelled = False
+        self._ended = False
+        self._asking = threading.Lock()
+
+    def __call__(self) -> bool:
+        if self._cancelled or self._clock() - self._asked_at < self._every_s:
+            return self._cancelled
+        with self._asking:
+            if self._ended:
+                return True
+            self._asked_at = self._clock()
+            self._cancelled = bool(self._ask())
+        return self._cancelled
+
+    def end(self) -> None:
+        """The final response is about to go: wait out a question under way, and ask no more."""
+        with self._asking:
+            self._ended = True
+            self._cancelled = True
 
 
 class ModelDied(Exception):

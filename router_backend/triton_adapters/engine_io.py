@@ -21,8 +21,9 @@ import triton_python_backend_utils as pb_utils
 
 from pointsman.engine.scheduler import GenerationEngine, GenerationResult
 from pointsman.errors import GenerationFailed, InvalidRequest, PointsmanError
+from pointsman.policy.call_guard import CANCEL_CHECK_S
 from pointsman.policy.contract import ROUTED_CANCEL, ROUTED_ID_PREFIX
-from pointsman.triton_adapters.triton_io import CANCEL_CHECK_S, FINAL, error_response, request_parameters, response
+from pointsman.triton_adapters.triton_io import FINAL, error_response, request_parameters, response
 
 EARLY_STOPS = 256  # stops kept for routed requests not seen yet (another instance may not have run them)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,6 @@ from pointsman.triton_adapters.model_config import OUTPUT_TYPES
 
 LOGGER = logging.getLogger(__name__)
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
-CANCEL_CHECK_S = 0.02  # how often a request's cancellation is asked of Triton (each time a round trip)
 
 
 def _scalar(array: np.ndarray) -> Any:
@@ -80,24 +78,6 @@ def request_fields(request, inputs: Iterable[str | TensorSpec]) -> dict[str, Any
 
 def model_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
     return {k: v.get("string_value", "") for k, v in model_config.get("parameters", {}).items()}
-
-
-def cancel_check(request, every_s: float = CANCEL_CHECK_S) -> Callable[[], bool]:
-    """request.is_cancelled, asked of Triton at most once per `every_s`; once True, always True.
-
-    Asking is a round trip to the server process (0.4 ms measured while an engine computes on
-    every core): a router that asked for every streamed piece spent a round trip per token.
-    """
-    asked_at, cancelled = float("-inf"), False
-
-    def check() -> bool:
-        nonlocal asked_at, cancelled
-        now = time.monotonic()
-        if not cancelled and now - asked_at >= every_s:
-            asked_at, cancelled = now, bool(request.is_cancelled())
-        return cancelled
-
-    return check
 
 
 def require_decoupled(model_config: Mapping[str, Any], name: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from pointsman.errors import DeadlineExceeded, Overloaded
 from pointsman.policy.admission import Admission
-from pointsman.policy.call_guard import ModelDied, guarded
+from pointsman.policy.call_guard import CallerCheck, ModelDied, guarded
 
 
 def hanging_call(release: threading.Event, first: str | None = "a"):
@@ -109,3 +109,60 @@ def test_the_deadline_is_max_response_time_when_given_else_the_default():
 def test_admission_refuses_a_bound_that_admits_nothing(kwargs):
     with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
         Admission(**kwargs)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_caller_is_asked_at_most_once_per_interval_and_cancelled_stays_cancelled():
+    answers, clock = [False, True, False], Clock()
+    asked: list[float] = []
+
+    def ask() -> bool:
+        asked.append(clock.now)
+        return answers[len(asked) - 1]
+
+    check = CallerCheck(ask, every_s=0.02, clock=clock)
+    assert check() is False and check() is False  # the second within the interval: not asked
+    clock.now = 0.05
+    assert check() is True
+    clock.now = 1.0
+    assert check() is True  # once True, never asked again
+    assert asked == [0.0, 0.05]
+
+
+def test_after_end_the_caller_is_never_asked_and_counts_as_gone():
+    asked: list[int] = []
+    check = CallerCheck(lambda: asked.append(1) or False, every_s=0.0)
+    check.end()
+    assert check() is True
+    assert asked == []
+
+
+def test_end_waits_for_a_question_under_way():
+    """The router ends a request while a reader thread is asking Triton about it: the end must wait."""
+    inside, release = threading.Event(), threading.Event()
+
+    def ask() -> bool:
+        inside.set()
+        release.wait(timeout=10)
+        return False
+
+    check = CallerCheck(ask, every_s=0.0)
+    reader = threading.Thread(target=check)
+    reader.start()
+    assert inside.wait(timeout=10)
+    ended = threading.Thread(target=check.end)
+    ended.start()
+    ended.join(timeout=0.2)  # bounded: a correct end() stays blocked whatever the timing
+    still_waiting = ended.is_alive()
+    release.set()
+    reader.join(timeout=10)
+    ended.join(timeout=10)
+    assert still_waiting, "end() returned while the caller was being asked"
+    assert check() is True

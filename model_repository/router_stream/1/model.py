@@ -18,6 +18,7 @@ from pointsman.ops.usage import RecordWriter, open_store, record_from_outcome
 from pointsman.policy.admission import Admission
 from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
 from pointsman.policy.analysis.in_process import InProcessClassifier
+from pointsman.policy.call_guard import CallerCheck
 from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, input_tensors
 from pointsman.policy.health import HealthPolicy, HealthRegistry
 from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
@@ -32,7 +33,6 @@ from pointsman.triton_adapters.router_metrics import RouterMetrics
 from pointsman.triton_adapters.status_gauges import StatusGauges
 from pointsman.triton_adapters.triton_io import (
     FINAL,
-    cancel_check,
     model_parameters,
     request_fields,
     require_decoupled,
@@ -45,8 +45,9 @@ TWIN = "router"  # this model's non-decoupled twin
 
 
 class _Sink:
-    def __init__(self, sender):
+    def __init__(self, sender, caller: CallerCheck):
         self._sender = sender
+        self._caller = caller  # ended before the final response: a model-call reader may be asking about it
         self._decision = None  # sent with the first streamed piece: a stream names its model up front
 
     def on_decision(self, decision):
@@ -62,6 +63,7 @@ class _Sink:
 
     def on_finish(self, result: RoutedResult):
         d = result.decision
+        self._caller.end()
         self._sender.send(response(
             text_output="" if result.streamed else result.text, tokens=result.tokens,
             finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens,
@@ -71,6 +73,7 @@ class _Sink:
         ), flags=FINAL)
 
     def on_error(self, error):
+        self._caller.end()
         send_error(self._sender, error)
 
 
@@ -159,11 +162,13 @@ class TritonPythonModel:
 
     def _handle(self, request, arrived):
         sender = request.get_response_sender()
+        caller = CallerCheck(request.is_cancelled)
         try:
             fields = request_fields(request, INPUTS)
-            self.service.handle(fields, _Sink(sender), request_id=request.request_id(),
-                                is_cancelled=cancel_check(request), arrived=arrived)
+            self.service.handle(fields, _Sink(sender, caller), request_id=request.request_id(),
+                                is_cancelled=caller, arrived=arrived)
         except Exception as exc:  # noqa: BLE001 - the caller gets an error, never silence
+            caller.end()
             send_error(sender, exc)
         finally:
             self.admission.release()
