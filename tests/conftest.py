@@ -51,6 +51,8 @@ class FakeDecoder:
         self.events: list[tuple[str, int]] = []
         self.prefilled: list[KVCache] = []  # every cache prefill handed out
         self.released: list[KVCache] = []  # every cache given back through release
+        self.reservations: list[tuple[int, int, int]] = []  # (rows, tokens, caches prefilled by then)
+        self.trimmed = threading.Event()  # set when the engine asked trim
 
     def logits(self, history: Sequence[int]) -> np.ndarray:
         seed = zlib.crc32(np.asarray(history, dtype=np.int64).tobytes())
@@ -98,6 +100,12 @@ class FakeDecoder:
 
     def release(self, cache: KVCache) -> None:
         self.released.append(cache)
+
+    def reserve(self, rows: int, length: int) -> None:
+        self.reservations.append((rows, length, len(self.prefilled)))
+
+    def trim(self) -> None:
+        self.trimmed.set()
 
 
 class FakeTokenizer:

@@ -11,7 +11,13 @@ and onnxruntime I/O binding hands it the same memory as `past` and as `present`,
 decoding step copies no cache. Rows stay packed (a leaving sequence's row is refilled
 from the last one), so any batch of live sequences is one contiguous slice. The buffer
 grows by doubling, in rows or in length, so a sequence's cache is copied O(log n) times
-in its life, not once per step; it is freed when the last sequence leaves.
+in its life, not once per step. The engine reserves the room its admitted sequences may
+use (reserve) before it prefills them, so a burst grows the buffer once rather than
+row by row and token by token; pages are backed only as they are written, so rows that
+stay empty cost address space, not memory. The buffer outlives the last sequence until
+the engine trims it after a quiet spell (EngineLimits.keep_cache_idle_s): a buffer freed
+at every lull is written into fresh memory at every burst, and page faults made that
+the slowest part of a burst (docs/families.md).
 
 A decoding step reuses the previous step's I/O binding while the batch's rows and the
 buffer stay the same (only the four small inputs are rebound) and writes its logits
@@ -91,6 +97,17 @@ class InPlaceDecoder:
         self._buffers = fresh
         self._generation += 1
 
+    def reserve(self, rows: int, length: int) -> None:
+        """Make room for `rows` sequences of up to `length` tokens now, in one allocation if it is short."""
+        self._reserve(rows, length)
+
+    def trim(self) -> None:
+        """Give the buffer's memory back if no sequence holds a row (the engine calls this when idle)."""
+        if self._buffers and not self._slots:
+            self._buffers = []
+            self._generation += 1
+            self._step = None
+
     def release(self, cache: object) -> None:
         """Give the sequence's row back; the last row moves into it so rows stay packed."""
         if not isinstance(cache, Slot) or not cache.live:
@@ -103,10 +120,6 @@ class InPlaceDecoder:
                 buffer[cache.row, :, :n] = buffer[last.row, :, :n]
             last.row = cache.row
             self._slots[cache.row] = last
-        if not self._slots:
-            self._buffers = []  # idle: give the memory back
-            self._generation += 1
-            self._step = None
 
     def fork(self, slot: Slot) -> Slot:
         """A new sequence whose cache is a copy of `slot`'s (one row copied, no forward pass)."""

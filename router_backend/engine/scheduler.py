@@ -97,11 +97,15 @@ class EngineLimits:
     # requests waiting for a slot; past it a request is refused at once ("overloaded, retry"),
     # so a burst cannot queue work nobody will wait for
     max_queued: int = 128
+    # an idle engine keeps its KV cache's memory this long, so a burst soon after a lull finds it
+    # already backed (a fresh gigabyte cost seconds of page faults here); then gives it back
+    keep_cache_idle_s: float = 30.0
 
     def as_parameters(self) -> dict[str, str]:
         """The config.pbtxt parameters that carry these limits."""
         return {"max_num_seqs": str(self.max_num_seqs), "max_tokens_in_flight": str(self.max_tokens_in_flight),
-                "batching": str(self.batching).lower(), "max_queued": str(self.max_queued)}
+                "batching": str(self.batching).lower(), "max_queued": str(self.max_queued),
+                "keep_cache_idle_s": f"{self.keep_cache_idle_s:g}"}
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> EngineLimits:
@@ -111,10 +115,11 @@ class EngineLimits:
             return cls(max_num_seqs=int(params.get("max_num_seqs", default.max_num_seqs)),
                        max_tokens_in_flight=int(params.get("max_tokens_in_flight", default.max_tokens_in_flight)),
                        batching=str(params.get("batching", default.batching)).lower() == "true",
-                       max_queued=int(params.get("max_queued", default.max_queued)))
+                       max_queued=int(params.get("max_queued", default.max_queued)),
+                       keep_cache_idle_s=float(params.get("keep_cache_idle_s", default.keep_cache_idle_s)))
         except ValueError as exc:
             raise ValueError(f"engine parameters max_num_seqs, max_tokens_in_flight and max_queued must be "
-                             f"integers: {exc}") from None
+                             f"integers, keep_cache_idle_s a number of seconds: {exc}") from None
 
 
 @dataclass
@@ -219,8 +224,12 @@ class GenerationEngine:
     def _loop(self) -> None:
         while True:
             with self._wake:
+                holding = True  # the decoder may hold a cache's memory since the last work
                 while self._running and not self._queue and not self._active:
-                    self._wake.wait()
+                    woken = self._wake.wait(timeout=self.limits.keep_cache_idle_s if holding else None)
+                    if not woken and holding:
+                        self._trim()
+                        holding = False
                 if not self._running:
                     break
             try:
@@ -230,7 +239,10 @@ class GenerationEngine:
 
     def _admit_and_step(self) -> bool:
         self._drop_cancelled()
-        for group in prefill_groups(self._admit_live(), PREFILL_TOKENS):
+        admitted = self._admit_live()
+        if admitted:
+            self._make_room()
+        for group in prefill_groups(admitted, PREFILL_TOKENS):
             self._prefill_group(group)
         if self._active:
             self._step()
@@ -262,6 +274,30 @@ class GenerationEngine:
             else:
                 live.append(seq)
         return live
+
+    def _make_room(self) -> None:
+        """Have the decoder make room, at once, for every sequence the engine may run and the longest budget admitted.
+
+        One allocation before a burst's prefills, where growing row by row and token by token
+        would copy the cache into fresh memory several times.
+        """
+        reserve = getattr(self._decoder, "reserve", None)
+        if reserve is None or not self._active:
+            return
+        rows = self.limits.max_num_seqs if self.limits.batching else 1
+        try:
+            reserve(max(rows, len(self._active)), max(seq.budget for seq in self._active))
+        except Exception:  # only an optimisation: the decoder still grows as it needs
+            LOGGER.exception("could not reserve the KV cache ahead")
+
+    def _trim(self) -> None:
+        """Idle for keep_cache_idle_s: let the decoder give its cache's memory back."""
+        trim = getattr(self._decoder, "trim", None)
+        if trim is not None:
+            try:
+                trim()
+            except Exception:  # memory kept is not an error anyone could act on
+                LOGGER.exception("could not trim the KV cache")
 
     def _prefill_group(self, group: list[_Sequence]) -> None:
         prefill_batch = getattr(self._decoder, "prefill_batch", None)
@@ -379,6 +415,7 @@ class GenerationEngine:
         with self._wake:
             if seq in self._active:
                 self._active.remove(seq)
+
             if seq.reserved:
                 self._reserved -= seq.budget
                 seq.reserved = False

@@ -78,7 +78,9 @@ def test_batched_in_place_decoding_with_rows_leaving_equals_decoding_without_a_c
     got = batched_greedy(decoder, PROMPTS, tokens, leave)
     for i, prompt in enumerate(PROMPTS):
         assert got[i] == no_cache_greedy(graphs["inplace"], prompt, leave.get(i, tokens)), f"prompt {i}"
-    assert decoder.capacity == 0, "the buffer is given back once every sequence has left"
+    assert decoder.capacity > 0, "the buffer outlives the last sequence, for the next burst"
+    decoder.trim()
+    assert decoder.capacity == 0, "trim gives the buffer back once every sequence has left"
 
 
 def test_the_concat_graph_gives_the_same_tokens(graphs) -> None:
@@ -172,3 +174,19 @@ def test_prompts_prefilled_in_one_padded_pass_decode_as_each_alone(graphs) -> No
     for i, prompt in enumerate(PROMPTS):
         assert outs[i] == no_cache_greedy(graphs["inplace"], prompt, 12), f"prompt {i}"
     assert [c.length for c in caches] == [len(p) + 11 for p in PROMPTS]
+
+
+def test_room_reserved_ahead_is_used_without_a_new_buffer_and_trim_spares_a_held_row(graphs) -> None:
+    decoder = load_decoder(str(graphs["inplace"]), threads=1, providers="cpu")
+    decoder.reserve(4, 100)
+    buffers = list(decoder._buffers)
+    assert (buffers[0].shape[0], decoder.capacity) == (4, 100)
+    got = batched_greedy(decoder, PROMPTS, 60, {0: 30})  # four rows, at most 11 + 60 tokens: it fits
+    assert all(a is b for a, b in zip(decoder._buffers, buffers, strict=True)), "the reserved buffer is used"
+    assert got[1] == no_cache_greedy(graphs["inplace"], PROMPTS[1], 60)
+    _, held = decoder.prefill([5, 6])
+    decoder.trim()
+    assert decoder._buffers and decoder._buffers[0] is buffers[0], "a row is held: nothing is trimmed"
+    decoder.release(held)
+    decoder.trim()
+    assert decoder.capacity == 0

@@ -406,3 +406,54 @@ def test_prefill_passes_hold_at_most_their_padded_tokens(fake_tokenizer, lengths
                                 sampler=None, detok=None, stops=None, submitted=0.0, budget=0) for n in lengths]
     got = prefill_groups(seqs, max_tokens=40)
     assert [[len(s.request.prompt_ids) for s in group] for group in got] == groups
+
+
+def test_the_engine_reserves_room_for_a_burst_before_prefilling_it(make_engine, make_sink, fake_tokenizer) -> None:
+    engine, decoder = make_engine(max_num_seqs=4)
+    sinks = [make_sink() for _ in range(3)]
+    for sink, (text, n) in zip(sinks, [("abc", 5), ("hello world", 9), ("x", 2)], strict=True):
+        engine.submit(request(fake_tokenizer, text, n), sink)
+    engine.run_until_idle()
+    # every row the engine may run, and the longest budget admitted (prompt + max_new_tokens: 11 + 9)
+    assert decoder.reservations[0] == (4, 20, 0)  # 0: before any prompt was prefilled
+    assert all(s.result.finish_reason == "length" for s in sinks)
+
+
+def test_a_batching_off_engine_reserves_one_row(make_engine, make_sink, fake_tokenizer) -> None:
+    engine, decoder = make_engine(batching=False)
+    engine.submit(request(fake_tokenizer, "abc", 4), make_sink())
+    engine.run_until_idle()
+    assert decoder.reservations == [(1, 7, 0)]
+
+
+def test_an_idle_engine_keeps_its_cache_until_keep_cache_idle_s_then_trims_it(make_engine, make_sink,
+                                                                             fake_tokenizer) -> None:
+    engine, decoder = make_engine(keep_cache_idle_s=0.05)
+    engine.start()
+    try:
+        sink = make_sink()
+        engine.submit(request(fake_tokenizer, "abc", 3), sink)
+        assert sink.done.wait(5)
+        assert decoder.trimmed.wait(5), "the cache was never trimmed after the engine went idle"
+    finally:
+        engine.stop()
+
+
+def test_an_engine_idle_for_less_than_keep_cache_idle_s_keeps_its_cache(make_engine, make_sink, fake_tokenizer) -> None:
+    engine, decoder = make_engine(keep_cache_idle_s=3600)
+    engine.start()
+    try:
+        sinks = [make_sink() for _ in range(3)]
+        for sink in sinks:
+            engine.submit(request(fake_tokenizer, "abc", 3), sink)
+        assert all(s.done.wait(5) for s in sinks)
+    finally:
+        engine.stop()
+    assert not decoder.trimmed.is_set()
+
+
+def test_keep_cache_idle_s_travels_through_the_config_parameters() -> None:
+    limits = scheduler.EngineLimits(keep_cache_idle_s=2.5)
+    assert scheduler.EngineLimits.from_parameters(limits.as_parameters()) == limits
+    with pytest.raises(ValueError, match="keep_cache_idle_s"):
+        scheduler.EngineLimits.from_parameters({"keep_cache_idle_s": "soon"})
