@@ -415,7 +415,6 @@ class GenerationEngine:
         with self._wake:
             if seq in self._active:
                 self._active.remove(seq)
-
             if seq.reserved:
                 self._reserved -= seq.budget
                 seq.reserved = False
