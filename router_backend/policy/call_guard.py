@@ -31,11 +31,11 @@ _END = object()
 class CallerCheck:
     """Whether a request's caller has gone: `ask()` (a round trip) at most once per `every_s`; once True, always.
 
-    A model-call reader thread asks this while the router's thread ends the request, so the
-    router calls `end()` before it sends the request's final response: a question under way
-    is waited out, and none is asked after (the answer is then True: nobody listens). Triton
-    frees a request's response factory with its final response, and asking then crashes
-    tritonserver (SIGSEGV in TRITONBACKEND_ResponseFactoryIsCancelled).
+    One thread asks this (the router's model-call reader, the engine's CancelWatch) while
+    another ends the request, so whoever sends the request's final response calls `end()`
+    first: a question under way is waited out, and none is asked after (the answer is then
+    True: nobody listens). Triton frees a request's response factory with its final response,
+    and asking then crashes tritonserver (SIGSEGV in TRITONBACKEND_ResponseFactoryIsCancelled).
     """
 
     def __init__(self, ask: Callable[[], bool], every_s: float = CANCEL_CHECK_S,

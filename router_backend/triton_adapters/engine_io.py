@@ -21,7 +21,7 @@ import triton_python_backend_utils as pb_utils
 
 from pointsman.engine.scheduler import GenerationEngine, GenerationResult
 from pointsman.errors import GenerationFailed, InvalidRequest, PointsmanError
-from pointsman.policy.call_guard import CANCEL_CHECK_S
+from pointsman.policy.call_guard import CANCEL_CHECK_S, CallerCheck
 from pointsman.policy.contract import ROUTED_CANCEL, ROUTED_ID_PREFIX
 from pointsman.triton_adapters.triton_io import FINAL, error_response, request_parameters, response
 
@@ -181,8 +181,7 @@ class ResponseSink:
         self._watch = watch
         self._cancelled = False
         self.asked = False  # the engine asked since the watch last checked
-        self._asking = threading.Lock()  # a watch's question against the request's end
-        self._ended = False  # the final response may be on its way: Triton must not be asked any more
+        self._caller = CallerCheck(self._ask_triton, every_s=0.0)  # the watch paces the questions
         self.request_id = request.request_id()
         self._first = True
         watch.add(self)
@@ -221,23 +220,22 @@ class ResponseSink:
     def check_cancelled(self) -> None:
         """Ask Triton (a round trip); called on the CancelWatch thread, never once the request has ended."""
         self.asked = False
-        with self._asking:
-            if self._ended:
-                return
-            try:
-                self._cancelled = self._cancelled or bool(self._request.is_cancelled())
-            except Exception:  # noqa: BLE001 - the request is gone: treat it as cancelled
-                self._cancelled = True
+        if self._caller():
+            self._cancelled = True
+
+    def _ask_triton(self) -> bool:
+        try:
+            return bool(self._request.is_cancelled())
+        except Exception:  # noqa: BLE001 - the request is gone: treat it as cancelled
+            return True
 
     def _end(self) -> None:
         """Stop asking Triton about this request; called before its final response is posted.
 
-        Once Triton has sent the final response, the request's response factory is freed, and
-        is_cancelled on it crashes tritonserver (SIGSEGV in TRITONBACKEND_ResponseFactoryIsCancelled,
-        seen in CI). A question already under way is waited out.
+        CallerCheck.end waits out a question under way and allows no more: asking after the final
+        response crashes tritonserver (seen in CI).
         """
-        with self._asking:
-            self._ended = True
+        self._caller.end()
         self._watch.remove(self)
 
 
