@@ -78,8 +78,8 @@ class InPlaceDecoder:
     def capacity(self) -> int:
         return self._buffers[0].shape[2] if self._buffers else 0
 
-    def _reserve(self, rows: int, length: int) -> None:
-        """Make the buffer hold `rows` rows of `length` tokens, doubling what is short."""
+    def reserve(self, rows: int, length: int) -> None:
+        """Make the buffer hold `rows` rows of `length` tokens, doubling what is short (one allocation)."""
         have_rows = self._buffers[0].shape[0] if self._buffers else 0
         if rows <= have_rows and length <= self.capacity:
             return
@@ -96,10 +96,6 @@ class InPlaceDecoder:
             new[:used, :, :longest] = old[:used, :, :longest]
         self._buffers = fresh
         self._generation += 1
-
-    def reserve(self, rows: int, length: int) -> None:
-        """Make room for `rows` sequences of up to `length` tokens now, in one allocation if it is short."""
-        self._reserve(rows, length)
 
     def trim(self) -> None:
         """Give the buffer's memory back if no sequence holds a row (the engine calls this when idle)."""
@@ -125,7 +121,7 @@ class InPlaceDecoder:
         """A new sequence whose cache is a copy of `slot`'s (one row copied, no forward pass)."""
         if not slot.live:
             raise ValueError("fork got a released sequence")
-        self._reserve(len(self._slots) + 1, slot.length)
+        self.reserve(len(self._slots) + 1, slot.length)
         twin = Slot(row=len(self._slots), length=slot.length)
         for buffer in self._buffers:
             buffer[twin.row, :, :slot.length] = buffer[slot.row, :, :slot.length]
@@ -189,7 +185,7 @@ class InPlaceDecoder:
         if not prompts or min(lengths) < 1:
             raise ValueError("prefill_batch needs at least one prompt, each of at least one token")
         longest = max(lengths)
-        self._reserve(len(self._slots) + len(prompts), longest)
+        self.reserve(len(self._slots) + len(prompts), longest)
         slots = [Slot(row=len(self._slots) + i, length=0) for i in range(len(prompts))]
         self._slots.extend(slots)
         ids = np.zeros((len(prompts), longest), np.int64)
@@ -217,7 +213,7 @@ class InPlaceDecoder:
             raise ValueError("decode_batch got a released sequence")
         if len({id(s) for s in slots}) != len(slots):
             raise ValueError("decode_batch got one sequence twice")
-        self._reserve(len(self._slots), max(s.length for s in slots) + 1)
+        self.reserve(len(self._slots), max(s.length for s in slots) + 1)
         order = sorted(range(len(slots)), key=lambda i: slots[i].row)
         rows = [slots[i].row for i in order]
         if rows != list(range(rows[0], rows[0] + len(rows))):
