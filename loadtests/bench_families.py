@@ -373,6 +373,7 @@ def _llama_latency(cell: Cell, url: str, server: TritonServer, decoder: Decoder,
     Best-of figures (llama_ms, raw_by_llama_ms) pick each side's least disturbed moment, which
     need not be the same moment; the ratio of each adjacent pair (llama_by_raw, llama_by_served)
     shares its moment's load, so their median is the steadier verdict on a shared machine.
+    llama.cpp and our server take turns going first, so neither always runs in the other's wake.
     """
     import httpx
 
@@ -381,9 +382,13 @@ def _llama_latency(cell: Cell, url: str, server: TritonServer, decoder: Decoder,
     llama, raw = [], []
     streamer = connect(server, cell.model, args.client)
     try:
-        for _ in range(args.repeats):
-            llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
-            served = _served_ms(streamer, prompt, args.tokens)
+        for repeat in range(args.repeats):
+            if repeat % 2:
+                served = _served_ms(streamer, prompt, args.tokens)
+                llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
+            else:
+                llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
+                served = _served_ms(streamer, prompt, args.tokens)
             raw.append(_raw_ms(decoder, ids, args.tokens))
             cell.llama_by_served.append(llama[-1] / served)
             cell.llama_by_raw.append(llama[-1] / raw[-1])
