@@ -77,8 +77,11 @@ class Sampler:
             logits = adjusted_logits(logits, self.params, prompt_ids, generated)
         if self.params.greedy:
             return int(np.argmax(logits))
-        probs = filtered_probabilities(logits, self.params)
-        return int(self._rng.choice(probs.shape[0], p=probs))
+        ids, probs = sampling_support(logits, self.params)
+        # drawn among the kept tokens only: the same draw as over the whole vocabulary with
+        # zeros elsewhere (its cumulative sums are the same), without passes over every token
+        pick = int(self._rng.choice(probs.shape[0], p=probs))
+        return pick if ids is None else int(ids[pick])
 
 
 def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int],
@@ -104,21 +107,68 @@ def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequ
 
 
 def filtered_probabilities(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
-    """Softmax at the temperature, restricted to the top-k and top-p (nucleus) tokens."""
-    scaled = logits.astype(np.float64) / max(params.temperature, 1e-6)
-    keep = np.ones(scaled.shape[0], dtype=bool)
-    if 0 < params.top_k < scaled.shape[0]:
-        kth = np.partition(scaled, -params.top_k)[-params.top_k]
-        keep &= scaled >= kth
-    scaled = np.where(keep, scaled, -np.inf)
-    probs = np.exp(scaled - scaled.max())
+    """Softmax at the temperature, restricted to the top-k and top-p (nucleus) tokens, over the whole vocabulary."""
+    ids, probs = sampling_support(logits, params)
+    if ids is None:
+        return probs
+    full = np.zeros(logits.shape[0], dtype=np.float64)
+    full[ids] = probs
+    return full
+
+
+def sampling_support(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarray | None, np.ndarray]:
+    """The tokens sampling may choose, in ascending id order (None: every token), and their probabilities.
+
+    Top-k picks its tokens from the logits (the temperature keeps their order), so only they
+    are scaled and exponentiated. Top-p sorts only the tokens that can be in its nucleus
+    (see nucleus): sorting 150k tokens per row cost more than a decoding step. Each keeps
+    ties with the last kept token's logit.
+    """
+    vocab = logits.shape[0]
+    ids = None
+    if 0 < params.top_k < vocab:
+        kth = np.partition(logits, vocab - params.top_k)[vocab - params.top_k]
+        ids = np.flatnonzero(logits >= kth)
+        scaled = logits[ids].astype(np.float64)
+    else:
+        scaled = logits.astype(np.float64)
+    scaled /= max(params.temperature, 1e-6)
+    scaled -= scaled.max()
+    probs = np.exp(scaled, out=scaled)
     probs /= probs.sum()
     if params.top_p < 1.0:
-        order = np.argsort(-probs, kind="stable")
-        cumulative = np.cumsum(probs[order])
-        # keep the smallest prefix whose mass reaches top_p (always at least one token)
-        cutoff = int(np.searchsorted(cumulative, params.top_p)) + 1
-        nucleus = np.zeros_like(probs)
-        nucleus[order[:cutoff]] = probs[order[:cutoff]]
-        probs = nucleus / nucleus.sum()
-    return probs
+        kept = nucleus(probs, params.top_p)
+        ids = kept if ids is None else ids[kept]
+        probs = probs[kept]
+        probs /= probs.sum()
+    return ids, probs
+
+
+SORTED_IDS = 4096  # a nucleus up to this size is put in id order by sorting, a longer one by a mask
+
+
+def nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Positions (ascending) of the smallest prefix, likeliest first, whose mass reaches top_p; at least one.
+
+    The order is descending probability, ties by position, as a stable sort of the whole
+    vector. Tokens less likely than (1 - top_p) / vocabulary hold less than 1 - top_p
+    together, so the prefix lies among the others, which come first in that order: only
+    they are sorted (everything, should rounding leave them short).
+    """
+    kept = None
+    if probs.shape[0] > SORTED_IDS:  # a small vocabulary sorts faster than it is sifted
+        likely = np.flatnonzero(probs >= (1.0 - top_p) / probs.shape[0])
+        kept = _prefix(probs, likely, top_p) if likely.size < probs.shape[0] else None
+    return kept if kept is not None else _prefix(probs, np.arange(probs.shape[0]), top_p, whole=True)
+
+
+def _prefix(probs: np.ndarray, positions: np.ndarray, top_p: float, whole: bool = False) -> np.ndarray | None:
+    order = positions[np.argsort(-probs[positions], kind="stable")]
+    cutoff = int(np.searchsorted(np.cumsum(probs[order]), top_p)) + 1
+    if cutoff > order.size and not whole:
+        return None  # the positions fall short of top_p
+    if cutoff <= SORTED_IDS:
+        return np.sort(order[:cutoff])
+    kept = np.zeros(probs.shape[0], dtype=bool)
+    kept[order[:cutoff]] = True
+    return np.flatnonzero(kept)

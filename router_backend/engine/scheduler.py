@@ -469,11 +469,16 @@ def prefill_groups(seqs: Sequence[_Sequence], max_tokens: int) -> list[list[_Seq
 
 
 def token_logprobs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """Log p(token) of each row's token [batch], under each row's softmax at temperature 1."""
-    rows = logits.astype(np.float64)
-    top = rows.max(axis=1, keepdims=True)
-    norm = np.log(np.exp(rows - top).sum(axis=1))
-    return rows[np.arange(len(tokens)), tokens] - top[:, 0] - norm
+    """Log p(token) of each row's token [batch], under each row's softmax at temperature 1.
+
+    The pass over the vocabulary stays in float32 and in one buffer (the sum and log in
+    float64): float64 copies of 16 rows of a 32k vocabulary cost 5 ms a step.
+    """
+    rows = np.asarray(logits, dtype=np.float32)
+    shifted = rows - rows.max(axis=1, keepdims=True)
+    picked = shifted[np.arange(len(tokens)), tokens].astype(np.float64)
+    norm = np.log(np.exp(shifted, out=shifted).sum(axis=1, dtype=np.float64))
+    return picked - norm
 
 
 def token_logprob(logits: np.ndarray, token: int) -> float:

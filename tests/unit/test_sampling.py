@@ -104,3 +104,50 @@ def test_sampling_frequencies_follow_the_probabilities() -> None:
     sampler = Sampler(SamplingParams(temperature=1.0, seed=11))
     counts = np.bincount([sampler.choose(LOGITS) for _ in range(4000)], minlength=4) / 4000
     np.testing.assert_allclose(counts, PROBS, atol=0.03)
+
+
+def whole_sort_nucleus(probs: np.ndarray, top_p: float) -> list[int]:
+    """The nucleus by a stable sort of the whole vector: the reference the candidate shortcut must equal."""
+    order = np.argsort(-probs, kind="stable")
+    cutoff = int(np.searchsorted(np.cumsum(probs[order]), top_p)) + 1
+    return sorted(order[:cutoff].tolist())
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("scale", [8.0, 3.0, 0.3])  # peaked (a short nucleus) to flat (most of the vocabulary)
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.99])
+def test_nucleus_of_a_large_vocabulary_equals_the_whole_sort(scale: float, top_p: float) -> None:
+    from pointsman.engine.sampling import nucleus
+
+    logits = np.random.default_rng(5).standard_normal(32000) * scale
+    logits[-1] = logits.max() + 0.5  # the likeliest token last: an id at either end must be kept
+    probs = softmax(logits)
+    assert nucleus(probs, top_p).tolist() == whole_sort_nucleus(probs, top_p)
+
+
+@pytest.mark.parametrize("top_p", [0.3, 0.8])
+def test_nucleus_keeps_the_whole_sorts_order_among_tied_tokens(top_p: float) -> None:
+    from pointsman.engine.sampling import nucleus
+
+    # logits on a coarse grid: hundreds of tokens share each value, the nucleus ends among them
+    logits = np.round(np.random.default_rng(6).standard_normal(4096) * 2) * 2
+    probs = softmax(logits)
+    assert nucleus(probs, top_p).tolist() == whole_sort_nucleus(probs, top_p)
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(temperature=0.8, top_p=0.9),
+    SamplingParams(temperature=1.0, top_k=50),
+    SamplingParams(temperature=0.7, top_k=200, top_p=0.8),
+    SamplingParams(temperature=1.2),
+])
+def test_drawing_among_the_kept_tokens_equals_drawing_over_the_whole_vocabulary(params: SamplingParams) -> None:
+    logits = np.random.default_rng(8).standard_normal(32000).astype(np.float32) * 4
+    full = filtered_probabilities(logits, params)
+    for seed in range(40):
+        kept = Sampler(SamplingParams(**{**params.__dict__, "seed": seed})).choose(logits)
+        assert kept == int(np.random.default_rng(seed).choice(full.shape[0], p=full))

@@ -457,3 +457,15 @@ def test_keep_cache_idle_s_travels_through_the_config_parameters() -> None:
     assert scheduler.EngineLimits.from_parameters(limits.as_parameters()) == limits
     with pytest.raises(ValueError, match="keep_cache_idle_s"):
         scheduler.EngineLimits.from_parameters({"keep_cache_idle_s": "soon"})
+
+
+def test_token_logprobs_of_a_large_vocabulary_equal_a_float64_log_softmax():
+    import numpy as np
+
+    from pointsman.engine.scheduler import token_logprobs
+
+    logits = (np.random.default_rng(4).standard_normal((4, 32000)) * 5).astype(np.float32)
+    tokens = np.array([0, 31999, int(np.argmax(logits[2])), 17])
+    rows = logits.astype(np.float64)
+    expected = rows[np.arange(4), tokens] - rows.max(axis=1) - np.log(np.exp(rows - rows.max(axis=1)[:, None]).sum(1))
+    assert token_logprobs(logits, tokens) == pytest.approx(expected, abs=1e-5)
