@@ -99,14 +99,18 @@ def family_config(family: str, vocab_size: int, width: int = 64, layers: int = 2
 
 
 def build_checkpoint(family: str, tokenizer, out: Path, seed: int = 0, eos_ids: tuple[int, ...] = (),
-                     logit_scale: float = 4.0, **shape) -> Path:
-    """Save a seeded random model of `family` with the tokenizer; eos_ids go to generation_config.json."""
+                     logit_scale: float = 4.0, vocab_size: int | None = None, **shape) -> Path:
+    """Save a seeded random model of `family` with the tokenizer; eos_ids go to generation_config.json.
+
+    vocab_size: a head wider than the tokenizer (ids past it decode to nothing), for the
+    cost of a real checkpoint's vocabulary; default the tokenizer's own.
+    """
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     bos = tokenizer.convert_tokens_to_ids(BOS)
     eos = tokenizer.eos_token_id
-    config = family_config(family, len(tokenizer), bos_id=bos, eos_id=eos, **shape)
+    config = family_config(family, vocab_size or len(tokenizer), bos_id=bos, eos_id=eos, **shape)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
     with torch.no_grad():  # wider logits than the default init, so greedy choices are not near-ties

@@ -588,20 +588,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _with_huge_pages() -> None:
-    """Run again with malloc's huge pages when this process lacks them: the raw loop runs as the stubs do.
-
-    pointsman.launcher gives tritonserver (and so the model stubs) GLIBC_TUNABLES with
-    glibc.malloc.hugetlb=1, which glibc reads only when a process starts.
-    """
-    from pointsman.launcher.tritonserver import with_huge_pages
-
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if with_huge_pages(tunables) != tunables:
-        os.execve(sys.executable, [sys.executable, "-m", "pointsman.loadtests.bench_families", *sys.argv[1:]],
-                  {**os.environ, "GLIBC_TUNABLES": with_huge_pages(tunables)})
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request (export logs at INFO)
@@ -625,5 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    _with_huge_pages()
+    from pointsman.launcher.tritonserver import rerun_with_huge_pages
+
+    rerun_with_huge_pages("pointsman.loadtests.bench_families")  # the raw loop runs as the stubs do
     raise SystemExit(main())

@@ -472,7 +472,7 @@ def token_logprobs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Log p(token) of each row's token [batch], under each row's softmax at temperature 1.
 
     The pass over the vocabulary stays in float32 and in one buffer (the sum and log in
-    float64): float64 copies of 16 rows of a 32k vocabulary cost 5 ms a step.
+    float64): with float64 copies, 16 rows of a 32k vocabulary took 2.6x as long (bench_sampling).
     """
     rows = np.asarray(logits, dtype=np.float32)
     shifted = rows - rows.max(axis=1, keepdims=True)

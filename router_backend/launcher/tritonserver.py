@@ -113,6 +113,19 @@ def with_huge_pages(tunables: str) -> str:
     return f"{tunables}:{HUGE_PAGES}" if tunables else HUGE_PAGES
 
 
+def rerun_with_huge_pages(module: str) -> None:
+    """Run `python -m module` again, with the same arguments, when this process lacks malloc's huge pages.
+
+    glibc reads GLIBC_TUNABLES only when a process starts. A benchmark that times code in its
+    own process (a raw decoding loop, the engine's host work) so runs it in the memory the
+    model stubs have.
+    """
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if with_huge_pages(tunables) != tunables:
+        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]],
+                  {**os.environ, "GLIBC_TUNABLES": with_huge_pages(tunables)})
+
+
 def server_env() -> dict[str, str]:
     env = dict(os.environ)
     env["GLIBC_TUNABLES"] = with_huge_pages(env.get("GLIBC_TUNABLES", ""))
