@@ -120,20 +120,6 @@ def engine_model(work: Path) -> Path:
     return work / "repository" / "vocab32k_stream"
 
 
-class _Sink:
-    def on_text(self, piece: str, tokens: int) -> None:
-        pass
-
-    def on_finish(self, result) -> None:
-        pass
-
-    def on_error(self, error: Exception) -> None:
-        raise error
-
-    def cancelled(self) -> bool:
-        return False
-
-
 def engine_rounds(work: Path, rounds: int, concurrency: int = 16, tokens: int = 64) -> None:
     """GenerationEngine in process: tokens/s of `concurrency` requests, with the baseline host code swapped in by turns.
 
@@ -144,6 +130,7 @@ def engine_rounds(work: Path, rounds: int, concurrency: int = 16, tokens: int = 
     from pointsman.engine.decoder import load_decoder
     from pointsman.engine.scheduler import GenerationEngine, GenerationRequest
     from pointsman.engine.tokenizer import TextTokenizer
+    from pointsman.loadtests.bench_engine import TimingSink
 
     folder = engine_model(work)
     tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"))
@@ -161,13 +148,17 @@ def engine_rounds(work: Path, rounds: int, concurrency: int = 16, tokens: int = 
         return int(np.argmax(logits)) if self.params.greedy else before_choose(self._rng, logits, self.params)
 
     def tokens_per_s(params: dict) -> float:
+        sinks = [TimingSink() for _ in range(concurrency)]
         began = time.perf_counter()
-        for i in range(concurrency):
+        for i, sink in enumerate(sinks):
             request = GenerationRequest(prompt, tokens, ignore_eos=True,
                                         sampling=SamplingParams(**params, seed=i) if params else SamplingParams())
-            engine.submit(request, _Sink())
+            engine.submit(request, sink)
         engine.run_until_idle()
-        return concurrency * tokens / (time.perf_counter() - began)
+        seconds = time.perf_counter() - began
+        if failed := [sink.error for sink in sinks if sink.error is not None]:
+            raise RuntimeError(f"{len(failed)} requests failed: {failed[0]}")
+        return sum(sink.result.tokens for sink in sinks) / seconds
 
     for label, params in (("sampled", dict(temperature=TEMPERATURE, top_p=TOP_P)), ("greedy", {})):
         runs: dict[str, list[float]] = {"now": [], "before": []}
