@@ -124,19 +124,27 @@ def test_nucleus_of_a_large_vocabulary_equals_the_whole_sort(scale: float, top_p
     from pointsman.engine.sampling import nucleus
 
     logits = np.random.default_rng(5).standard_normal(32000) * scale
-    logits[-1] = logits.max() + 0.5  # the likeliest token last: an id at either end must be kept
+    logits[0] = logits[-1] = logits.max() + 0.5  # the two likeliest tokens first and last: both ends must be kept
     probs = softmax(logits)
     assert nucleus(probs, top_p).tolist() == whole_sort_nucleus(probs, top_p)
 
 
 @pytest.mark.parametrize("top_p", [0.3, 0.8])
 def test_nucleus_keeps_the_whole_sorts_order_among_tied_tokens(top_p: float) -> None:
-    from pointsman.engine.sampling import nucleus
+    from pointsman.engine.sampling import SORTED_IDS, nucleus
 
     # logits on a coarse grid: hundreds of tokens share each value, the nucleus ends among them
-    logits = np.round(np.random.default_rng(6).standard_normal(4096) * 2) * 2
+    logits = np.round(np.random.default_rng(6).standard_normal(4 * SORTED_IDS) * 2) * 2
     probs = softmax(logits)
     assert nucleus(probs, top_p).tolist() == whole_sort_nucleus(probs, top_p)
+
+
+def test_nucleus_falls_back_to_the_whole_sort_when_the_likely_tokens_fall_short() -> None:
+    from pointsman.engine.sampling import nucleus
+
+    # mass short of 1, as rounding could leave it: the likely tokens cannot reach p, nor can all
+    probs = softmax(np.random.default_rng(7).standard_normal(32000) * 4) * 0.95
+    assert nucleus(probs, 0.99).tolist() == whole_sort_nucleus(probs, 0.99) == list(range(32000))
 
 
 @pytest.mark.parametrize("params", [
