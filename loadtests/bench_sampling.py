@@ -34,7 +34,6 @@ import numpy as np
 
 from pointsman.engine.sampling import Sampler, SamplingParams, nucleus
 from pointsman.engine.scheduler import token_logprob, token_logprobs
-from pointsman.launcher.tritonserver import rerun_with_huge_pages
 
 TEMPERATURE, TOP_P = 0.8, 0.9  # the sampled rows' settings; --top-k adds a top-k
 
@@ -188,7 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("build/bench-sampling"),
                         help="where --engine builds and exports its model once")
     args = parser.parse_args(argv)
-    rerun_with_huge_pages("pointsman.loadtests.bench_sampling")  # large arrays come from malloc as in the stubs
     sampled = SamplingParams(temperature=TEMPERATURE, top_p=TOP_P, top_k=args.top_k, seed=1)
     print("vocab  batch  scale  nucleus | greedy ms: now  before  before/now | sampled ms: now  before  "  # noqa: T201
           "before/now")
@@ -214,4 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from pointsman.launcher.tritonserver import rerun_with_huge_pages
+
+    rerun_with_huge_pages("pointsman.loadtests.bench_sampling")  # large arrays come from malloc as in the stubs
     raise SystemExit(main())
