@@ -106,16 +106,6 @@ def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequ
     return out
 
 
-def filtered_probabilities(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
-    """Softmax at the temperature, restricted to the top-k and top-p (nucleus) tokens, over the whole vocabulary."""
-    ids, probs = sampling_support(logits, params)
-    if ids is None:
-        return probs
-    full = np.zeros(logits.shape[0], dtype=np.float64)
-    full[ids] = probs
-    return full
-
-
 def sampling_support(logits: np.ndarray, params: SamplingParams) -> tuple[np.ndarray | None, np.ndarray]:
     """The tokens sampling may choose, in ascending id order (None: every token), and their probabilities.
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pointsman.engine.sampling import Sampler, SamplingParams, filtered_probabilities
+from pointsman.engine.sampling import Sampler, SamplingParams, sampling_support
+
+
+def filtered_probabilities(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
+    """The distribution a Sampler draws from, over the whole vocabulary (zeros outside its support)."""
+    ids, probs = sampling_support(logits, params)
+    if ids is None:
+        return probs
+    full = np.zeros(logits.shape[0], dtype=np.float64)
+    full[ids] = probs
+    return full
 
 # softmax at temperature 1 gives exactly these probabilities
 PROBS = np.array([0.05, 0.5, 0.15, 0.3])
