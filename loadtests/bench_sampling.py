@@ -1,6 +1,7 @@
 r"""The engine's work per decoding step on the host: log-probabilities and token choice, by vocabulary size.
 
     .venv/bin/python -m pointsman.loadtests.bench_sampling --vocab 385 32000 151936 --batch 1 16
+    .venv/bin/python -m pointsman.loadtests.bench_sampling --vocab 32000 151936 --batch 16 --penalties
 
 After every decoding step the engine takes each row's log-probability of its token and,
 for sampled requests, draws the token (engine.scheduler.token_logprobs, engine.sampling).
@@ -15,6 +16,12 @@ and top-p 0.9 (--top-k adds a top-k), then the log-probability. Rows of logits a
 times --scale: 4 gives a nucleus of tens to a hundred tokens, 0.5 one of most of the
 vocabulary, which top-p must still sort. The nucleus of the first row (top-p alone) is
 printed. Nothing is modelled.
+
+--penalties then times one greedy request under the demo models' penalties (repetition
+1.2, presence and frequency 0.5) for 128 steps after a prompt of 32 and of 1,000 tokens:
+the Sampler, which grows its TokenHistory a token a step, against the baseline's
+penalties, which rebuilt the tokens seen from the whole prompt and output at every step.
+It prints ms per step and whether both chose the same tokens.
 
 --engine N then runs the engine itself (GenerationEngine, in process, 16 requests of 64
 new tokens at once) on a random llama with a 32,000-token head, built and exported once
@@ -33,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from pointsman.engine.sampling import Sampler, SamplingParams, nucleus
-from pointsman.engine.scheduler import token_logprob, token_logprobs
+from pointsman.engine.scheduler import token_logprobs
 
 TEMPERATURE, TOP_P = 0.8, 0.9  # the sampled rows' settings; --top-k adds a top-k
 
@@ -68,6 +75,23 @@ def before_choose(rng: np.random.Generator, logits: np.ndarray, params: Sampling
     return int(rng.choice(probs.shape[0], p=probs))
 
 
+def before_adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int],
+                           generated: Sequence[int]) -> np.ndarray:
+    """The baseline: the penalties as of 5546e56, which rebuilt the tokens seen from prompt and output at every step."""
+    out = logits.astype(np.float32, copy=True)
+    if params.repetition_penalty != 1.0:
+        seen = np.unique(np.fromiter((*prompt_ids, *generated), dtype=np.int64))
+        if seen.size:
+            picked = out[seen]
+            out[seen] = np.where(picked > 0, picked / params.repetition_penalty, picked * params.repetition_penalty)
+    if (params.presence_penalty or params.frequency_penalty) and len(generated):
+        tokens, counts = np.unique(np.asarray(generated, dtype=np.int64), return_counts=True)
+        out[tokens] -= (params.frequency_penalty * counts + params.presence_penalty).astype(np.float32)
+    if len(generated) < params.min_tokens and params.eos_ids:
+        out[list(params.eos_ids)] = -np.inf
+    return out
+
+
 def greedy_step(logprobs: Callable) -> Callable[[np.ndarray], None]:
     """A step of greedy rows, as GenerationEngine._choose takes it: one argmax and one log-probability pass."""
     def step(logits: np.ndarray) -> None:
@@ -76,8 +100,8 @@ def greedy_step(logprobs: Callable) -> Callable[[np.ndarray], None]:
 
 
 def sampled_step_now(logits: np.ndarray, samplers: list[Sampler]) -> None:
-    for row, sampler in zip(logits, samplers, strict=True):
-        token_logprob(row, sampler.choose(row))
+    """As GenerationEngine._choose: each row's draw, then the batch's log-probabilities in one pass."""
+    token_logprobs(logits, np.asarray([sampler.choose(row) for row, sampler in zip(logits, samplers, strict=True)]))
 
 
 def sampled_step_before(logits: np.ndarray, rngs: list[np.random.Generator], params: SamplingParams) -> None:
@@ -94,6 +118,37 @@ def alternate(now: Callable[[], None], before: Callable[[], None], repeats: int)
             run()
             times[label].append((time.perf_counter() - began) * 1e3)
     return statistics.median(times["now"]), statistics.median(times["before"])
+
+
+PENALTIES = SamplingParams(repetition_penalty=1.2, presence_penalty=0.5, frequency_penalty=0.5)  # the demo models'
+
+
+def penalty_rows(vocab: int, prompt: int, steps: int, repeats: int) -> tuple[float, float, bool]:
+    """Median ms per step of one greedy request with the demo models' penalties: (now, before, same tokens).
+
+    Each run decodes `steps` tokens from fixed random logits rows after a `prompt`-token
+    prompt, now with the Sampler (which grows its TokenHistory a token a step) and before
+    with the baseline's penalties and an argmax, taking turns.
+    """
+    rng = np.random.default_rng(vocab + prompt)
+    rows = rng.standard_normal((steps, vocab)).astype(np.float32) * 4
+    prompt_ids = tuple(int(t) for t in rng.integers(0, vocab, prompt))
+    outputs: dict[str, list[int]] = {}
+
+    def now() -> None:
+        sampler, generated = Sampler(PENALTIES), []
+        for row in rows:
+            generated.append(sampler.choose(row, prompt_ids, generated))
+        outputs["now"] = generated
+
+    def before() -> None:
+        generated: list[int] = []
+        for row in rows:
+            generated.append(int(np.argmax(before_adjusted_logits(row, PENALTIES, prompt_ids, generated))))
+        outputs["before"] = generated
+
+    now_ms, before_ms = alternate(now, before, repeats)
+    return now_ms / steps, before_ms / steps, outputs["now"] == outputs["before"]
 
 
 ENGINE_SHAPE = dict(width=512, layers=4, heads=8, kv_heads=4)  # a llama of 45 M parameters, 16 M of them the head
@@ -182,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", nargs="+", type=float, default=[4.0, 0.5])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--top-k", type=int, default=0, help="sample from the top k as well (0: top-p alone)")
+    parser.add_argument("--penalties", action="store_true",
+                        help="then one penalised request's steps, now and before, per vocabulary and prompt length")
+    parser.add_argument("--penalty-prompts", nargs="+", type=int, default=[32, 1000])
+    parser.add_argument("--penalty-steps", type=int, default=128)
     parser.add_argument("--engine", type=int, default=0, metavar="ROUNDS",
                         help="then this many rounds of the engine itself on a 32k-vocabulary llama (0: none)")
     parser.add_argument("--work", type=Path, default=Path("build/bench-sampling"),
@@ -206,6 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             lambda x=logits, r=rngs: sampled_step_before(x, r, sampled), args.repeats)
                 print(f"{vocab:6d} {batch:5d} {scale:6.1f} {kept:8d} | {g_now:14.3f} {g_before:7.3f} "  # noqa: T201
                       f"{g_before / g_now:10.2f}x | {s_now:15.3f} {s_before:7.3f} {s_before / s_now:10.2f}x")
+    if args.penalties:
+        print(f"penalties (the demo models': {PENALTIES.repetition_penalty} repetition, "  # noqa: T201
+              f"{PENALTIES.presence_penalty} presence, {PENALTIES.frequency_penalty} frequency), one request, "
+              f"{args.penalty_steps} steps")
+        print("vocab  prompt | ms per step: now  before  before/now  same tokens")  # noqa: T201
+        for vocab in args.vocab:
+            for prompt in args.penalty_prompts:
+                p_now, p_before, same = penalty_rows(vocab, prompt, args.penalty_steps, max(2, args.repeats // 5))
+                print(f"{vocab:6d} {prompt:6d} | {p_now:16.3f} {p_before:7.3f} {p_before / p_now:10.2f}x  "  # noqa: T201
+                      f"{'yes' if same else 'NO'}")
     if args.engine:
         engine_rounds(args.work, args.engine)
     return 0

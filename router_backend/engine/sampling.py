@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,11 +70,13 @@ class Sampler:
     def __init__(self, params: SamplingParams) -> None:
         self.params = params
         self._rng = np.random.default_rng(params.seed)
+        self._history: TokenHistory | None = None
+        self._prompt: Sequence[int] | None = None
 
     def choose(self, logits: np.ndarray, prompt_ids: Sequence[int] = (), generated: Sequence[int] = ()) -> int:
         """Return the next token id from a 1-D logits vector, given the tokens so far."""
         if self.params.adjusts_logits:
-            logits = adjusted_logits(logits, self.params, prompt_ids, generated)
+            logits = penalized_logits(logits, self.params, self._history_of(prompt_ids, generated))
         if self.params.greedy:
             return int(np.argmax(logits))
         ids, probs = sampling_support(logits, self.params)
@@ -82,6 +84,84 @@ class Sampler:
         # zeros elsewhere (its cumulative sums are the same), without passes over every token
         pick = int(self._rng.choice(probs.shape[0], p=probs))
         return pick if ids is None else int(ids[pick])
+
+    def _history_of(self, prompt_ids: Sequence[int], generated: Sequence[int]) -> TokenHistory:
+        """The penalties' view of the tokens so far: the last call's, grown by the new tokens when it extends it.
+
+        The engine calls with one request's prompt and its output list as it grows; any other
+        call (another prompt, an output that does not extend the last one) starts afresh.
+        """
+        history = self._history
+        if (history is None or prompt_ids is not self._prompt or len(generated) < history.length
+                or (history.length and generated[history.length - 1] != history.last)):
+            history, self._prompt = TokenHistory(prompt_ids), prompt_ids
+            self._history = history
+        for token in generated[history.length:]:
+            history.add(int(token))
+        return history
+
+
+class TokenHistory:
+    """A sequence's prompt and output as the penalties read them, grown one token at a time.
+
+    Rebuilt at every step, the set of tokens seen (np.unique over prompt and output) cost
+    a sort of every token so far, per row and per step; here a step adds its one token.
+    """
+
+    def __init__(self, prompt_ids: Sequence[int] = ()) -> None:
+        unique = dict.fromkeys(int(token) for token in prompt_ids)
+        self._seen_set = set(unique)
+        self._seen = _Growing(np.int64, unique)  # prompt and output tokens, each once
+        self._slots: dict[int, int] = {}  # output token -> its place in _output and _counts
+        self._output = _Growing(np.int64)
+        self._counts = _Growing(np.float64)  # times each output token was generated
+        self.length = 0  # output tokens added
+        self.last = -1  # the latest of them
+
+    def add(self, token: int) -> None:
+        """One more output token."""
+        if token not in self._seen_set:
+            self._seen_set.add(token)
+            self._seen.append(token)
+        slot = self._slots.get(token)
+        if slot is None:
+            self._slots[token] = self._output.size
+            self._output.append(token)
+            self._counts.append(1.0)
+        else:
+            self._counts.values[slot] += 1.0
+        self.length += 1
+        self.last = token
+
+    @property
+    def seen(self) -> np.ndarray:
+        """Every token of prompt and output, once each."""
+        return self._seen.values
+
+    @property
+    def output(self) -> tuple[np.ndarray, np.ndarray]:
+        """The output's distinct tokens and how often each was generated."""
+        return self._output.values, self._counts.values
+
+
+class _Growing:
+    """An append-only vector with amortised constant-time appends; `values` is a view of what it holds."""
+
+    def __init__(self, dtype: type, values: Iterable[int] = ()) -> None:
+        start = np.fromiter(values, dtype)
+        self._data = np.empty(max(16, 2 * start.size), dtype)
+        self._data[:start.size] = start
+        self.size = start.size
+
+    def append(self, value: float) -> None:
+        if self.size == self._data.size:
+            self._data = np.concatenate([self._data, np.empty_like(self._data)])
+        self._data[self.size] = value
+        self.size += 1
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[:self.size]
 
 
 def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int],
@@ -92,16 +172,24 @@ def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequ
     prompt and output: positive logits divided, negative multiplied); presence and
     frequency as OpenAI defines them (output tokens only, subtracted).
     """
+    history = TokenHistory(prompt_ids)
+    for token in generated:
+        history.add(int(token))
+    return penalized_logits(logits, params, history)
+
+
+def penalized_logits(logits: np.ndarray, params: SamplingParams, history: TokenHistory) -> np.ndarray:
+    """adjusted_logits over a TokenHistory, which the Sampler keeps per sequence and grows step by step."""
     out = logits.astype(np.float32, copy=True)
     if params.repetition_penalty != 1.0:
-        seen = np.unique(np.fromiter((*prompt_ids, *generated), dtype=np.int64))
+        seen = history.seen
         if seen.size:
             picked = out[seen]
             out[seen] = np.where(picked > 0, picked / params.repetition_penalty, picked * params.repetition_penalty)
-    if (params.presence_penalty or params.frequency_penalty) and len(generated):
-        tokens, counts = np.unique(np.asarray(generated, dtype=np.int64), return_counts=True)
+    if (params.presence_penalty or params.frequency_penalty) and history.length:
+        tokens, counts = history.output
         out[tokens] -= (params.frequency_penalty * counts + params.presence_penalty).astype(np.float32)
-    if len(generated) < params.min_tokens and params.eos_ids:
+    if history.length < params.min_tokens and params.eos_ids:
         out[list(params.eos_ids)] = -np.inf
     return out
 

@@ -349,21 +349,26 @@ class GenerationEngine:
         return True
 
     def _choose(self, batch: list[_Sequence], logits: np.ndarray) -> None:
-        """Each sequence's next token from its row of logits [batch, vocab]; the greedy rows in one argmax."""
-        plain = np.asarray([s.sampler.params.greedy and not s.sampler.params.adjusts_logits for s in batch])
-        greedy = np.argmax(logits, axis=1) if plain.any() else None
-        logprobs = token_logprobs(logits, greedy) if greedy is not None else None
+        """Each sequence's next token from its row of logits [batch, vocab], then every row's log-probability at once.
+
+        The greedy rows' tokens come from one argmax, the others' from their samplers (penalties,
+        sampling); one pass over the batch then takes the log-probabilities, where a pass per
+        sampled row took them again (every request of a model with default penalties).
+        """
+        plain = [s.sampler.params.greedy and not s.sampler.params.adjusts_logits for s in batch]
+        tokens = np.argmax(logits, axis=1) if any(plain) else np.zeros(len(batch), dtype=np.int64)
+        chosen = []
         for i, seq in enumerate(batch):
-            if plain[i] and np.isfinite(logprobs[i]):
-                self._accept(seq, int(greedy[i]), float(logprobs[i]))
-                continue
-            row = logits[i]
-            try:
-                token = seq.sampler.choose(row, seq.request.prompt_ids, seq.generated)
-            except Exception as exc:  # noqa: BLE001 - e.g. non-finite logits: this request only
-                self._fail(seq, exc)
-                continue
-            self._accept(seq, token, token_logprob(row, token))
+            if not plain[i]:
+                try:
+                    tokens[i] = seq.sampler.choose(logits[i], seq.request.prompt_ids, seq.generated)
+                except Exception as exc:  # noqa: BLE001 - e.g. non-finite logits: this request only
+                    self._fail(seq, exc)
+                    continue
+            chosen.append(i)
+        logprobs = token_logprobs(logits, tokens).tolist()
+        for i in chosen:
+            self._accept(batch[i], int(tokens[i]), logprobs[i])
 
     def _accept(self, seq: _Sequence, token: int, logprob: float = 0.0) -> None:
         now = time.perf_counter()
@@ -479,11 +484,6 @@ def token_logprobs(logits: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     picked = shifted[np.arange(len(tokens)), tokens].astype(np.float64)
     norm = np.log(np.exp(shifted, out=shifted).sum(axis=1, dtype=np.float64))
     return picked - norm
-
-
-def token_logprob(logits: np.ndarray, token: int) -> float:
-    """Log p(token) under the model's own distribution (softmax at temperature 1)."""
-    return float(token_logprobs(logits[None, :], np.asarray([token]))[0])
 
 
 def greedy_reference(decoder: Decoder, prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pointsman.engine.sampling import Sampler, SamplingParams, adjusted_logits
+from pointsman.engine.sampling import Sampler, SamplingParams, TokenHistory, adjusted_logits, penalized_logits
 from pointsman.engine.scheduler import GenerationRequest
 from pointsman.engine.stop import StopMatcher
 from pointsman.errors import InvalidRequest
@@ -69,6 +69,43 @@ def test_penalty_changes_the_greedy_choice() -> None:
     assert Sampler(SamplingParams()).choose(logits, (), (7,)) == 7
     assert Sampler(SamplingParams(frequency_penalty=0.5)).choose(logits, (), (7,)) == 8
     assert Sampler(SamplingParams(repetition_penalty=1.2)).choose(logits, (7,), ()) == 8
+
+
+def reference_penalties(logits: np.ndarray, params: SamplingParams, prompt: list[int],
+                        generated: list[int]) -> np.ndarray:
+    """The references: transformers' repetition penalty, then OpenAI's presence and frequency formula."""
+    repeated = logits_process.RepetitionPenaltyLogitsProcessor(params.repetition_penalty)(
+        torch.tensor([prompt + generated]), torch.tensor(logits[None, :]))[0].numpy()
+    return openai_penalties(repeated, generated, params.presence_penalty, params.frequency_penalty)
+
+
+def test_a_history_grown_token_by_token_penalises_as_the_references_at_every_step() -> None:
+    """100 output tokens after a 40-token prompt, both with repeats: the vectors grow past their first room."""
+    params = SamplingParams(repetition_penalty=1.3, presence_penalty=0.5, frequency_penalty=0.4)
+    prompt = [int(t) for t in RNG.integers(0, 30, 40)]
+    generated = [int(t) for t in RNG.integers(0, VOCAB, 100)]
+    history = TokenHistory(prompt)
+    for step, token in enumerate([*generated, None]):
+        logits = RNG.standard_normal(VOCAB).astype(np.float32)
+        np.testing.assert_allclose(penalized_logits(logits, params, history),
+                                   reference_penalties(logits, params, prompt, generated[:step]), rtol=1e-5, atol=1e-6)
+        if token is not None:
+            history.add(token)
+
+
+def test_the_sampler_keeps_its_history_only_while_the_output_extends_it() -> None:
+    logits = np.zeros(VOCAB, np.float32)
+    logits[[7, 8]] = [2.0, 1.9]
+    sampler = Sampler(SamplingParams(repetition_penalty=2.0))
+    prompt = (1, 2)
+    output = [7]
+    assert sampler.choose(logits, prompt, output) == 8  # 7 was generated: penalised
+    output.append(8)
+    assert sampler.choose(logits, prompt, output) == 7  # both penalised alike
+    assert sampler.choose(logits, prompt, [7, 9]) == 8  # another output of the same length: 8 is not penalised
+    assert sampler.choose(logits, prompt, [9]) == 7  # a shorter one
+    assert sampler.choose(logits, (7,), []) == 8  # another prompt
+    assert sampler.choose(logits, (1, 2), []) == 7  # an equal prompt that is another object: afresh as well
 
 
 # -- stop sequences ----------------------------------------------------------------------

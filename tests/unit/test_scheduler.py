@@ -310,6 +310,25 @@ def test_sampled_request_gives_the_same_text_alone_or_in_a_batch(make_engine, ma
     assert texts[0] == texts[1]
 
 
+def test_a_penalised_request_gives_the_same_result_alone_or_in_a_batch(make_engine, make_sink,
+                                                                     fake_tokenizer) -> None:
+    """The demo models' penalties, beside greedy and sampled neighbours: text and log-probability unchanged."""
+    penalised = SamplingParams(repetition_penalty=1.2, presence_penalty=0.5, frequency_penalty=0.5)
+    results = []
+    for neighbours in (0, 3):
+        engine, _ = make_engine()
+        sink = make_sink()
+        for i in range(neighbours):
+            engine.submit(request(fake_tokenizer, "xyz"[: i + 1], 12,
+                                  sampling=SamplingParams(temperature=1.0, seed=i) if i else SamplingParams()),
+                          make_sink())
+        engine.submit(request(fake_tokenizer, "hello", 12, sampling=penalised), sink)
+        engine.run_until_idle()
+        results.append((sink.result.text, sink.result.token_ids, sink.result.mean_logprob))
+    assert results[0] == results[1]
+    assert len(set(results[0][1])) > 1  # the penalties moved the greedy choice off one repeated token
+
+
 def test_stats_count_steps_and_mean_batch(make_engine, make_sink, fake_tokenizer) -> None:
     engine, _ = make_engine()
     for _ in range(4):
@@ -346,27 +365,27 @@ def test_request_cancelled_while_queued_leaves_the_queue(make_engine, make_sink,
     assert gone.result.finish_reason == "cancelled"
 
 
-def test_token_logprob_is_the_log_softmax_of_the_chosen_token():
+def test_token_logprobs_are_the_log_softmax_of_the_chosen_tokens():
     import numpy as np
 
-    from pointsman.engine.scheduler import token_logprob
+    from pointsman.engine.scheduler import token_logprobs
 
     logits = np.array([2.0, 1.0, 0.5, -1.0], dtype=np.float32)
     expected = np.log(np.exp(logits) / np.exp(logits).sum())
     for token in range(4):
-        assert token_logprob(logits, token) == pytest.approx(float(expected[token]), abs=1e-6)
+        assert token_logprobs(logits[None, :], np.asarray([token]))[0] == pytest.approx(float(expected[token]),
+                                                                                           abs=1e-6)
 
 
-def test_token_logprobs_of_a_batch_equal_token_logprob_row_by_row():
+def test_token_logprobs_of_a_batch_equal_each_row_alone():
     import numpy as np
 
-    from pointsman.engine.scheduler import token_logprob, token_logprobs
+    from pointsman.engine.scheduler import token_logprobs
 
     logits = np.random.default_rng(3).standard_normal((5, 40)).astype(np.float32)
     tokens = np.array([0, 7, 39, 7, 12])
-    got = token_logprobs(logits, tokens)
-    assert got == pytest.approx([token_logprob(row, int(t)) for row, t in zip(logits, tokens, strict=True)],
-                                abs=1e-9)
+    alone = [token_logprobs(row[None, :], np.asarray([t]))[0] for row, t in zip(logits, tokens, strict=True)]
+    assert token_logprobs(logits, tokens).tolist() == alone  # the same arithmetic, row by row
 
 
 def test_requests_admitted_together_are_prefilled_in_one_pass(make_engine, make_sink, fake_tokenizer,
