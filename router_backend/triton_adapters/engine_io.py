@@ -269,11 +269,15 @@ class EngineGauges:
         threading.Thread(target=self._run, name="engine-gauges", daemon=True).start()
 
     def _run(self) -> None:
+        """Every 0.1 s, set the gauges that changed: each set is a round trip to the server process."""
+        shown: dict[str, float] = {}
         while not self._stop.wait(0.1):
             stats = self._engine.stats()
-            self._queued.set(stats.queued)
-            self._active.set(stats.active)
-            self._ttft.set(self._ttft_s)
+            for key, metric, value in (("queued", self._queued, stats.queued), ("active", self._active, stats.active),
+                                       ("ttft", self._ttft, self._ttft_s)):
+                if shown.get(key) != value:
+                    metric.set(value)
+                    shown[key] = value
 
     def observe(self, result: GenerationResult) -> None:
         """Fold one finished request into the engine's time-to-first-token average."""
