@@ -147,7 +147,7 @@ class TokenHistory:
 class _Growing:
     """An append-only vector with amortised constant-time appends; `values` is a view of what it holds."""
 
-    def __init__(self, dtype: type, values: Iterable[int] = ()) -> None:
+    def __init__(self, dtype: type, values: Iterable[float] = ()) -> None:
         start = np.fromiter(values, dtype)
         self._data = np.empty(max(16, 2 * start.size), dtype)
         self._data[:start.size] = start
