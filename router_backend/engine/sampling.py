@@ -164,22 +164,13 @@ class _Growing:
         return self._data[:self.size]
 
 
-def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: Sequence[int],
-                    generated: Sequence[int]) -> np.ndarray:
-    """Apply the penalties and min_tokens to a copy of the logits.
+def penalized_logits(logits: np.ndarray, params: SamplingParams, history: TokenHistory) -> np.ndarray:
+    """Apply the penalties and min_tokens to a copy of the logits, given the tokens so far.
 
     Repetition penalty as Hugging Face's RepetitionPenaltyLogitsProcessor (every token of
     prompt and output: positive logits divided, negative multiplied); presence and
     frequency as OpenAI defines them (output tokens only, subtracted).
     """
-    history = TokenHistory(prompt_ids)
-    for token in generated:
-        history.add(int(token))
-    return penalized_logits(logits, params, history)
-
-
-def penalized_logits(logits: np.ndarray, params: SamplingParams, history: TokenHistory) -> np.ndarray:
-    """adjusted_logits over a TokenHistory, which the Sampler keeps per sequence and grows step by step."""
     out = logits.astype(np.float32, copy=True)
     if params.repetition_penalty != 1.0:
         seen = history.seen

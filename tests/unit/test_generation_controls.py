@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pointsman.engine.sampling import Sampler, SamplingParams, TokenHistory, adjusted_logits, penalized_logits
+from pointsman.engine.sampling import Sampler, SamplingParams, TokenHistory, penalized_logits
 from pointsman.engine.scheduler import GenerationRequest
 from pointsman.engine.stop import StopMatcher
 from pointsman.errors import InvalidRequest
@@ -21,6 +21,15 @@ logits_process = pytest.importorskip("transformers.generation.logits_process")
 
 VOCAB = 50
 RNG = np.random.default_rng(11)
+
+
+def adjusted_logits(logits: np.ndarray, params: SamplingParams, prompt_ids: list[int],
+                    generated: list[int]) -> np.ndarray:
+    """The penalised logits after this prompt and output, from a history built at once."""
+    history = TokenHistory(prompt_ids)
+    for token in generated:
+        history.add(token)
+    return penalized_logits(logits, params, history)
 
 
 def openai_penalties(logits: np.ndarray, generated: list[int], presence: float, frequency: float) -> np.ndarray:
