@@ -24,12 +24,14 @@ from pointsman.policy.catalog import Catalog, ModelEntry
 from pointsman.policy.contract import LLM_OUTPUTS, ROUTED_CANCEL, ROUTED_ID_PREFIX, GenerateParams, input_tensors
 from pointsman.policy.conventions import ResponseReader, TensorValue, request_tensors
 from pointsman.policy.routing import ModelCallError, ModelOutput
+from pointsman.triton_adapters.delayed_release import DelayedRelease
 from pointsman.triton_adapters.model_config import NUMPY_TYPES, numpy_types
 
 LOGGER = logging.getLogger(__name__)
 # generation fields forwarded to a language model, typed as the contract declares them
 LLM_FIELD_TYPES = numpy_types(input_tensors(GenerateParams))
 LLM_OUTPUT_NAMES = [spec.name for spec in LLM_OUTPUTS]
+RELEASE = DelayedRelease()  # each decoupled call's response iterator, once read (delayed_release.py says why)
 
 
 class BlsError(ModelCallError):
@@ -61,13 +63,21 @@ def _checked(model: str, response) -> Any:
     return response
 
 
+def _held(responses) -> Iterator:
+    """A decoupled call's responses; then its iterator waits in RELEASE, so that Python frees it, with the GIL."""
+    try:
+        yield from responses
+    finally:
+        RELEASE.keep(responses)
+
+
 def _checked_until_cancelled(model: str, responses, is_cancelled,
                              stop: Callable[[], None] | None = None) -> Iterator:
     """Each response, checked for an error, until the caller cancels (the model is told to stop then).
 
     stop: how to tell the model where Triton's BLS cannot cancel (2.51's response iterator has no cancel).
     """
-    for response in responses:
+    for response in _held(responses):
         if is_cancelled():
             cancel = getattr(responses, "cancel", None) or stop
             if cancel is not None:
@@ -81,7 +91,7 @@ def stop_routed(model: str, request_id: str) -> None:
     request = pb_utils.InferenceRequest(model_name=model, inputs=[], requested_output_names=[],
                                         parameters={ROUTED_CANCEL: request_id})
     try:
-        for response in request.exec(decoupled=True):
+        for response in _held(request.exec(decoupled=True)):
             if response.has_error():
                 LOGGER.warning("%s did not stop request %s: %s", model, request_id, response.error().message())
     except pb_utils.TritonModelException as exc:  # e.g. the model is gone: nothing left to stop
@@ -191,7 +201,7 @@ def probe_via_bls(model: str) -> str | None:
                                                                   _tensor("max_tokens", 0)],
                                         requested_output_names=LLM_OUTPUT_NAMES)
     try:
-        for response in request.exec(decoupled=True):
+        for response in _held(request.exec(decoupled=True)):
             if response.has_error():
                 return response.error().message()
     except pb_utils.TritonModelException as exc:
