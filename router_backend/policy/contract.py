@@ -192,6 +192,13 @@ class RecommendParams(BaseModel):
 ROUTED_ID_PREFIX = "pointsman-routed-"
 ROUTED_CANCEL = "pointsman_cancel"
 
+# -- probing the router -------------------------------------------------------------------
+# Triton 2.51 still calls a model READY when its stub has died. The router's twin (`router`)
+# watches router_stream with requests carrying this parameter: a live router answers one at
+# once with an empty final response, and never routes nor records it; for a dead stub,
+# Triton answers "Stub process 'router_stream_0_0' is not healthy".
+ROUTER_PROBE = "pointsman_probe"
+
 # -- outputs ---------------------------------------------------------------------------
 _TEXT_OUTPUT = TensorSpec("text_output", "TYPE_STRING", optional=False)
 _TOKENS = TensorSpec("tokens", "TYPE_INT32", optional=False)

@@ -26,7 +26,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from pointsman.errors import InvalidRequest, ModelUnavailable
-from pointsman.policy.contract import TensorSpec
+from pointsman.policy.contract import ROUTER_PROBE, TensorSpec
 from pointsman.policy.selection.live import endpoints_from_env
 from pointsman.triton_adapters.loopback import LoopbackStream, TargetError
 from pointsman.triton_adapters.triton_io import FINAL, request_parameters, send_error
@@ -50,6 +50,7 @@ class Twin:
     """Forwards to `target` with the caller's tensors and parameters; copies the one final answer back."""
 
     timeout_s = 600.0  # a generation that long is a fault, not a wait
+    probe_timeout_s = 10.0  # TwinWatch's own bound: a probe unanswered that long is only logged
 
     def __init__(self, own_name: str, target: str, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec],
                  workers: int, grpc_url: str | None = None) -> None:
@@ -73,6 +74,17 @@ class Twin:
                 send_error(sender, exc)
                 continue
             self._pool.submit(self._forward, sender, call)
+        return None
+
+    def probe(self, model: str) -> str | None:
+        """Ask `model` whether its stub lives (policy.contract.ROUTER_PROBE): its error, or None.
+
+        For TwinWatch: Triton's "Stub process '...' is not healthy" marks the model for reload.
+        """
+        try:
+            self._link.call(model, {}, {ROUTER_PROBE: True}, self.probe_timeout_s)
+        except (TargetError, ModelUnavailable) as exc:
+            return str(exc)
         return None
 
     def close(self) -> None:

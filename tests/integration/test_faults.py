@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pointsman.gateway.server import GatewayProcess
@@ -401,6 +402,30 @@ def stop_and_check_nothing_is_left(faulty: Faulty, after: str) -> None:
     assert wait_until(lambda: not group_members(group), timeout=10), f"left behind: {group_members(group)}"
 
 
+def test_a_killed_router_stub_is_reloaded_by_its_twin_and_both_routers_serve_again(faulty):
+    """Nothing routes around the one router: its twin `router` probes it and has it reloaded."""
+    manual = {"text_input": "Tell me a story", "model": "distilgpt2", "max_tokens": 4}
+    assert faulty.triton.generate("router", manual)[0] == 200
+    victim = faulty.stub_pid("router_stream")
+    assert victim is not None
+    killed = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    try:
+        assert wait_until(lambda: faulty.stub_pid("router_stream") not in (None, victim), timeout=60)
+        assert wait_until(lambda: faulty.triton.generate("router", manual)[0] == 200, timeout=60)
+    except AssertionError:
+        skip_if_triton_aborted(faulty)
+        raise
+    served_again = time.monotonic() - killed
+    with httpx.Client(base_url=faulty.gateway.url, timeout=CLIENT_TIMEOUT_S) as gateway:
+        completion = gateway.post("/v1/completions", json={"model": "distilgpt2", "prompt": "hello", "max_tokens": 2})
+    log = faulty.triton.log_file.read_text(errors="replace")
+    print(f"\nrouter_stream's stub killed: the router served again after {served_again:.1f} s")  # noqa: T201
+    assert "router_stream is unhealthy: a probe found Stub process 'router_stream_0_0' is not healthy" in log
+    assert "reloaded router_stream" in log and "reload of router_stream failed" not in log
+    assert completion.status_code == 200, completion.text  # the gateway streams from router_stream itself
+
+
 def test_after_the_faults_stopping_the_server_ends_every_process_it_started(faulty):
     assert faulty.stub_pid("prompt_classifier") is not None  # the reloaded stub is in the server's group too
     stop_and_check_nothing_is_left(faulty, "the faults")
@@ -414,8 +439,6 @@ def test_thousands_of_short_streams_ending_while_cancellation_is_checked_leave_t
     one run in two of 800 such streams killed tritonserver with SIGSEGV in
     TRITONBACKEND_ResponseFactoryIsCancelled. A race: this can pass by luck, never fail wrongly.
     """
-    import httpx
-
     engine = "distilgpt2_stream"
     if missing_demo_models(MODEL_REPOSITORY):
         pytest.skip("the demo models are not built (make setup)")

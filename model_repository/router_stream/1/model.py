@@ -19,7 +19,7 @@ from pointsman.policy.admission import Admission
 from pointsman.policy.analysis import ClassifierAnalyzer, LexicalAnalyzer, TwoStageAnalyzer
 from pointsman.policy.analysis.in_process import InProcessClassifier
 from pointsman.policy.call_guard import CallerCheck
-from pointsman.policy.contract import ROUTER_OUTPUTS, RouterParams, input_tensors
+from pointsman.policy.contract import ROUTER_OUTPUTS, ROUTER_PROBE, RouterParams, input_tensors
 from pointsman.policy.health import HealthPolicy, HealthRegistry
 from pointsman.policy.routing import Outcome, RoutedResult, RoutingService
 from pointsman.policy.selection.live import endpoints_from_env, start_live_status
@@ -35,6 +35,7 @@ from pointsman.triton_adapters.triton_io import (
     FINAL,
     model_parameters,
     request_fields,
+    request_parameters,
     require_decoupled,
     response,
     send_error,
@@ -152,6 +153,9 @@ class TritonPythonModel:
         self.gauges.register(self.board.catalog.names)  # models that joined since: their gauges, made here
         arrived = time.monotonic()  # the deadline counts the wait for a worker too
         for request in requests:
+            if request_parameters(request).get(ROUTER_PROBE):  # the twin asking whether this stub lives
+                request.get_response_sender().send(flags=FINAL)
+                continue
             try:
                 self.admission.admit()
             except Overloaded as exc:  # refused at once, not queued behind work nobody will wait for
