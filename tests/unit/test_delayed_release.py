@@ -6,22 +6,16 @@ import gc
 import weakref
 
 from pointsman.triton_adapters.delayed_release import DelayedRelease
+from tests.unit.test_call_guard import Clock
 
 
 class Iterator:
     """Stands in for a response iterator: only its lifetime matters here."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_kept_iterator_outlives_its_last_outside_reference_until_hold_s_has_passed():
     clock = Clock()
+    clock.now = 100.0
     release = DelayedRelease(hold_s=10.0, clock=clock)
     first = Iterator()
     alive = weakref.ref(first)
@@ -42,6 +36,7 @@ def test_a_kept_iterator_outlives_its_last_outside_reference_until_hold_s_has_pa
 
 def test_it_lets_go_in_the_order_kept_and_only_of_those_held_long_enough():
     clock = Clock()
+    clock.now = 100.0
     release = DelayedRelease(hold_s=5.0, clock=clock)
     kept = []
     for _ in range(3):
