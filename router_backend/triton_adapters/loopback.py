@@ -124,6 +124,12 @@ class LoopbackStream:
             with self._lock:
                 if self._outbox is outbox:
                     self._outbox = None
+                    # a new channel, not this one: after a failed connect gRPC waits before it tries
+                    # again, and fails every call at once until then (a probe sent while Triton is
+                    # still starting would keep the twin's first requests from reaching it)
+                    if self._channel is not None:
+                        self._channel.close()
+                        self._channel = None
             for waiter in list(self._waiters.values()):
                 waiter.put(failure)
 
