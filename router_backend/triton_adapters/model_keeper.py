@@ -193,10 +193,11 @@ class ModelKeeper:
 
 
 class TwinWatch:
-    """Probes models nobody's failures would reveal (the non-decoupled twins) and reports dead stubs.
+    """Probes models nobody's failures would reveal (the non-decoupled twins, the router) and reports dead stubs.
 
     The router only sees its own calls; a twin such as `router` or `gpt2` is called by
-    clients directly, so its death would go unnoticed. Every `interval` seconds each twin
+    clients directly, so its death would go unnoticed, and nothing routes around the router
+    itself, so its twin probes it. Every `interval` seconds each twin
     gets a request it refuses on sight; "not healthy" marks it for its keeper to reload. A
     probe left unanswered is only logged: under load a busy twin is slow, not dead.
     """
