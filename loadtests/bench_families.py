@@ -172,7 +172,7 @@ def prompt_ids(folder: Path, length: int) -> list[int]:
     """Token ids of a prompt of exactly `length` tokens for the model in `folder` (BOS included)."""
     from pointsman.engine.tokenizer import TextTokenizer
 
-    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
+    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=model_bos_id(folder))
     return prompt_text(tokenizer, length)[1]
 
 
@@ -290,20 +290,20 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
-    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=_bos(folder))
+    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=model_bos_id(folder))
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp, contextlib.ExitStack() as stack:
         repository = Path(tmp) / "repository"
         repository.mkdir()
         (repository / name).symlink_to(args.work / "repository" / name, target_is_directory=True)  # the twin
-        _engine_folder(repository / f"{name}_stream", folder, args.spinning)
+        engine_folder(repository / f"{name}_stream", folder, args.spinning)
         # the raw loop waits as the served engine will: auto resolved as the stub resolves it
         spinning = resolve_spinning(args.spinning, fits=spinning_fits(engine_threads(repository, usable_cores()),
                                                                       usable_cores()))
         decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=spinning)
         server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
         stack.enter_context(server)
-        llama_url = _llama_cpp(stack, checkpoint, quantized, threads, args, Path(tmp))
+        llama_url = start_llama_cpp(stack, checkpoint, quantized, threads, args, Path(tmp))
         for length in args.prompts:
             prompt, ids = prompt_text(tokenizer, length)
             cell = Cell(name, params_m, length, threads, spinning)
@@ -332,7 +332,7 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     return cells
 
 
-def _engine_folder(target: Path, exported: Path, spinning: str) -> None:
+def engine_folder(target: Path, exported: Path, spinning: str) -> None:
     """The engine model's folder as exported, with intra_op_spinning set as --spinning says."""
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
@@ -346,7 +346,7 @@ def _engine_folder(target: Path, exported: Path, spinning: str) -> None:
     (target / "config.pbtxt").write_text(text_format.MessageToString(config))
 
 
-def _llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, threads: int, args,
+def start_llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, threads: int, args,
                tmp: Path) -> str | Exception | None:
     """Start llama-server on the same checkpoint and threads beside ours; its URL, the failure, or None (not asked)."""
     import httpx
@@ -389,7 +389,7 @@ def _llama_latency(cell: Cell, url: str, server: TritonServer, decoder: Decoder,
             else:
                 llama.append(per_token_ms(url, ids, args.tokens, repeats=1))
                 served = _served_ms(streamer, prompt, args.tokens)
-            raw.append(_raw_ms(decoder, ids, args.tokens))
+            raw.append(raw_ms_per_token(decoder, ids, args.tokens))
             cell.llama_by_served.append(llama[-1] / served)
             cell.llama_by_raw.append(llama[-1] / raw[-1])
     except (RuntimeError, httpx.HTTPError) as exc:
@@ -422,7 +422,7 @@ def _concurrent_rounds(cell: Cell, c: int, server: TritonServer, llama_url, prom
     return True
 
 
-def _bos(folder: Path) -> int | None:
+def model_bos_id(folder: Path) -> int | None:
     from pointsman.export.repository import read_parameters
 
     value = read_parameters(folder).get("bos_token_id", "")
@@ -436,7 +436,7 @@ def _latency(cell: Cell, server: TritonServer, decoder: Decoder, prompt: str, id
     try:
         for _ in range(args.repeats):
             served.append(_served_ms(streamer, prompt, args.tokens))
-            raw.append(_raw_ms(decoder, ids, args.tokens))
+            raw.append(raw_ms_per_token(decoder, ids, args.tokens))
     finally:
         streamer.close()
     cell.served_ms, cell.raw_ms = min(served), min(raw)
@@ -447,7 +447,7 @@ def _served_ms(streamer: Streamer, prompt: str, tokens: int) -> float:
     return streamer.generate(prompt, tokens).step_s() * 1e3
 
 
-def _raw_ms(decoder: Decoder, ids: list[int], tokens: int) -> float:
+def raw_ms_per_token(decoder: Decoder, ids: list[int], tokens: int) -> float:
     _, times = raw_generate(decoder, ids, tokens)
     return (times[-1] - times[0]) / (len(times) - 1) * 1e3
 
@@ -459,7 +459,7 @@ def _genai(cell: Cell, args, checkpoint: Path, ids: list[int], threads: int, dec
         for _ in range(args.repeats):
             runs.append(genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads, 1,
                               args.work)["ms_per_token"])
-            raw.append(_raw_ms(decoder, ids, args.tokens))
+            raw.append(raw_ms_per_token(decoder, ids, args.tokens))
         cell.genai_ms, cell.raw_by_genai_ms = min(runs), min(raw)
         for c in [c for c in args.concurrency if 1 < c <= 16][-1:]:
             cell.genai_tps[c] = genai(args.genai_python, checkpoint, cell.model, ids, args.tokens, threads,

@@ -11,7 +11,7 @@ carry the response to the client) takes its CPU from a step. This prints, in one
 - the CPU each thread of tritonserver and of the model's stub spent per streamed token
   (Linux schedstat), over the served requests only. The stub's decoding threads are told
   from its others by their CPU (each spent more than half the wall time per token);
-- that other work's CPU per token beside the served step's excess over the raw one;
+- that other work's CPU per token, and its share of a served step;
 - with --llama-server, the same for llama-server on the same checkpoint and threads (as
   bench_families runs it), its requests in turn with ours: its decoding threads against
   the rest of its process (its HTTP threads).
@@ -28,10 +28,13 @@ import statistics
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pointsman.loadtests import bench_families as families
+
+T = TypeVar("T")
 
 
 def thread_cpu_ns(pids: Sequence[int]) -> Counter:
@@ -66,7 +69,7 @@ def split_cpu(cpu_ns: Counter, engine: int, tokens: int, wall_ms: float) -> dict
             "decoding threads": float(len(decoding))}
 
 
-def counted(pids: Sequence[int], cpu: Counter, call):
+def counted(pids: Sequence[int], cpu: Counter, call: Callable[[], T]) -> T:
     """call(), adding the CPU its run took on every thread of `pids` to `cpu`."""
     before = thread_cpu_ns(pids)
     result = call()
@@ -101,24 +104,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--llama-cpp-python")
     parser.add_argument("--llama-load-mode", choices=["mmap", "none"])
     args = parser.parse_args(argv)
-    args.llama_blocking, args.llama_kv_cache = False, "f16"  # bench_families' defaults
 
     checkpoint, folder, _ = families.prepare(args.model, work=args.work)
     onnx = folder / "1" / "model.onnx"
     threads = default_threads(onnx.stat().st_size, usable_cores())
-    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=families._bos(folder))
+    tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=families.model_bos_id(folder))
     prompt, ids = families.prompt_text(tokenizer, args.prompt)
-    served, raw, llama, cpu, llama_cpu = [], [], [], Counter(), Counter()
+    served, raw, llama, cpu, llama_cpu, served_tokens = [], [], [], Counter(), Counter(), 0
     with tempfile.TemporaryDirectory(prefix="serving-cpu-") as tmp, contextlib.ExitStack() as stack:
         repository = Path(tmp) / "repository"
         repository.mkdir()
         (repository / args.model).symlink_to(args.work / "repository" / args.model, target_is_directory=True)
-        families._engine_folder(repository / f"{args.model}_stream", folder, "auto")
+        families.engine_folder(repository / f"{args.model}_stream", folder, "auto")
         spinning = resolve_spinning("auto", fits=spinning_fits(engine_threads(repository, usable_cores()),
                                                                usable_cores()))
         decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=spinning)
         server = stack.enter_context(TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "log"))
-        url = families._llama_cpp(stack, checkpoint, args.model.endswith("-int8"), threads, args, Path(tmp))
+        peer_args = argparse.Namespace(**vars(args), llama_blocking=False, llama_kv_cache="f16")  # its defaults
+        url = families.start_llama_cpp(stack, checkpoint, args.model.endswith("-int8"), threads, peer_args, Path(tmp))
         if isinstance(url, Exception):
             raise SystemExit(f"llama-server failed: {url}")
         streamer = families.connect(server, args.model, "http")
@@ -129,9 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(args.requests):
             answer = counted(pids, cpu, lambda: streamer.generate(prompt, args.tokens))
             served.append(answer.step_s() * 1e3)
+            served_tokens += answer.tokens
             if url:
                 llama.append(counted([llama_pid], llama_cpu, lambda: per_token_ms(url, ids, args.tokens, repeats=1)))
-            raw.append(families._raw_ms(decoder, ids, args.tokens))
+            raw.append(families.raw_ms_per_token(decoder, ids, args.tokens))
     wall = statistics.median(served)
     print(f"{args.model}, prompt {args.prompt}, {args.requests} requests of {args.tokens} tokens each, c=1, in turn")  # noqa: T201
     print(f"  medians: served {wall:.2f} ms/token, raw loop {statistics.median(raw):.2f}"  # noqa: T201
@@ -139,10 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           + f"; served/raw median of pairs {statistics.median(s / r for s, r in zip(served, raw, strict=True)):.3f}"
           + (f", llama-server/raw {statistics.median(m / r for m, r in zip(llama, raw, strict=True)):.3f}"
              if llama else ""))
-    report("served", split_cpu(cpu, pids[0], args.requests * args.tokens, wall), wall, "tritonserver")
+    report("served", split_cpu(cpu, pids[0], served_tokens, wall), wall, "tritonserver")
     if llama:
-        report("llama-server", split_cpu(llama_cpu, llama_pid, args.requests * args.tokens,
-                                         statistics.median(llama)), statistics.median(llama), "-")
+        llama_wall = statistics.median(llama)  # per_token_ms checks that every request made args.tokens tokens
+        report("llama-server", split_cpu(llama_cpu, llama_pid, args.requests * args.tokens, llama_wall), llama_wall,
+               "-")
     return 0
 
 
