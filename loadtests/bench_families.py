@@ -347,7 +347,7 @@ def engine_folder(target: Path, exported: Path, spinning: str) -> None:
 
 
 def start_llama_cpp(stack: contextlib.ExitStack, checkpoint: Path, quantized: bool, threads: int, args,
-               tmp: Path) -> str | Exception | None:
+                    tmp: Path) -> str | Exception | None:
     """Start llama-server on the same checkpoint and threads beside ours; its URL, the failure, or None (not asked)."""
     import httpx
 
@@ -423,6 +423,7 @@ def _concurrent_rounds(cell: Cell, c: int, server: TritonServer, llama_url, prom
 
 
 def model_bos_id(folder: Path) -> int | None:
+    """The BOS id export wrote into the model's config.pbtxt (None: the model adds none)."""
     from pointsman.export.repository import read_parameters
 
     value = read_parameters(folder).get("bos_token_id", "")
