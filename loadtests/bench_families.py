@@ -283,8 +283,6 @@ def peer_ms_per_token(checkpoint: Path, prompt: str, tokens: int, threads: int, 
 
 def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     from pointsman.engine.tokenizer import TextTokenizer
-    from pointsman.launcher.tritonserver import ServerPorts, TritonServer
-    from pointsman.triton_adapters.repository_threads import engine_threads
 
     checkpoint, folder, params_m = prepare(name, work=args.work)
     family, quantized = SHAPES[name.removesuffix("-int8")][0], name.endswith("-int8")
@@ -293,16 +291,8 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
     tokenizer = TextTokenizer.from_file(str(folder / "1" / "tokenizer.json"), bos_id=model_bos_id(folder))
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp, contextlib.ExitStack() as stack:
-        repository = Path(tmp) / "repository"
-        repository.mkdir()
-        (repository / name).symlink_to(args.work / "repository" / name, target_is_directory=True)  # the twin
-        engine_folder(repository / f"{name}_stream", folder, args.spinning)
-        # the raw loop waits as the served engine will: auto resolved as the stub resolves it
-        spinning = resolve_spinning(args.spinning, fits=spinning_fits(engine_threads(repository, usable_cores()),
-                                                                      usable_cores()))
-        decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=spinning)
-        server = TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "server.log")
-        stack.enter_context(server)
+        decoder, server, spinning = serve_with_raw_loop(stack, Path(tmp), name, folder, args.work, args.spinning,
+                                                        threads)
         llama_url = start_llama_cpp(stack, checkpoint, quantized, threads, args, Path(tmp))
         for length in args.prompts:
             prompt, ids = prompt_text(tokenizer, length)
@@ -330,6 +320,26 @@ def measure(name: str, args: argparse.Namespace, deadline: float) -> list[Cell]:
                 _peer(cell, checkpoint, prompt, args, Path(tmp))
             _print_progress(cell)
     return cells
+
+
+def serve_with_raw_loop(stack: contextlib.ExitStack, tmp: Path, name: str, folder: Path, work: Path,
+                        spinning: str, threads: int) -> tuple[Decoder, TritonServer, bool]:
+    """Start tritonserver on the model and its twin (in `stack`); load the raw loop's decoder on the same graph.
+
+    The raw loop waits as the served engine will: `spinning` auto is resolved as the stub resolves it.
+    Returns (decoder, server, whether the threads spin).
+    """
+    from pointsman.launcher.tritonserver import ServerPorts, TritonServer
+    from pointsman.triton_adapters.repository_threads import engine_threads
+
+    repository = tmp / "repository"
+    repository.mkdir()
+    (repository / name).symlink_to(work / "repository" / name, target_is_directory=True)  # the twin
+    engine_folder(repository / f"{name}_stream", folder, spinning)
+    spins = resolve_spinning(spinning, fits=spinning_fits(engine_threads(repository, usable_cores()), usable_cores()))
+    decoder = load_decoder(str(folder / "1" / "model.onnx"), threads=threads, providers="cpu", spinning=spins)
+    server = stack.enter_context(TritonServer(repository, ports=ServerPorts.free(), log_file=tmp / "server.log"))
+    return decoder, server, spins
 
 
 def engine_folder(target: Path, exported: Path, spinning: str) -> None:

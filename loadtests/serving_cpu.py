@@ -47,15 +47,6 @@ def thread_cpu_ns(pids: Sequence[int]) -> Counter:
     return out
 
 
-def stub_pid(server_pid: int, model: str) -> int:
-    """The Python stub process serving `model` (an engine model: no other model's name contains it)."""
-    children = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout.split()
-    for pid in map(int, children):
-        if model in Path(f"/proc/{pid}/cmdline").read_text():  # the model's folder is in its arguments
-            return pid
-    raise SystemExit(f"no stub process for {model} under tritonserver {server_pid}")
-
-
 def split_cpu(cpu_ns: Counter, engine: int, tokens: int, wall_ms: float) -> dict[str, float]:
     """µs of CPU per token: the engine process's decoding threads, its other threads, and other processes'.
 
@@ -86,11 +77,10 @@ def report(label: str, split: dict[str, float], wall_ms: float, other_process: s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pointsman.engine.decoder import default_threads, load_decoder, resolve_spinning, spinning_fits, usable_cores
+    from pointsman.engine.decoder import default_threads, usable_cores
     from pointsman.engine.tokenizer import TextTokenizer
-    from pointsman.launcher.tritonserver import ServerPorts, TritonServer
     from pointsman.loadtests.llama_cpp import per_token_ms
-    from pointsman.triton_adapters.repository_threads import engine_threads
+    from pointsman.loadtests.soak import server_processes
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="llama-89M",
@@ -112,14 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompt, ids = families.prompt_text(tokenizer, args.prompt)
     served, raw, llama, cpu, llama_cpu, served_tokens = [], [], [], Counter(), Counter(), 0
     with tempfile.TemporaryDirectory(prefix="serving-cpu-") as tmp, contextlib.ExitStack() as stack:
-        repository = Path(tmp) / "repository"
-        repository.mkdir()
-        (repository / args.model).symlink_to(args.work / "repository" / args.model, target_is_directory=True)
-        families.engine_folder(repository / f"{args.model}_stream", folder, "auto")
-        spinning = resolve_spinning("auto", fits=spinning_fits(engine_threads(repository, usable_cores()),
-                                                               usable_cores()))
-        decoder = load_decoder(str(onnx), threads=threads, providers="cpu", spinning=spinning)
-        server = stack.enter_context(TritonServer(repository, ports=ServerPorts.free(), log_file=Path(tmp) / "log"))
+        decoder, server, _ = families.serve_with_raw_loop(stack, Path(tmp), args.model, folder, args.work, "auto",
+                                                          threads)
         peer_args = argparse.Namespace(**vars(args), llama_blocking=False, llama_kv_cache="f16")  # its defaults
         url = families.start_llama_cpp(stack, checkpoint, args.model.endswith("-int8"), threads, peer_args, Path(tmp))
         if isinstance(url, Exception):
@@ -127,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         streamer = families.connect(server, args.model, "http")
         stack.callback(streamer.close)
         streamer.generate(prompt, args.tokens)  # warm: the stub's first request loads lazily-built state
-        pids = [stub_pid(server.process.pid, f"{args.model}_stream"), server.process.pid]
+        pids = [server_processes(server.process.pid)[f"{args.model}_stream"], server.process.pid]
         llama_pid = llama_server_pid(url) if url else None
         for _ in range(args.requests):
             answer = counted(pids, cpu, lambda: streamer.generate(prompt, args.tokens))
